@@ -1,0 +1,91 @@
+//! The tract engine: parse the ONNX bytes, optimize once, keep a reusable plan and state.
+
+use ndarray::{ArrayD, ArrayViewD};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::{SimplePlan, SimpleState};
+use tract_onnx::tract_core::runtime::RunOptions;
+use tract_onnx::prelude::multithread::Executor;
+
+use super::{check_shape, EngineOptions, Runner};
+use crate::error::{Error, Result};
+use crate::spec::Dtype;
+
+type Plan = TypedSimplePlan;
+type State = SimpleState<TypedFact, Box<dyn TypedOp>>;
+
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::Engine {
+        engine: "tract",
+        message: format!("{e:#}"),
+    }
+}
+
+/// A compiled tract graph.
+pub struct TractRunner {
+    state: State,
+    dtype: Dtype,
+    input: Vec<usize>,
+    output: Vec<usize>,
+}
+
+impl TractRunner {
+    /// Compile an ONNX model (bytes) whose input and output are `dtype` tensors.
+    pub fn from_bytes(bytes: &[u8], dtype: Dtype, opts: &EngineOptions) -> Result<Self> {
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut &bytes[..])
+            .map_err(err)?
+            .into_optimized()
+            .map_err(err)?;
+        let fact = |f: &TypedFact| -> Result<Vec<usize>> {
+            f.shape
+                .as_concrete()
+                .map(|s| s.to_vec())
+                .ok_or_else(|| err("graph has a symbolic shape; dctchop graphs are static"))
+        };
+        let input = fact(model.input_fact(0).map_err(err)?)?;
+        let output = fact(model.output_fact(0).map_err(err)?)?;
+        let threads = opts.resolved_threads();
+        let executor = if threads > 1 {
+            Executor::multithread(threads)
+        } else {
+            Executor::SingleThread
+        };
+        let options = RunOptions {
+            executor: Some(executor),
+            ..RunOptions::default()
+        };
+        let plan: Arc<Plan> = SimplePlan::new_with_options(model, &options).map_err(err)?;
+        let state = SimpleState::new(&plan).map_err(err)?;
+        Ok(TractRunner {
+            state,
+            dtype,
+            input,
+            output,
+        })
+    }
+}
+
+impl Runner for TractRunner {
+    fn input_shape(&self) -> &[usize] {
+        &self.input
+    }
+    fn output_shape(&self) -> &[usize] {
+        &self.output
+    }
+    fn run(&mut self, input: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+        check_shape("tract", &self.input, input.shape())?;
+        let tensor: Tensor = match self.dtype {
+            Dtype::F32 => input.as_standard_layout().into_owned().into(),
+            Dtype::F16 => input.mapv(half::f16::from_f32).into(),
+        };
+        let out = self.state.run(tvec!(tensor.into_tvalue())).map_err(err)?;
+        let out = &out[0];
+        Ok(match self.dtype {
+            Dtype::F32 => out.to_plain_array_view::<f32>().map_err(err)?.to_owned(),
+            Dtype::F16 => out
+                .to_plain_array_view::<half::f16>()
+                .map_err(err)?
+                .mapv(|v| v.to_f32()),
+        })
+    }
+}

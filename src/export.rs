@@ -1,0 +1,165 @@
+//! Writing a plan's graph pair and its JSON sidecar: all-or-nothing, never clobbering.
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::graph::{Direction, PADDING_RULE};
+use crate::plan::{Plan, Program};
+use crate::spec::Dtype;
+
+/// Where and how to write.
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    pub out_dir: PathBuf,
+    pub opset: i64,
+    /// Overwrite existing files.
+    pub force: bool,
+}
+
+/// What was written.
+#[derive(Clone, Debug)]
+pub struct Exported {
+    pub name: String,
+    pub compress: PathBuf,
+    pub decompress: PathBuf,
+    pub sidecar: PathBuf,
+    pub report: Value,
+}
+
+fn program_report(p: &Program, dtype: Dtype, file: &str, direction: Direction) -> Value {
+    let elem = match dtype {
+        Dtype::F32 => 4,
+        Dtype::F16 => 2,
+    };
+    let shapes = p.shapes();
+    let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
+    for op in p.op_types() {
+        *ops.entry(op).or_default() += 1;
+    }
+    let (largest_const, largest_tensor) = p.largest_constant_and_tensor();
+    let (iname, oname) = direction.io_names();
+    json!({
+        "file": file,
+        "input": {"name": iname, "shape": p.input, "dtype": dtype.to_string()},
+        "output": {"name": oname, "shape": shapes.last(), "dtype": dtype.to_string()},
+        "flops": p.flops(),
+        "constant_bytes": p.constant_bytes(elem),
+        "largest_constant_elements": largest_const,
+        "largest_tensor_elements": largest_tensor,
+        "ops": ops,
+        "nodes": p.steps.len(),
+    })
+}
+
+/// The sidecar JSON of a plan (also what `dctchop export --json` prints).
+pub fn report(plan: &Plan, opset: i64) -> Value {
+    let name = plan.name();
+    let runs = plan.spec.serialize * plan.spec.serialize;
+    json!({
+        "name": name,
+        "producer": "dctchop",
+        "version": env!("CARGO_PKG_VERSION"),
+        "spec": plan.spec,
+        "chunk_spec": plan.chunk,
+        "tile_resolved": plan.tile_label(),
+        "layout": plan.spec.layout_name(),
+        "padding": PADDING_RULE,
+        "compression_ratio": plan.spec.compression_ratio(),
+        "input_shape": plan.spec.input_shape(),
+        "compressed_shape": plan.spec.compressed_shape(),
+        "graph_runs_per_batch": runs,
+        "opset": opset,
+        "ir_version": onnx_export::ir_version_for_opset(opset).ok(),
+        "graphs": {
+            "compress": program_report(&plan.compress, plan.spec.dtype,
+                &format!("{name}.compress.onnx"), Direction::Compress),
+            "decompress": program_report(&plan.decompress, plan.spec.dtype,
+                &format!("{name}.decompress.onnx"), Direction::Decompress),
+        },
+    })
+}
+
+/// Write `<name>.compress.onnx`, `<name>.decompress.onnx` and `<name>.json` into `out_dir`.
+/// Either all three are written or none is: files go to temporaries first and are renamed at
+/// the end. Existing files are kept unless `force`.
+pub fn export(plan: &Plan, opts: &ExportOptions) -> Result<Exported> {
+    let name = plan.name();
+    let dir = &opts.out_dir;
+    let paths = [
+        dir.join(format!("{name}.compress.onnx")),
+        dir.join(format!("{name}.decompress.onnx")),
+        dir.join(format!("{name}.json")),
+    ];
+    if !opts.force {
+        if let Some(p) = paths.iter().find(|p| p.exists()) {
+            return Err(Error::file(
+                p,
+                "already exists; pass --force to overwrite it, or choose another --out directory",
+            ));
+        }
+    }
+    // Build everything in memory before touching the disk.
+    let compress = plan.model(Direction::Compress, opts.opset)?.encode()?;
+    let decompress = plan.model(Direction::Decompress, opts.opset)?.encode()?;
+    let rep = report(plan, opts.opset);
+    let sidecar = serde_json::to_vec_pretty(&rep).expect("json") ;
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    write_all_atomic(&[
+        (&paths[0], &compress[..]),
+        (&paths[1], &decompress[..]),
+        (&paths[2], &sidecar[..]),
+    ])?;
+    let [c, d, j] = paths;
+    Ok(Exported {
+        name,
+        compress: c,
+        decompress: d,
+        sidecar: j,
+        report: rep,
+    })
+}
+
+/// Write several files so that either all end up complete at their paths or none changes.
+pub fn write_all_atomic(files: &[(&PathBuf, &[u8])]) -> Result<()> {
+    let mut temps: Vec<(PathBuf, &PathBuf)> = Vec::new();
+    let cleanup = |temps: &[(PathBuf, &PathBuf)]| {
+        for (t, _) in temps {
+            let _ = fs::remove_file(t);
+        }
+    };
+    for (path, bytes) in files {
+        let tmp = temp_path(path);
+        if let Err(e) = write_synced(&tmp, bytes) {
+            let _ = fs::remove_file(&tmp);
+            cleanup(&temps);
+            return Err(e);
+        }
+        temps.push((tmp, path));
+    }
+    for (i, (tmp, path)) in temps.iter().enumerate() {
+        if let Err(e) = fs::rename(tmp, path) {
+            cleanup(&temps[i..]);
+            return Err(Error::io(*path, e));
+        }
+    }
+    Ok(())
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{file}.{}.tmp", std::process::id()))
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    f.sync_all().map_err(|e| Error::io(path, e))?;
+    Ok(())
+}

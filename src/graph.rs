@@ -1,0 +1,244 @@
+//! Lowering a plan's [`Program`]s to ONNX models (through the DCT-agnostic `onnx_export` crate),
+//! and reading the self-description back.
+
+use onnx_export::{AttrValue, Attribute, DataType, Graph, Model, Node, Tensor, ValueInfo};
+
+use crate::error::{Error, Result};
+use crate::plan::{Plan, Program, Step};
+use crate::spec::{Dtype, Spec, OPSET_RANGE};
+
+/// Which of the two graphs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Compress,
+    Decompress,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Compress => "compress",
+            Direction::Decompress => "decompress",
+        }
+    }
+    /// (input name, output name): compress `x → y`, decompress `y → x`.
+    pub fn io_names(self) -> (&'static str, &'static str) {
+        match self {
+            Direction::Compress => ("x", "y"),
+            Direction::Decompress => ("y", "x"),
+        }
+    }
+}
+
+/// Metadata keys written into every graph's `metadata_props`.
+pub mod meta {
+    pub const SPEC: &str = "dctchop.spec";
+    pub const CHUNK_SPEC: &str = "dctchop.chunk_spec";
+    pub const GRAPH: &str = "dctchop.graph";
+    pub const LAYOUT: &str = "dctchop.layout";
+    pub const RATIO: &str = "dctchop.compression_ratio";
+    pub const TILE: &str = "dctchop.tile";
+    pub const PADDING: &str = "dctchop.padding";
+    pub const VERSION: &str = "dctchop.version";
+}
+
+pub const PRODUCER: &str = "dctchop";
+pub const PADDING_RULE: &str = "mirror-symmetric (half-sample), cropped on decompress";
+
+fn onnx_dtype(d: Dtype) -> DataType {
+    match d {
+        Dtype::F32 => DataType::F32,
+        Dtype::F16 => DataType::F16,
+    }
+}
+
+fn dims(shape: &[usize]) -> Vec<i64> {
+    shape.iter().map(|&d| d as i64).collect()
+}
+
+fn matrix_tensor(name: String, w: &ndarray::Array2<f64>, dtype: Dtype) -> Result<Tensor> {
+    let shape = vec![w.nrows() as i64, w.ncols() as i64];
+    // Matrices are built in f64 and rounded once, here.
+    let data = w.as_standard_layout();
+    let slice = data.as_slice().expect("standard layout");
+    Ok(match dtype {
+        Dtype::F32 => {
+            let v: Vec<f32> = slice.iter().map(|&x| x as f32).collect();
+            Tensor::from_f32(name, shape, &v)?
+        }
+        Dtype::F16 => {
+            let v: Vec<u16> = slice
+                .iter()
+                .map(|&x| half::f16::from_f64(x).to_bits())
+                .collect();
+            Tensor::from_f16_bits(name, shape, &v)?
+        }
+    })
+}
+
+/// Build the ONNX model of one program.
+pub fn program_to_model(
+    program: &Program,
+    direction: Direction,
+    dtype: Dtype,
+    opset: i64,
+    metadata: Vec<(String, String)>,
+) -> Result<Model> {
+    if !OPSET_RANGE.contains(&opset) {
+        return Err(Error::InvalidSpec {
+            field: "opset",
+            value: opset.to_string(),
+            allowed: format!("{}..={}", OPSET_RANGE.start(), OPSET_RANGE.end()),
+        });
+    }
+    let (in_name, out_name) = direction.io_names();
+    let shapes = program.shapes();
+    let elem = onnx_dtype(dtype);
+    let mut nodes = Vec::new();
+    let mut inits = Vec::new();
+    let mut value_infos = Vec::new();
+    let mut cur = in_name.to_string();
+    let last = program.steps.len();
+    for (i, step) in program.steps.iter().enumerate() {
+        let out = if i + 1 == last {
+            out_name.to_string()
+        } else {
+            format!("t{i}")
+        };
+        let node = match step {
+            Step::Gather { axis, indices } => {
+                let iname = format!("idx{i}");
+                inits.push(Tensor::from_i64(
+                    iname.clone(),
+                    vec![indices.len() as i64],
+                    indices,
+                )?);
+                Node {
+                    name: format!("gather{i}"),
+                    op_type: "Gather".into(),
+                    inputs: vec![cur.clone(), iname],
+                    outputs: vec![out.clone()],
+                    attributes: vec![Attribute {
+                        name: "axis".into(),
+                        value: AttrValue::Int(*axis as i64),
+                    }],
+                }
+            }
+            Step::Reshape { shape } => {
+                let sname = format!("shape{i}");
+                inits.push(Tensor::from_i64(
+                    sname.clone(),
+                    vec![shape.len() as i64],
+                    &dims(shape),
+                )?);
+                Node {
+                    name: format!("reshape{i}"),
+                    op_type: "Reshape".into(),
+                    inputs: vec![cur.clone(), sname],
+                    outputs: vec![out.clone()],
+                    attributes: vec![],
+                }
+            }
+            Step::MatMulRight { w } | Step::MatMulLeft { w } => {
+                let wname = format!("w{i}");
+                inits.push(matrix_tensor(wname.clone(), w, dtype)?);
+                let inputs = if matches!(step, Step::MatMulRight { .. }) {
+                    vec![cur.clone(), wname]
+                } else {
+                    vec![wname, cur.clone()]
+                };
+                Node {
+                    name: format!("matmul{i}"),
+                    op_type: "MatMul".into(),
+                    inputs,
+                    outputs: vec![out.clone()],
+                    attributes: vec![],
+                }
+            }
+        };
+        nodes.push(node);
+        if i + 1 != last {
+            value_infos.push(ValueInfo {
+                name: out.clone(),
+                dtype: elem,
+                dims: dims(&shapes[i + 1]),
+            });
+        }
+        cur = out;
+    }
+    if program.steps.is_empty() {
+        return Err(Error::Other("internal: empty program".into()));
+    }
+    let graph = Graph {
+        name: format!("dctchop_{}", direction.as_str()),
+        inputs: vec![ValueInfo {
+            name: in_name.into(),
+            dtype: elem,
+            dims: dims(&program.input),
+        }],
+        outputs: vec![ValueInfo {
+            name: out_name.into(),
+            dtype: elem,
+            dims: dims(shapes.last().expect("non-empty")),
+        }],
+        initializers: inits,
+        nodes,
+        value_infos,
+        doc: String::new(),
+    };
+    let mut model = Model::new(graph, opset)?;
+    model.producer_name = PRODUCER.into();
+    model.producer_version = env!("CARGO_PKG_VERSION").into();
+    model.doc = format!(
+        "DCT+Chop {} graph generated by dctchop {}",
+        direction.as_str(),
+        env!("CARGO_PKG_VERSION")
+    );
+    model.metadata = metadata;
+    Ok(model)
+}
+
+/// The metadata every graph of `plan` carries: full spec, chunk spec, layout, ratio, version.
+pub fn plan_metadata(plan: &Plan, direction: Direction) -> Vec<(String, String)> {
+    let to_json = |s: &Spec| serde_json::to_string(s).expect("spec serializes");
+    vec![
+        (meta::GRAPH.into(), direction.as_str().into()),
+        (meta::SPEC.into(), to_json(&plan.spec)),
+        (meta::CHUNK_SPEC.into(), to_json(&plan.chunk)),
+        (meta::LAYOUT.into(), plan.spec.layout_name().into()),
+        (
+            meta::RATIO.into(),
+            format!("{}", plan.spec.compression_ratio()),
+        ),
+        (meta::TILE.into(), plan.tile_label()),
+        (meta::PADDING.into(), PADDING_RULE.into()),
+        (meta::VERSION.into(), env!("CARGO_PKG_VERSION").into()),
+    ]
+}
+
+impl Plan {
+    /// The ONNX model of one direction at `opset`.
+    pub fn model(&self, direction: Direction, opset: i64) -> Result<Model> {
+        let program = match direction {
+            Direction::Compress => &self.compress,
+            Direction::Decompress => &self.decompress,
+        };
+        program_to_model(
+            program,
+            direction,
+            self.spec.dtype,
+            opset,
+            plan_metadata(self, direction),
+        )
+    }
+}
+
+/// Read the dctchop spec back from a model's metadata (None for foreign models).
+pub fn spec_from_model(model: &Model) -> Result<Option<Spec>> {
+    let Some((_, json)) = model.metadata.iter().find(|(k, _)| k == meta::SPEC) else {
+        return Ok(None);
+    };
+    serde_json::from_str(json)
+        .map(Some)
+        .map_err(|e| Error::Other(format!("metadata '{}' is not a valid spec: {e}", meta::SPEC)))
+}

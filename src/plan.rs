@@ -1,0 +1,570 @@
+//! A validated [`Spec`] turned into a reusable plan: the f64 matrices and the exact sequence of
+//! tensor operations (a [`Program`]) of the compress and decompress graphs.
+//!
+//! # Forms
+//! Each image axis (rows, columns) is transformed by its own matrix, so H ≠ W works:
+//! compress `Y = L_h · X · L_wᵀ`, decompress `X' = L_hᵀ · Y · L_w` (paper Eq. 4 and 6 with
+//! `L = M·T_L`). Per axis the plan picks one of two forms:
+//! - **dense** (`tile = full`, the paper's form): one `L` for the whole axis. Padding (mirror,
+//!   see [`mirror_index`]) and cropping are folded into the matrix columns/rows, so no Gather is
+//!   needed; cost O(n) per pixel.
+//! - **tiled** (`tile = t`): the axis is cut into strips of `t` (a multiple of the block) and a
+//!   Reshape turns the block-diagonal `L` into one small `t`-wide matrix applied to every strip;
+//!   cost O(t) per pixel. Padding to a multiple of `t` is a Gather before the product, and the
+//!   extra coefficients/pixels are dropped with a Gather after it. Blocks are independent, so the
+//!   extra (padding) blocks never influence the kept ones.
+//!
+//! # Layouts (identical for every form of a spec)
+//! - chop: `[B, C, nbh·CF, nbw·CF]`, block (bi, bj) at rows `bi·CF..`, cols `bj·CF..`.
+//! - triangle: `[B, C, nbh·nbw·CF(CF+1)/2]`, block-major (block row, then block column), inside a
+//!   block the (i, j) with i + j < CF in row-major order.
+
+use ndarray::Array2;
+
+use crate::dct::{dct_matrix, kept_positions};
+use crate::error::{Error, Result};
+use crate::spec::{Spec, Tile, Variant, MAX_CONSTANT_BYTES};
+
+/// How one image axis is transformed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AxisForm {
+    /// One matrix for the whole axis (padding/cropping folded in).
+    Dense,
+    /// Strips of `t` samples; the axis is padded to `padded` (a multiple of `t`) first.
+    Tiled { t: usize, padded: usize },
+}
+
+/// One tensor operation of a graph. Shapes are tracked by [`Program`].
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Select `indices` along `axis` (ONNX Gather).
+    Gather { axis: usize, indices: Vec<i64> },
+    /// Reinterpret the row-major data with a new shape (ONNX Reshape).
+    Reshape { shape: Vec<usize> },
+    /// `x @ w` over the last axis of x (ONNX MatMul(x, w)).
+    MatMulRight { w: Array2<f64> },
+    /// `w @ x` over the last two axes of x (ONNX MatMul(w, x)).
+    MatMulLeft { w: Array2<f64> },
+}
+
+/// A straight-line tensor program: the single input's shape and the steps applied to it.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub input: Vec<usize>,
+    pub steps: Vec<Step>,
+}
+
+impl Step {
+    /// Output shape of this step for an input of `shape`.
+    pub fn output_shape(&self, shape: &[usize]) -> Vec<usize> {
+        let mut out = shape.to_vec();
+        match self {
+            Step::Gather { axis, indices } => out[*axis] = indices.len(),
+            Step::Reshape { shape } => out = shape.clone(),
+            Step::MatMulRight { w } => *out.last_mut().expect("rank >= 1") = w.ncols(),
+            Step::MatMulLeft { w } => {
+                let r = out.len();
+                out[r - 2] = w.nrows();
+            }
+        }
+        out
+    }
+
+    /// Floating-point operations, counted like the paper: an (m×k)·(k×n) product is m·n·(2k−1).
+    pub fn flops(&self, shape: &[usize]) -> u64 {
+        let prod = |s: &[usize]| s.iter().map(|&d| d as u64).product::<u64>();
+        match self {
+            Step::MatMulRight { w } => {
+                let rows = prod(&shape[..shape.len() - 1]);
+                rows * w.ncols() as u64 * (2 * w.nrows() as u64 - 1)
+            }
+            Step::MatMulLeft { w } => {
+                let r = shape.len();
+                let batch = prod(&shape[..r - 2]);
+                batch * w.nrows() as u64 * shape[r - 1] as u64 * (2 * w.ncols() as u64 - 1)
+            }
+            _ => 0,
+        }
+    }
+}
+
+impl Program {
+    /// Shapes before the first step and after every step (len = steps + 1).
+    pub fn shapes(&self) -> Vec<Vec<usize>> {
+        let mut shapes = vec![self.input.clone()];
+        for s in &self.steps {
+            let next = s.output_shape(shapes.last().expect("non-empty"));
+            shapes.push(next);
+        }
+        shapes
+    }
+
+    pub fn output_shape(&self) -> Vec<usize> {
+        self.shapes().pop().expect("non-empty")
+    }
+
+    /// Total FLOPs of all MatMul steps.
+    pub fn flops(&self) -> u64 {
+        let shapes = self.shapes();
+        self.steps.iter().zip(&shapes).map(|(s, sh)| s.flops(sh)).sum()
+    }
+
+    /// Bytes of all constants (matrices at `elem` bytes each, indices as int64, reshape targets).
+    pub fn constant_bytes(&self, elem: u64) -> u64 {
+        self.steps
+            .iter()
+            .map(|s| match s {
+                Step::Gather { indices, .. } => 8 * indices.len() as u64,
+                Step::Reshape { shape } => 8 * shape.len() as u64,
+                Step::MatMulRight { w } | Step::MatMulLeft { w } => elem * w.len() as u64,
+            })
+            .sum()
+    }
+
+    /// Largest constant and largest tensor (input, intermediates, output), in elements.
+    pub fn largest_constant_and_tensor(&self) -> (u64, u64) {
+        let c = self
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Gather { indices, .. } => indices.len() as u64,
+                Step::Reshape { shape } => shape.len() as u64,
+                Step::MatMulRight { w } | Step::MatMulLeft { w } => w.len() as u64,
+            })
+            .max()
+            .unwrap_or(0);
+        let t = self
+            .shapes()
+            .iter()
+            .map(|s| s.iter().map(|&d| d as u64).product::<u64>())
+            .max()
+            .unwrap_or(0);
+        (c, t)
+    }
+
+    /// Op type of each step, as in the ONNX graph.
+    pub fn op_types(&self) -> Vec<&'static str> {
+        self.steps
+            .iter()
+            .map(|s| match s {
+                Step::Gather { .. } => "Gather",
+                Step::Reshape { .. } => "Reshape",
+                Step::MatMulRight { .. } | Step::MatMulLeft { .. } => "MatMul",
+            })
+            .collect()
+    }
+}
+
+/// Source index of padded position `i` for an axis of length `n`: half-sample symmetric mirror
+/// (…c b a | a b c | c b a…), periodic with period 2n so any amount of padding works.
+///
+/// Why mirror and not edge replication: the DCT-II's implicit boundary extension is exactly this
+/// symmetric one, so a mirrored partial block has no artificial jump at the image edge and its
+/// energy stays in the low frequencies that chop keeps; edge replication creates a kink (a jump in
+/// the derivative) that leaks into the dropped high frequencies and raises the error near the edge.
+pub fn mirror_index(i: usize, n: usize) -> usize {
+    let j = i % (2 * n);
+    if j < n {
+        j
+    } else {
+        2 * n - 1 - j
+    }
+}
+
+/// The forward matrix of one axis in dense form: `L = M · T_L · P`, shape (nb·CF × n), where P
+/// mirror-pads n to nb·block. Row bi·CF + i holds basis vector i of block bi.
+pub fn forward_dense(n: usize, block: usize, cf: usize) -> Array2<f64> {
+    let t = dct_matrix(block);
+    let nb = n.div_ceil(block);
+    let mut l = Array2::<f64>::zeros((nb * cf, n));
+    for bi in 0..nb {
+        for i in 0..cf {
+            for u in 0..block {
+                l[[bi * cf + i, mirror_index(bi * block + u, n)]] += t[[i, u]];
+            }
+        }
+    }
+    l
+}
+
+/// The inverse matrix of one axis in dense form: the first n rows of `T_Lᵀ · Mᵀ`, shape
+/// (n × nb·CF); it reconstructs the padded axis and crops it in one product.
+pub fn inverse_dense(n: usize, block: usize, cf: usize) -> Array2<f64> {
+    let t = dct_matrix(block);
+    let nb = n.div_ceil(block);
+    let mut l = Array2::<f64>::zeros((n, nb * cf));
+    for x in 0..n {
+        let bi = x / block;
+        for i in 0..cf {
+            l[[x, bi * cf + i]] = t[[i, x - bi * block]];
+        }
+    }
+    l
+}
+
+/// The forward matrix of one strip of `tile` samples: block-diagonal `M · T`, (tile/block·CF × tile).
+pub fn forward_tile(tile: usize, block: usize, cf: usize) -> Array2<f64> {
+    forward_dense(tile, block, cf)
+}
+
+/// The 0/1 expansion that turns a block's triangle coefficients (CF(CF+1)/2) back into its full
+/// CF×CF square (row-major), with zeros at i + j ≥ CF.
+pub fn triangle_expansion(cf: usize) -> Array2<f64> {
+    let pos = kept_positions(Variant::Triangle, cf);
+    let mut e = Array2::<f64>::zeros((pos.len(), cf * cf));
+    for (k, &(i, j)) in pos.iter().enumerate() {
+        e[[k, i * cf + j]] = 1.0;
+    }
+    e
+}
+
+/// The `tile = auto` rule (see README, "Forms"): small axes (≤ 64 padded samples) stay dense,
+/// where the whole matrix is cache-resident and one product is cheapest; longer axes use strips
+/// of the largest of 32, 16, 8 (× block/8, at least one block) that divides the padded axis, so
+/// no extra padding is ever added.
+pub fn auto_tile(padded: usize, block: usize) -> AxisForm {
+    if padded <= 64.max(2 * block) {
+        return AxisForm::Dense;
+    }
+    for mult in [4, 2, 1] {
+        let t = block * mult;
+        if padded % t == 0 {
+            return AxisForm::Tiled { t, padded };
+        }
+    }
+    AxisForm::Tiled {
+        t: block,
+        padded,
+    }
+}
+
+/// Resolve the spec's tile for one axis whose block-padded length is `padded`.
+pub fn resolve_axis(tile: Tile, padded: usize, block: usize) -> AxisForm {
+    match tile {
+        Tile::Full => AxisForm::Dense,
+        Tile::Auto => auto_tile(padded, block),
+        Tile::Size(t) if t >= padded => AxisForm::Dense,
+        Tile::Size(t) => AxisForm::Tiled {
+            t,
+            padded: padded.div_ceil(t) * t,
+        },
+    }
+}
+
+/// A validated spec with its graph programs. Build once, reuse for every batch.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// What the user asked for (the whole image).
+    pub spec: Spec,
+    /// What the graphs process: one serialized chunk (equal to `spec` when serialize = 1).
+    pub chunk: Spec,
+    /// Resolved form of the row (height) axis of the chunk.
+    pub rows: AxisForm,
+    /// Resolved form of the column (width) axis of the chunk.
+    pub cols: AxisForm,
+    pub compress: Program,
+    pub decompress: Program,
+}
+
+impl Plan {
+    pub fn new(spec: &Spec) -> Result<Plan> {
+        spec.validate()?;
+        let chunk = spec.chunk_spec();
+        let (hp, wp) = chunk.padded();
+        let rows = resolve_axis(spec.tile, hp, spec.block);
+        let cols = resolve_axis(spec.tile, wp, spec.block);
+        // Refuse before allocating: dense matrices grow with n², and f64 is used while building.
+        let matrix_elems = |form: AxisForm, n: usize| -> u64 {
+            let coeffs = (n.div_ceil(spec.block) * spec.cf) as u64;
+            match form {
+                AxisForm::Dense => 2 * coeffs * n as u64,
+                AxisForm::Tiled { t, .. } => 2 * (t * t) as u64,
+            }
+        };
+        let bytes = 8 * (matrix_elems(rows, chunk.height) + matrix_elems(cols, chunk.width));
+        if bytes > MAX_CONSTANT_BYTES {
+            return Err(Error::InvalidSpec {
+                field: "tile",
+                value: spec.tile.to_string(),
+                allowed: format!(
+                    "a form whose matrices fit the {} MiB cap (this one needs {} MiB for \
+                     {}x{}): use --tile auto or --tile 32, or --serialize",
+                    MAX_CONSTANT_BYTES >> 20,
+                    bytes >> 20,
+                    chunk.height,
+                    chunk.width
+                ),
+            });
+        }
+        let compress = build_compress(&chunk, rows, cols);
+        let decompress = build_decompress(&chunk, rows, cols);
+        Ok(Plan {
+            spec: spec.clone(),
+            chunk,
+            rows,
+            cols,
+            compress,
+            decompress,
+        })
+    }
+
+    /// The tile actually used, for names and reports ("full", "32", or "32x16" if the axes differ).
+    pub fn tile_label(&self) -> String {
+        let label = |f: AxisForm| match f {
+            AxisForm::Dense => "full".to_string(),
+            AxisForm::Tiled { t, .. } => t.to_string(),
+        };
+        let (r, c) = (label(self.rows), label(self.cols));
+        if r == c {
+            r
+        } else {
+            format!("{r}x{c}")
+        }
+    }
+
+    /// File-name stem encoding the whole spec with the resolved tile.
+    pub fn name(&self) -> String {
+        let s = &self.spec;
+        format!(
+            "{}-cf{}-b{}-n{}x{}x{}x{}-tile{}-s{}-{}",
+            s.variant,
+            s.cf,
+            s.block,
+            s.batch,
+            s.channels,
+            s.height,
+            s.width,
+            self.tile_label(),
+            s.serialize,
+            s.dtype
+        )
+    }
+}
+
+/// Tracks the current shape while steps are appended.
+struct Builder {
+    shape: Vec<usize>,
+    steps: Vec<Step>,
+    input: Vec<usize>,
+}
+
+impl Builder {
+    fn new(input: Vec<usize>) -> Self {
+        Builder {
+            shape: input.clone(),
+            steps: Vec::new(),
+            input,
+        }
+    }
+    fn push(&mut self, step: Step) {
+        self.shape = step.output_shape(&self.shape);
+        self.steps.push(step);
+    }
+    fn gather(&mut self, axis: usize, indices: Vec<i64>) {
+        // A Gather of 0..n on an axis of length n is the identity: skip it.
+        let identity = indices.len() == self.shape[axis]
+            && indices.iter().enumerate().all(|(i, &v)| v == i as i64);
+        if !identity {
+            self.push(Step::Gather { axis, indices });
+        }
+    }
+    fn reshape(&mut self, shape: Vec<usize>) {
+        if shape != self.shape {
+            self.push(Step::Reshape { shape });
+        }
+    }
+    fn finish(self) -> Program {
+        Program {
+            input: self.input,
+            steps: self.steps,
+        }
+    }
+}
+
+fn idx(range: impl Iterator<Item = usize>) -> Vec<i64> {
+    range.map(|i| i as i64).collect()
+}
+
+fn build_compress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
+    let (b, c, h, w) = (s.batch, s.channels, s.height, s.width);
+    let (nbh, nbw) = s.blocks();
+    let (hc, wc) = (nbh * s.cf, nbw * s.cf);
+    let mut g = Builder::new(vec![b, c, h, w]);
+
+    // Columns first: the right product is one large GEMM and shrinks the data by CF/block before
+    // the row product (the paper's order, A·RHS first).
+    match cols {
+        AxisForm::Dense => g.push(Step::MatMulRight {
+            w: forward_dense(w, s.block, s.cf).reversed_axes(),
+        }),
+        AxisForm::Tiled { t, padded } => {
+            g.gather(3, idx((0..padded).map(|i| mirror_index(i, w))));
+            g.reshape(vec![b * c * h * (padded / t), t]);
+            g.push(Step::MatMulRight {
+                w: forward_tile(t, s.block, s.cf).reversed_axes(),
+            });
+            g.reshape(vec![b, c, h, padded / s.block * s.cf]);
+        }
+    }
+    let wx = g.shape[3];
+    match rows {
+        AxisForm::Dense => g.push(Step::MatMulLeft {
+            w: forward_dense(h, s.block, s.cf),
+        }),
+        AxisForm::Tiled { t, padded } => {
+            g.gather(2, idx((0..padded).map(|i| mirror_index(i, h))));
+            g.reshape(vec![b * c * (padded / t), t, wx]);
+            g.push(Step::MatMulLeft {
+                w: forward_tile(t, s.block, s.cf),
+            });
+            g.reshape(vec![b, c, padded / s.block * s.cf, wx]);
+        }
+    }
+    // Drop the coefficients of blocks that only exist because of tile padding.
+    g.gather(2, idx(0..hc));
+    match s.variant {
+        Variant::Chop => g.gather(3, idx(0..wc)),
+        Variant::Triangle => {
+            // One block row is a contiguous strip of CF·wx values; pick the triangle of every
+            // block in it (this also drops tile-padding columns).
+            let pos = kept_positions(Variant::Triangle, s.cf);
+            g.reshape(vec![b, c, nbh, s.cf * wx]);
+            let mut sel = Vec::with_capacity(nbw * pos.len());
+            for bj in 0..nbw {
+                for &(i, j) in &pos {
+                    sel.push((i * wx + bj * s.cf + j) as i64);
+                }
+            }
+            g.gather(3, sel);
+            g.reshape(vec![b, c, nbh * nbw * pos.len()]);
+        }
+    }
+    g.finish()
+}
+
+fn build_decompress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
+    let (b, c, h, w) = (s.batch, s.channels, s.height, s.width);
+    let (nbh, nbw) = s.blocks();
+    let (hc, wc) = (nbh * s.cf, nbw * s.cf);
+    let mut g = Builder::new(s.compressed_shape());
+
+    if s.variant == Variant::Triangle {
+        // Restore the zeros with a MatMul by the 0/1 expansion (no Scatter), giving block-major
+        // CF×CF squares; then a Gather inside each block-row strip reorders them to the chop grid.
+        let t = s.coeffs_per_block();
+        g.reshape(vec![b * c * nbh * nbw, t]);
+        g.push(Step::MatMulRight {
+            w: triangle_expansion(s.cf),
+        });
+        g.reshape(vec![b, c, nbh, nbw * s.cf * s.cf]);
+        let mut perm = Vec::with_capacity(s.cf * wc);
+        for i in 0..s.cf {
+            for bj in 0..nbw {
+                for j in 0..s.cf {
+                    perm.push((bj * s.cf * s.cf + i * s.cf + j) as i64);
+                }
+            }
+        }
+        g.gather(3, perm);
+        g.reshape(vec![b, c, hc, wc]);
+    }
+
+    let cols_step = |g: &mut Builder| {
+        let hx = g.shape[2];
+        match cols {
+            AxisForm::Dense => g.push(Step::MatMulRight {
+                w: inverse_dense(w, s.block, s.cf).reversed_axes(),
+            }),
+            AxisForm::Tiled { t, padded } => {
+                let ct = t / s.block * s.cf;
+                let wct = padded / s.block * s.cf;
+                // Padding blocks may hold anything: they only produce columns that are cropped.
+                g.gather(3, idx((0..wct).map(|i| i % wc)));
+                g.reshape(vec![b * c * hx * (padded / t), ct]);
+                g.push(Step::MatMulRight {
+                    w: forward_tile(t, s.block, s.cf),
+                });
+                g.reshape(vec![b, c, hx, padded]);
+                g.gather(3, idx(0..w));
+            }
+        }
+    };
+    let rows_step = |g: &mut Builder| {
+        let wx = g.shape[3];
+        match rows {
+            AxisForm::Dense => g.push(Step::MatMulLeft {
+                w: inverse_dense(h, s.block, s.cf),
+            }),
+            AxisForm::Tiled { t, padded } => {
+                let ct = t / s.block * s.cf;
+                let hct = padded / s.block * s.cf;
+                g.gather(2, idx((0..hct).map(|i| i % hc)));
+                g.reshape(vec![b * c * (padded / t), ct, wx]);
+                g.push(Step::MatMulLeft {
+                    w: forward_tile(t, s.block, s.cf).reversed_axes(),
+                });
+                g.reshape(vec![b, c, padded, wx]);
+                g.gather(2, idx(0..h));
+            }
+        }
+    };
+    // Dense columns: the paper's order (Y·LHS first, Eq. 7). Tiled columns: rows first, so the
+    // left product (many small GEMMs in most engines) runs on the small coefficient tensor and
+    // the large right product is the last step.
+    if cols == AxisForm::Dense {
+        cols_step(&mut g);
+        rows_step(&mut g);
+    } else {
+        rows_step(&mut g);
+        cols_step(&mut g);
+    }
+    g.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_index_is_symmetric_and_periodic() {
+        let got: Vec<usize> = (0..8).map(|i| mirror_index(i, 3)).collect();
+        assert_eq!(got, vec![0, 1, 2, 2, 1, 0, 0, 1]);
+        assert_eq!(mirror_index(5, 1), 0);
+    }
+
+    #[test]
+    fn dense_flops_equal_paper_eq5_eq7() {
+        for n in [64usize, 256, 512] {
+            for cf in 1..=8 {
+                let spec = Spec::new(n, n, cf)
+                    .with_channels(1)
+                    .with_tile(Tile::Full);
+                let p = Plan::new(&spec).unwrap();
+                let (nf, cff) = (n as f64, cf as f64);
+                let eq5 = 2.0 * nf.powi(3) * cff / 8.0 * (cff / 8.0 + 1.0)
+                    - nf * nf * (cff / 8.0 + cff * cff / 64.0);
+                let eq7 = 2.0 * nf.powi(3) * cff / 8.0 * (cff / 8.0 + 1.0)
+                    - nf * nf * (cff / 8.0 + 1.0);
+                assert_eq!(p.compress.flops() as f64, eq5, "n={n} cf={cf}");
+                assert_eq!(p.decompress.flops() as f64, eq7, "n={n} cf={cf}");
+                assert_eq!(p.compress.op_types(), vec!["MatMul", "MatMul"]);
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_match_spec() {
+        for variant in [Variant::Chop, Variant::Triangle] {
+            for tile in [Tile::Full, Tile::Auto, Tile::Size(8), Tile::Size(32)] {
+                for (h, w) in [(300, 451), (25, 25), (64, 128)] {
+                    let spec = Spec::new(h, w, 3).with_variant(variant).with_tile(tile);
+                    let p = Plan::new(&spec).unwrap();
+                    assert_eq!(p.compress.input, spec.input_shape());
+                    assert_eq!(p.compress.output_shape(), spec.compressed_shape());
+                    assert_eq!(p.decompress.input, spec.compressed_shape());
+                    assert_eq!(p.decompress.output_shape(), spec.input_shape());
+                }
+            }
+        }
+    }
+}

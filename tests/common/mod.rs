@@ -1,0 +1,34 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use ndarray::{Array4, ArrayD};
+
+/// Deterministic pseudo-random image batch with smooth structure plus noise, values in [0, 255].
+pub fn image(n: usize, c: usize, h: usize, w: usize, seed: u64) -> Array4<f32> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut rnd = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 33) as f64) / ((1u64 << 31) as f64)
+    };
+    Array4::from_shape_fn((n, c, h, w), |(s, ch, i, j)| {
+        let smooth = 127.5
+            + 60.0 * ((i as f64 * 0.07 + s as f64).sin() * (j as f64 * 0.05 + ch as f64).cos());
+        (smooth + 60.0 * (rnd() - 0.5)) as f32
+    })
+}
+
+/// max |a - b| / max(range(reference), 1e-12)
+pub fn rel_err(a: &ArrayD<f32>, reference: &ArrayD<f32>) -> f64 {
+    assert_eq!(a.shape(), reference.shape(), "shape mismatch");
+    let (lo, hi) = reference
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v as f64), hi.max(v as f64))
+        });
+    let range = (hi - lo).max(1e-12);
+    a.iter()
+        .zip(reference.iter())
+        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .fold(0.0, f64::max)
+        / range
+}
