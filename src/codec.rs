@@ -146,7 +146,13 @@ fn batches(
 }
 
 /// Chunk (ci, cj) of the mirror-padded image: `[B, C, ch, cw]`.
-fn extract_chunk(x: &ArrayView4<'_, f32>, spec: &Spec, chunk: &Spec, ci: usize, cj: usize) -> Array4<f32> {
+fn extract_chunk(
+    x: &ArrayView4<'_, f32>,
+    spec: &Spec,
+    chunk: &Spec,
+    ci: usize,
+    cj: usize,
+) -> Array4<f32> {
     let rows: Vec<usize> = (0..chunk.height)
         .map(|r| mirror_index(ci * chunk.height + r, spec.height))
         .collect();
@@ -163,7 +169,14 @@ fn global_block(chunk: &Spec, ci: usize, cj: usize, lbi: usize, lbj: usize) -> (
 }
 
 /// Write a chunk's coefficients into the whole image's layout.
-fn place_coeffs(out: &mut ArrayD<f32>, y: &ArrayD<f32>, spec: &Spec, chunk: &Spec, ci: usize, cj: usize) {
+fn place_coeffs(
+    out: &mut ArrayD<f32>,
+    y: &ArrayD<f32>,
+    spec: &Spec,
+    chunk: &Spec,
+    ci: usize,
+    cj: usize,
+) {
     let (cbh, cbw) = chunk.blocks();
     match spec.variant {
         Variant::Chop => {
@@ -179,8 +192,11 @@ fn place_coeffs(out: &mut ArrayD<f32>, y: &ArrayD<f32>, spec: &Spec, chunk: &Spe
                     let (gi, gj) = global_block(chunk, ci, cj, lbi, lbj);
                     let src = (lbi * cbw + lbj) * t;
                     let dst = (gi * nbw + gj) * t;
-                    out.slice_mut(s![.., .., dst..dst + t])
-                        .assign(&y.slice(s![.., .., src..src + t]));
+                    out.slice_mut(s![.., .., dst..dst + t]).assign(&y.slice(s![
+                        ..,
+                        ..,
+                        src..src + t
+                    ]));
                 }
             }
         }
@@ -188,7 +204,13 @@ fn place_coeffs(out: &mut ArrayD<f32>, y: &ArrayD<f32>, spec: &Spec, chunk: &Spe
 }
 
 /// The coefficients of chunk (ci, cj), in the chunk graph's layout.
-fn take_coeffs(y: &ArrayViewD<'_, f32>, spec: &Spec, chunk: &Spec, ci: usize, cj: usize) -> ArrayD<f32> {
+fn take_coeffs(
+    y: &ArrayViewD<'_, f32>,
+    spec: &Spec,
+    chunk: &Spec,
+    ci: usize,
+    cj: usize,
+) -> ArrayD<f32> {
     let (cbh, cbw) = chunk.blocks();
     match spec.variant {
         Variant::Chop => {

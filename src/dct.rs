@@ -12,7 +12,8 @@ pub fn dct_matrix(n: usize) -> Array2<f64> {
         if i == 0 {
             1.0 / nf.sqrt()
         } else {
-            (2.0 / nf).sqrt() * (std::f64::consts::PI * (2 * j + 1) as f64 * i as f64 / (2.0 * nf)).cos()
+            (2.0 / nf).sqrt()
+                * (std::f64::consts::PI * (2 * j + 1) as f64 * i as f64 / (2.0 * nf)).cos()
         }
     })
 }
@@ -23,8 +24,15 @@ pub fn naive_dct2(p: &Array2<f64>) -> Array2<f64> {
     let n = p.nrows();
     assert_eq!(n, p.ncols(), "naive_dct2 takes a square block");
     let nf = n as f64;
-    let s = |u: usize, v: usize| (((2 * u + 1) * v) as f64 * std::f64::consts::PI / (2.0 * nf)).cos();
-    let c = |w: usize| if w == 0 { std::f64::consts::FRAC_1_SQRT_2 } else { 1.0 };
+    let s =
+        |u: usize, v: usize| (((2 * u + 1) * v) as f64 * std::f64::consts::PI / (2.0 * nf)).cos();
+    let c = |w: usize| {
+        if w == 0 {
+            std::f64::consts::FRAC_1_SQRT_2
+        } else {
+            1.0
+        }
+    };
     Array2::from_shape_fn((n, n), |(i, j)| {
         let mut acc = 0.0;
         for x in 0..n {
@@ -88,7 +96,10 @@ mod tests {
         let p = kept_positions(Variant::Triangle, 3);
         assert_eq!(p, vec![(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 0)]);
         for cf in 1..=8 {
-            assert_eq!(kept_positions(Variant::Triangle, cf).len(), cf * (cf + 1) / 2);
+            assert_eq!(
+                kept_positions(Variant::Triangle, cf).len(),
+                cf * (cf + 1) / 2
+            );
             assert_eq!(kept_positions(Variant::Chop, cf).len(), cf * cf);
         }
     }

@@ -106,7 +106,7 @@ pub fn export(plan: &Plan, opts: &ExportOptions) -> Result<Exported> {
     let compress = plan.model(Direction::Compress, opts.opset)?.encode()?;
     let decompress = plan.model(Direction::Decompress, opts.opset)?.encode()?;
     let rep = report(plan, opts.opset);
-    let sidecar = serde_json::to_vec_pretty(&rep).expect("json") ;
+    let sidecar = serde_json::to_vec_pretty(&rep).expect("json");
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     write_all_atomic(&[
         (&paths[0], &compress[..]),

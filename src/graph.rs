@@ -238,7 +238,10 @@ pub fn spec_from_model(model: &Model) -> Result<Option<Spec>> {
     let Some((_, json)) = model.metadata.iter().find(|(k, _)| k == meta::SPEC) else {
         return Ok(None);
     };
-    serde_json::from_str(json)
-        .map(Some)
-        .map_err(|e| Error::Other(format!("metadata '{}' is not a valid spec: {e}", meta::SPEC)))
+    serde_json::from_str(json).map(Some).map_err(|e| {
+        Error::Other(format!(
+            "metadata '{}' is not a valid spec: {e}",
+            meta::SPEC
+        ))
+    })
 }

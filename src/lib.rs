@@ -28,6 +28,7 @@ pub mod engine;
 pub mod error;
 pub mod export;
 pub mod graph;
+pub mod npy;
 pub mod plan;
 pub mod spec;
 

@@ -9,7 +9,11 @@ use dctchop::graph::{meta, spec_from_model};
 use dctchop::{Dtype, Plan, Spec, Tile, Variant, DEFAULT_OPSET};
 
 #[derive(Parser)]
-#[command(name = "dctchop", version, about = "DCT+Chop compression as portable ONNX graphs")]
+#[command(
+    name = "dctchop",
+    version,
+    about = "DCT+Chop compression as portable ONNX graphs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -216,28 +220,63 @@ fn cmd_inspect(file: PathBuf, json: bool) -> Result<()> {
         return Ok(());
     }
     println!("file:        {}", file.display());
-    println!("producer:    {}  (ir {}, opset {})", report["producer"].as_str().unwrap_or(""), model.ir_version, model.opset);
+    println!(
+        "producer:    {}  (ir {}, opset {})",
+        report["producer"].as_str().unwrap_or(""),
+        model.ir_version,
+        model.opset
+    );
     if spec.is_none() {
         println!("note:        no dctchop metadata (not exported by dctchop)");
     }
-    for (k, v) in [("graph", "graph"), ("layout", "layout"), ("tile", "tile"), ("ratio", "compression_ratio")] {
+    for (k, v) in [
+        ("graph", "graph"),
+        ("layout", "layout"),
+        ("tile", "tile"),
+        ("ratio", "compression_ratio"),
+    ] {
         if !report[v].is_null() {
-            println!("{:<12} {}", format!("{k}:"), report[v].to_string().trim_matches('"'));
+            println!(
+                "{:<12} {}",
+                format!("{k}:"),
+                report[v].to_string().trim_matches('"')
+            );
         }
     }
     if let Some(s) = &spec {
         println!("spec:        {}", serde_json::to_string(s)?);
     }
-    for (label, vis) in [("input", &model.graph.inputs), ("output", &model.graph.outputs)] {
+    for (label, vis) in [
+        ("input", &model.graph.inputs),
+        ("output", &model.graph.outputs),
+    ] {
         for vi in vis.iter() {
-            println!("{:<12} {} {} {:?}", format!("{label}:"), vi.name, vi.dtype.name(), vi.dims);
+            println!(
+                "{:<12} {} {} {:?}",
+                format!("{label}:"),
+                vi.name,
+                vi.dtype.name(),
+                vi.dims
+            );
         }
     }
     let ops_s: Vec<String> = ops.iter().map(|(k, v)| format!("{k}x{v}")).collect();
-    println!("ops:         {}  ({} nodes)", ops_s.join(" "), model.graph.nodes.len());
+    println!(
+        "ops:         {}  ({} nodes)",
+        ops_s.join(" "),
+        model.graph.nodes.len()
+    );
     println!("constants:   {} bytes", const_bytes);
-    if model.graph.nodes.iter().any(|n| !["MatMul", "Gather", "Reshape"].contains(&n.op_type.as_str())) {
-        bail!("{}: contains ops other than MatMul, Gather, Reshape", file.display());
+    if model
+        .graph
+        .nodes
+        .iter()
+        .any(|n| !["MatMul", "Gather", "Reshape"].contains(&n.op_type.as_str()))
+    {
+        bail!(
+            "{}: contains ops other than MatMul, Gather, Reshape",
+            file.display()
+        );
     }
     Ok(())
 }

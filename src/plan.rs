@@ -106,7 +106,11 @@ impl Program {
     /// Total FLOPs of all MatMul steps.
     pub fn flops(&self) -> u64 {
         let shapes = self.shapes();
-        self.steps.iter().zip(&shapes).map(|(s, sh)| s.flops(sh)).sum()
+        self.steps
+            .iter()
+            .zip(&shapes)
+            .map(|(s, sh)| s.flops(sh))
+            .sum()
     }
 
     /// Bytes of all constants (matrices at `elem` bytes each, indices as int64, reshape targets).
@@ -232,10 +236,7 @@ pub fn auto_tile(padded: usize, block: usize) -> AxisForm {
             return AxisForm::Tiled { t, padded };
         }
     }
-    AxisForm::Tiled {
-        t: block,
-        padded,
-    }
+    AxisForm::Tiled { t: block, padded }
 }
 
 /// Resolve the spec's tile for one axis whose block-padded length is `padded`.
@@ -536,15 +537,13 @@ mod tests {
     fn dense_flops_equal_paper_eq5_eq7() {
         for n in [64usize, 256, 512] {
             for cf in 1..=8 {
-                let spec = Spec::new(n, n, cf)
-                    .with_channels(1)
-                    .with_tile(Tile::Full);
+                let spec = Spec::new(n, n, cf).with_channels(1).with_tile(Tile::Full);
                 let p = Plan::new(&spec).unwrap();
                 let (nf, cff) = (n as f64, cf as f64);
                 let eq5 = 2.0 * nf.powi(3) * cff / 8.0 * (cff / 8.0 + 1.0)
                     - nf * nf * (cff / 8.0 + cff * cff / 64.0);
-                let eq7 = 2.0 * nf.powi(3) * cff / 8.0 * (cff / 8.0 + 1.0)
-                    - nf * nf * (cff / 8.0 + 1.0);
+                let eq7 =
+                    2.0 * nf.powi(3) * cff / 8.0 * (cff / 8.0 + 1.0) - nf * nf * (cff / 8.0 + 1.0);
                 assert_eq!(p.compress.flops() as f64, eq5, "n={n} cf={cf}");
                 assert_eq!(p.decompress.flops() as f64, eq7, "n={n} cf={cf}");
                 assert_eq!(p.compress.op_types(), vec!["MatMul", "MatMul"]);

@@ -143,7 +143,11 @@ impl Spec {
         let (nbh, nbw) = self.blocks();
         match self.variant {
             Variant::Chop => vec![self.batch, self.channels, nbh * self.cf, nbw * self.cf],
-            Variant::Triangle => vec![self.batch, self.channels, nbh * nbw * self.coeffs_per_block()],
+            Variant::Triangle => vec![
+                self.batch,
+                self.channels,
+                nbh * nbw * self.coeffs_per_block(),
+            ],
         }
     }
 
@@ -335,7 +339,9 @@ impl FromStr for Tile {
             "full" | "dense" => Ok(Tile::Full),
             "auto" => Ok(Tile::Auto),
             n => n.parse::<usize>().map(Tile::Size).map_err(|_| {
-                format!("invalid tile '{s}': allowed are a multiple of the block size, 'full', 'auto'")
+                format!(
+                    "invalid tile '{s}': allowed are a multiple of the block size, 'full', 'auto'"
+                )
             }),
         }
     }
@@ -351,8 +357,16 @@ mod tests {
             (Spec::new(64, 64, 9), "cf", "1..=8"),
             (Spec::new(64, 64, 0), "cf", "1..=8"),
             (Spec::new(64, 64, 4).with_block(12), "block", "4, 8, 16, 32"),
-            (Spec::new(64, 64, 4).with_tile(Tile::Size(12)), "tile", "multiple"),
-            (Spec::new(64, 64, 4).with_serialize(3), "serialize", "divisor"),
+            (
+                Spec::new(64, 64, 4).with_tile(Tile::Size(12)),
+                "tile",
+                "multiple",
+            ),
+            (
+                Spec::new(64, 64, 4).with_serialize(3),
+                "serialize",
+                "divisor",
+            ),
             (Spec::new(0, 64, 4), "height", ">= 1"),
             (Spec::new(64, 0, 4), "width", ">= 1"),
             (Spec::new(64, 64, 4).with_batch(0), "batch", ">= 1"),

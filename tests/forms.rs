@@ -6,7 +6,11 @@ mod common;
 use common::{image, rel_err};
 use dctchop::{Codec, EngineKind, EngineOptions, Spec, Tile, Variant};
 
-fn run(spec: &Spec, x: &ndarray::Array4<f32>, kind: EngineKind) -> (ndarray::ArrayD<f32>, ndarray::ArrayD<f32>) {
+fn run(
+    spec: &Spec,
+    x: &ndarray::Array4<f32>,
+    kind: EngineKind,
+) -> (ndarray::ArrayD<f32>, ndarray::ArrayD<f32>) {
     let mut codec = Codec::new(spec, &EngineOptions::default().with_kind(kind)).unwrap();
     let y = codec.compress(x.view()).unwrap();
     let back = codec.decompress(y.view()).unwrap().into_dyn();
@@ -20,10 +24,22 @@ fn tiles_agree() {
             let x = image(2, 3, h, w, 5);
             let base = Spec::new(h, w, 4).with_variant(variant).with_batch(2);
             let (y0, x0) = run(&base.clone().with_tile(Tile::Full), &x, EngineKind::Tract);
-            for tile in [Tile::Size(8), Tile::Size(16), Tile::Size(32), Tile::Size(64), Tile::Auto] {
+            for tile in [
+                Tile::Size(8),
+                Tile::Size(16),
+                Tile::Size(32),
+                Tile::Size(64),
+                Tile::Auto,
+            ] {
                 let (y, back) = run(&base.clone().with_tile(tile), &x, EngineKind::Tract);
-                assert!(rel_err(&y, &y0) < 1e-5, "{variant} {h}x{w} tile {tile}: compress");
-                assert!(rel_err(&back, &x0) < 1e-5, "{variant} {h}x{w} tile {tile}: decompress");
+                assert!(
+                    rel_err(&y, &y0) < 1e-5,
+                    "{variant} {h}x{w} tile {tile}: compress"
+                );
+                assert!(
+                    rel_err(&back, &x0) < 1e-5,
+                    "{variant} {h}x{w} tile {tile}: decompress"
+                );
             }
         }
     }
@@ -35,7 +51,10 @@ fn serialization_agrees() {
         // 250x250 pads to 256x256 = 32x32 blocks: chunks of 128 and 64, with padding in the last.
         for (h, w) in [(256, 256), (250, 250), (128, 96)] {
             let x = image(3, 2, h, w, 9);
-            let base = Spec::new(h, w, 3).with_variant(variant).with_channels(2).with_batch(2);
+            let base = Spec::new(h, w, 3)
+                .with_variant(variant)
+                .with_channels(2)
+                .with_batch(2);
             let (y1, x1) = run(&base, &x, EngineKind::Tract);
             for s in [2, 4] {
                 for tile in [Tile::Full, Tile::Auto, Tile::Size(8)] {
@@ -90,7 +109,11 @@ fn f16_graphs_run_close_to_f32() {
         let spec = Spec::new(64, 48, 4).with_variant(variant);
         let x = image(1, 3, 64, 48, 4);
         let (y32, x32) = run(&spec, &x, EngineKind::Tract);
-        let (y16, x16) = run(&spec.clone().with_dtype(dctchop::Dtype::F16), &x, EngineKind::Tract);
+        let (y16, x16) = run(
+            &spec.clone().with_dtype(dctchop::Dtype::F16),
+            &x,
+            EngineKind::Tract,
+        );
         assert!(rel_err(&y16, &y32) < 3e-3, "{}", rel_err(&y16, &y32));
         assert!(rel_err(&x16, &x32) < 3e-3, "{}", rel_err(&x16, &x32));
     }

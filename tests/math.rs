@@ -26,12 +26,8 @@ fn naive_coefficients(x: &ndarray::Array4<f32>, spec: &Spec) -> ndarray::ArrayD<
                     for (k, &(i, j)) in pos.iter().enumerate() {
                         let v = d[[i, j]] as f32;
                         match spec.variant {
-                            Variant::Chop => {
-                                out[[n, c, bi * spec.cf + i, bj * spec.cf + j]] = v
-                            }
-                            Variant::Triangle => {
-                                out[[n, c, (bi * nbw + bj) * pos.len() + k]] = v
-                            }
+                            Variant::Chop => out[[n, c, bi * spec.cf + i, bj * spec.cf + j]] = v,
+                            Variant::Triangle => out[[n, c, (bi * nbw + bj) * pos.len() + k]] = v,
                         }
                     }
                 }
@@ -112,8 +108,14 @@ fn triangle_is_the_chop_square_restricted() {
     let chop = Spec::new(40, 56, cf);
     let tri = chop.clone().with_variant(Variant::Triangle);
     let x = image(1, 3, 40, 56, 11);
-    let yc = Codec::new(&chop, &EngineOptions::tract()).unwrap().compress(x.view()).unwrap();
-    let yt = Codec::new(&tri, &EngineOptions::tract()).unwrap().compress(x.view()).unwrap();
+    let yc = Codec::new(&chop, &EngineOptions::tract())
+        .unwrap()
+        .compress(x.view())
+        .unwrap();
+    let yt = Codec::new(&tri, &EngineOptions::tract())
+        .unwrap()
+        .compress(x.view())
+        .unwrap();
     let (_, nbw) = chop.blocks();
     let pos = kept_positions(Variant::Triangle, cf);
     for c in 0..3 {

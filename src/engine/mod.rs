@@ -37,7 +37,9 @@ impl FromStr for EngineKind {
         match s.to_ascii_lowercase().as_str() {
             "tract" => Ok(EngineKind::Tract),
             "reference" | "ref" => Ok(EngineKind::Reference),
-            _ => Err(format!("unknown engine '{s}': allowed are tract, reference")),
+            _ => Err(format!(
+                "unknown engine '{s}': allowed are tract, reference"
+            )),
         }
     }
 }

@@ -26,11 +26,14 @@ fn apply(step: &Step, x: ArrayD<f64>) -> ArrayD<f64> {
     match step {
         Step::Gather { axis, indices } => {
             let idx: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
-            x.select(Axis(*axis), &idx).as_standard_layout().into_owned()
+            x.select(Axis(*axis), &idx)
+                .as_standard_layout()
+                .into_owned()
         }
         Step::Reshape { shape } => {
             let x = x.as_standard_layout().into_owned();
-            x.into_shape_with_order(IxDyn(shape)).expect("program shapes are consistent")
+            x.into_shape_with_order(IxDyn(shape))
+                .expect("program shapes are consistent")
         }
         Step::MatMulRight { w } => {
             let shape = x.shape().to_vec();
@@ -62,7 +65,8 @@ fn apply(step: &Step, x: ArrayD<f64>) -> ArrayD<f64> {
             }
             let mut oshape = shape;
             oshape[r - 2] = w.nrows();
-            out.into_shape_with_order(IxDyn(&oshape)).expect("contiguous")
+            out.into_shape_with_order(IxDyn(&oshape))
+                .expect("contiguous")
         }
     }
 }

@@ -1,10 +1,10 @@
 //! The tract engine: parse the ONNX bytes, optimize once, keep a reusable plan and state.
 
 use ndarray::{ArrayD, ArrayViewD};
+use tract_onnx::prelude::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::{SimplePlan, SimpleState};
 use tract_onnx::tract_core::runtime::RunOptions;
-use tract_onnx::prelude::multithread::Executor;
 
 use super::{check_shape, EngineOptions, Runner};
 use crate::error::{Error, Result};

@@ -5,9 +5,13 @@ use ndarray::{Array4, ArrayD};
 
 /// Deterministic pseudo-random image batch with smooth structure plus noise, values in [0, 255].
 pub fn image(n: usize, c: usize, h: usize, w: usize, seed: u64) -> Array4<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut rnd = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 33) as f64) / ((1u64 << 31) as f64)
     };
     Array4::from_shape_fn((n, c, h, w), |(s, ch, i, j)| {

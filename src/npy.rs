@@ -1,0 +1,83 @@
+//! Reading and writing `.npy` tensors (via npyz) for the graph-level tools and tests.
+
+use ndarray::{ArrayD, ArrayViewD, IxDyn, ShapeBuilder};
+use npyz::WriterBuilder;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Element type to store in a `.npy` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NpyType {
+    F32,
+    F16,
+}
+
+/// Serialize `a` as a C-order `.npy` (f32 `<f4` or f16 `<f2`).
+pub fn to_npy_bytes(a: ArrayViewD<'_, f32>, ty: NpyType) -> Result<Vec<u8>> {
+    let shape: Vec<u64> = a.shape().iter().map(|&d| d as u64).collect();
+    let mut bytes = Vec::new();
+    let io = |e: std::io::Error| Error::Other(format!("npy encoding: {e}"));
+    match ty {
+        NpyType::F32 => {
+            let mut w = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(&mut bytes)
+                .begin_nd()
+                .map_err(io)?;
+            w.extend(a.iter().copied()).map_err(io)?;
+            w.finish().map_err(io)?;
+        }
+        NpyType::F16 => {
+            let mut w = npyz::WriteOptions::<half::f16>::new()
+                .default_dtype()
+                .shape(&shape)
+                .writer(&mut bytes)
+                .begin_nd()
+                .map_err(io)?;
+            w.extend(a.iter().map(|&v| half::f16::from_f32(v)))
+                .map_err(io)?;
+            w.finish().map_err(io)?;
+        }
+    }
+    Ok(bytes)
+}
+
+/// Write `a` to `path` atomically (see [`crate::export::write_all_atomic`]).
+pub fn write_npy(path: &Path, a: ArrayViewD<'_, f32>, ty: NpyType) -> Result<()> {
+    let bytes = to_npy_bytes(a, ty)?;
+    crate::export::write_all_atomic(&[(&path.to_path_buf(), &bytes[..])])
+}
+
+/// Read a float `.npy` (f16, f32 or f64; C or Fortran order) as f32, with its stored type.
+pub fn read_npy_f32(path: &Path) -> Result<(ArrayD<f32>, String)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |m: String| Error::file(path, m);
+    let npy =
+        npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let fortran = npy.order() == npyz::Order::Fortran;
+    let descr = npy.dtype().descr();
+    let data: Vec<f32> = match descr.as_str() {
+        "<f4" => npy.into_vec::<f32>().map_err(|e| bad(e.to_string()))?,
+        "<f2" => npy
+            .into_vec::<half::f16>()
+            .map_err(|e| bad(e.to_string()))?
+            .into_iter()
+            .map(|v| v.to_f32())
+            .collect(),
+        "<f8" => npy
+            .into_vec::<f64>()
+            .map_err(|e| bad(e.to_string()))?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        other => return Err(bad(format!(
+            "dtype {other} is not supported here: use float16, float32 or float64 (little-endian)"
+        ))),
+    };
+    let arr = ArrayD::from_shape_vec(IxDyn(&shape).set_f(fortran), data)
+        .map_err(|e| bad(format!("shape {shape:?} does not match the data: {e}")))?;
+    Ok((arr.as_standard_layout().into_owned(), descr))
+}

@@ -1,0 +1,252 @@
+//! Exported graphs, parsed back: only MatMul/Gather/Reshape, static shapes, self-describing
+//! metadata, deterministic bytes. Also writes cases for the Python cross-check
+//! (`python/crosscheck.py`: onnx.checker full check, onnxruntime vs tract).
+
+mod common;
+
+use dctchop::engine::compile;
+use dctchop::export::{export, ExportOptions};
+use dctchop::graph::{spec_from_model, Direction};
+use dctchop::npy::{write_npy, NpyType};
+use dctchop::{Dtype, EngineOptions, Plan, Spec, Tile, Variant};
+use onnx_export::Model;
+use std::path::PathBuf;
+
+/// The matrix of specs every graph-level check covers.
+fn specs() -> Vec<Spec> {
+    let mut v = Vec::new();
+    for variant in [Variant::Chop, Variant::Triangle] {
+        for tile in [Tile::Full, Tile::Size(8), Tile::Size(32), Tile::Auto] {
+            v.push(Spec::new(64, 64, 4).with_variant(variant).with_tile(tile));
+            v.push(
+                Spec::new(300, 451, 3)
+                    .with_variant(variant)
+                    .with_tile(tile)
+                    .with_batch(2),
+            );
+        }
+        v.push(Spec::new(25, 25, 8).with_variant(variant).with_channels(1));
+        v.push(
+            Spec::new(256, 256, 5)
+                .with_variant(variant)
+                .with_serialize(2)
+                .with_tile(Tile::Size(16)),
+        );
+        v.push(
+            Spec::new(250, 250, 4)
+                .with_variant(variant)
+                .with_serialize(4),
+        );
+        v.push(
+            Spec::new(96, 128, 4)
+                .with_variant(variant)
+                .with_dtype(Dtype::F16),
+        );
+        v.push(
+            Spec::new(64, 80, 6)
+                .with_variant(variant)
+                .with_block(16)
+                .with_tile(Tile::Size(32)),
+        );
+    }
+    v
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dctchop-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn exported_graphs_parse_back_with_allowed_ops_and_static_shapes() {
+    let dir = tmpdir("parse");
+    for spec in specs() {
+        let plan = Plan::new(&spec).unwrap();
+        // Specs whose tiles resolve to the same form share a name: overwrite.
+        let out = export(
+            &plan,
+            &ExportOptions {
+                out_dir: dir.clone(),
+                opset: 13,
+                force: true,
+            },
+        )
+        .unwrap();
+        for (path, direction) in [
+            (&out.compress, Direction::Compress),
+            (&out.decompress, Direction::Decompress),
+        ] {
+            let model = Model::decode(&std::fs::read(path).unwrap()).unwrap();
+            for op in model.op_types() {
+                assert!(
+                    ["MatMul", "Gather", "Reshape"].contains(&op.as_str()),
+                    "{op} in {path:?}"
+                );
+            }
+            assert_eq!(model.opset, 13);
+            assert_eq!(spec_from_model(&model).unwrap().as_ref(), Some(&spec));
+            let (iname, oname) = direction.io_names();
+            let (i, o) = (&model.graph.inputs[0], &model.graph.outputs[0]);
+            assert_eq!((i.name.as_str(), o.name.as_str()), (iname, oname));
+            let chunk = &plan.chunk;
+            let (want_in, want_out) = match direction {
+                Direction::Compress => (chunk.input_shape(), chunk.compressed_shape()),
+                Direction::Decompress => (chunk.compressed_shape(), chunk.input_shape()),
+            };
+            let dims = |v: &[usize]| v.iter().map(|&d| d as i64).collect::<Vec<_>>();
+            assert_eq!(i.dims, dims(&want_in), "{path:?}");
+            assert_eq!(o.dims, dims(&want_out), "{path:?}");
+            let meta: std::collections::HashMap<_, _> = model.metadata.iter().cloned().collect();
+            assert_eq!(meta["dctchop.layout"], spec.layout_name());
+            assert_eq!(
+                meta["dctchop.compression_ratio"].parse::<f64>().unwrap(),
+                spec.compression_ratio()
+            );
+            assert_eq!(meta["dctchop.graph"], direction.as_str());
+        }
+        // The sidecar is valid JSON with the spec and both graphs' costs.
+        let side: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out.sidecar).unwrap()).unwrap();
+        assert_eq!(
+            side["compression_ratio"].as_f64().unwrap(),
+            spec.compression_ratio()
+        );
+        assert_eq!(
+            side["graphs"]["compress"]["flops"].as_u64().unwrap(),
+            plan.compress.flops()
+        );
+        // Export is deterministic.
+        let again = plan
+            .model(Direction::Compress, 13)
+            .unwrap()
+            .encode()
+            .unwrap();
+        assert_eq!(again, std::fs::read(&out.compress).unwrap(), "{}", out.name);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sidecar_flops_of_dense_form_equal_eq5_and_eq7() {
+    let dir = tmpdir("flops");
+    let (n, cf) = (256.0f64, 4.0f64);
+    let spec = Spec::new(256, 256, 4)
+        .with_channels(1)
+        .with_tile(Tile::Full);
+    let out = export(
+        &Plan::new(&spec).unwrap(),
+        &ExportOptions {
+            out_dir: dir.clone(),
+            opset: 13,
+            force: false,
+        },
+    )
+    .unwrap();
+    let eq5 = 2.0 * n.powi(3) * cf / 8.0 * (cf / 8.0 + 1.0) - n * n * (cf / 8.0 + cf * cf / 64.0);
+    let eq7 = 2.0 * n.powi(3) * cf / 8.0 * (cf / 8.0 + 1.0) - n * n * (cf / 8.0 + 1.0);
+    assert_eq!(
+        out.report["graphs"]["compress"]["flops"].as_f64().unwrap(),
+        eq5
+    );
+    assert_eq!(
+        out.report["graphs"]["decompress"]["flops"]
+            .as_f64()
+            .unwrap(),
+        eq7
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn export_refuses_to_clobber_and_leaves_nothing_on_error() {
+    let dir = tmpdir("clobber");
+    let plan = Plan::new(&Spec::new(32, 32, 2)).unwrap();
+    let opts = ExportOptions {
+        out_dir: dir.clone(),
+        opset: 13,
+        force: false,
+    };
+    export(&plan, &opts).unwrap();
+    let err = export(&plan, &opts).unwrap_err().to_string();
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    export(
+        &plan,
+        &ExportOptions {
+            force: true,
+            ..opts.clone()
+        },
+    )
+    .unwrap();
+    // A bad opset fails before anything is written.
+    let empty = tmpdir("clobber-empty");
+    let err = export(
+        &plan,
+        &ExportOptions {
+            out_dir: empty.clone(),
+            opset: 99,
+            force: false,
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("opset"), "{err}");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+    for d in [dir, empty] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+/// Write one case per spec for `python/crosscheck.py`: both graphs, a random input, and what
+/// tract computed. Directory: `$DCTCHOP_CROSSCHECK_DIR` or `target/crosscheck`.
+#[test]
+fn write_crosscheck_cases() {
+    let root = std::env::var_os("DCTCHOP_CROSSCHECK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/crosscheck"));
+    let _ = std::fs::remove_dir_all(&root);
+    for (k, spec) in specs().into_iter().enumerate() {
+        let plan = Plan::new(&spec).unwrap();
+        let case = root.join(format!("{k:02}-{}", plan.name()));
+        std::fs::create_dir_all(&case).unwrap();
+        for d in [Direction::Compress, Direction::Decompress] {
+            let bytes = plan.model(d, 13).unwrap().encode().unwrap();
+            std::fs::write(case.join(format!("{}.onnx", d.as_str())), bytes).unwrap();
+        }
+        let c = &plan.chunk;
+        let ty = match spec.dtype {
+            Dtype::F32 => NpyType::F32,
+            Dtype::F16 => NpyType::F16,
+        };
+        // f16 inputs are rounded to f16 first so every consumer sees the same values.
+        let x = common::image(c.batch, c.channels, c.height, c.width, k as u64)
+            .mapv(|v| {
+                if ty == NpyType::F16 {
+                    half::f16::from_f32(v).to_f32()
+                } else {
+                    v
+                }
+            })
+            .into_dyn();
+        let mut comp = compile(&plan, Direction::Compress, &EngineOptions::tract()).unwrap();
+        let mut dec = compile(&plan, Direction::Decompress, &EngineOptions::tract()).unwrap();
+        let y = comp.run(x.view()).unwrap();
+        let x_rec = dec.run(y.view()).unwrap();
+        write_npy(&case.join("x.npy"), x.view(), ty).unwrap();
+        write_npy(&case.join("y.npy"), y.view(), ty).unwrap();
+        write_npy(&case.join("x_rec.npy"), x_rec.view(), ty).unwrap();
+        let tol = match spec.dtype {
+            Dtype::F32 => 1e-5,
+            Dtype::F16 => 2e-3,
+        };
+        let meta = serde_json::json!({"name": plan.name(), "tolerance": tol, "spec": spec});
+        std::fs::write(
+            case.join("meta.json"),
+            serde_json::to_vec_pretty(&meta).unwrap(),
+        )
+        .unwrap();
+    }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every test of the project: Rust unit/integration tests (workspace), then the Python
+# cross-checks (onnx.checker full check, onnxruntime and OpenVINO vs tract) on the graphs
+# the Rust tests wrote. Makes its own venv (python/setup_venv.sh) on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== python venv (numpy, onnx, onnxruntime, openvino)"
+python/setup_venv.sh >/dev/null
+
+export DCTCHOP_CROSSCHECK_DIR="$PWD/target/crosscheck"
+echo "== cargo test --workspace"
+cargo test --workspace --locked
+
+echo "== python cross-check: onnx.checker, onnxruntime, OpenVINO on $(ls "$DCTCHOP_CROSSCHECK_DIR" | wc -l) graph pairs"
+.venv/bin/python python/crosscheck.py "$DCTCHOP_CROSSCHECK_DIR" --openvino --quiet
