@@ -73,9 +73,10 @@ pub fn read_npy_f32(path: &Path) -> Result<(ArrayD<f32>, String)> {
             .into_iter()
             .map(|v| v as f32)
             .collect(),
-        other => return Err(bad(format!(
-            "dtype {other} is not supported here: use float16, float32 or float64 (little-endian)"
-        ))),
+        other => {
+            let msg = format!("dtype {other} is not supported: use float16, float32 or float64");
+            return Err(bad(msg));
+        }
     };
     let arr = ArrayD::from_shape_vec(IxDyn(&shape).set_f(fortran), data)
         .map_err(|e| bad(format!("shape {shape:?} does not match the data: {e}")))?;
