@@ -8,7 +8,7 @@
 //! - [`dct`]: the DCT-II matrix and references, in f64.
 //! - [`plan`]: matrices and the exact tensor program of each graph, for every form.
 //! - [`graph`]: lowering to ONNX (via the DCT-agnostic `onnx_export` crate) and metadata.
-//! - [`engine`]: runtimes (tract; a plain-Rust f64 reference).
+//! - [`engine`]: runtimes (tract; ONNX Runtime with the `ort` feature; a plain-Rust f64 reference).
 //! - [`codec`]: compress/decompress any number of samples, batching and serialization.
 //! - [`export`]: writing graph pairs and sidecars atomically.
 //!
@@ -22,6 +22,7 @@
 //! # Ok::<(), dctchop::Error>(())
 //! ```
 
+pub mod bench;
 pub mod codec;
 pub mod dct;
 pub mod engine;
@@ -33,7 +34,7 @@ pub mod plan;
 pub mod spec;
 
 pub use codec::Codec;
-pub use engine::{EngineKind, EngineOptions};
+pub use engine::{Device, EngineKind, EngineOptions};
 pub use error::{Error, Result};
 pub use graph::Direction;
 pub use plan::Plan;

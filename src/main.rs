@@ -23,6 +23,9 @@ struct Cli {
 enum Command {
     /// Write the compress/decompress ONNX graph pair and a JSON sidecar for a spec.
     Export(ExportArgs),
+    /// Measure compress/decompress throughput beside a memory copy (one JSON line per config
+    /// with --json). Comma lists sweep: --res 64,256 --cf 2,4 --form full,8,32,auto.
+    Bench(BenchArgs),
     /// Print the spec, ops, shapes and ratio of an exported .onnx graph.
     Inspect {
         /// An .onnx file.
@@ -31,6 +34,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run an exported .onnx graph on a .npy tensor and write the result as .npy.
+    Run(RunArgs),
 }
 
 /// Image size: `N` (square) or `HxW`.
@@ -117,7 +122,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Export(a) => cmd_export(a),
+        Command::Bench(a) => cmd_bench(a),
         Command::Inspect { file, json } => cmd_inspect(file, json),
+        Command::Run(a) => cmd_run(a),
     };
     if let Err(e) = result {
         eprintln!("dctchop: error: {e:#}");
@@ -168,6 +175,107 @@ fn cmd_export(a: ExportArgs) -> Result<()> {
             plan.chunk.width,
             spec.serialize * spec.serialize
         );
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Resolutions: comma list of N or HxW.
+    #[arg(long, value_delimiter = ',', value_parser = parse_res, default_value = "256")]
+    res: Vec<Res>,
+    /// Chop factors (comma list).
+    #[arg(long, value_delimiter = ',', default_value = "4")]
+    cf: Vec<usize>,
+    /// Samples per graph run (comma list).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    batch: Vec<usize>,
+    #[arg(long, default_value_t = 3)]
+    channels: usize,
+    #[arg(long, default_value_t = 8)]
+    block: usize,
+    /// Variants (comma list): chop, triangle.
+    #[arg(long, value_delimiter = ',', default_value = "chop")]
+    variant: Vec<Variant>,
+    /// Forms (comma list of tiles): full (the paper's dense form), auto, or N.
+    #[arg(long, value_delimiter = ',', default_value = "full,auto")]
+    form: Vec<Tile>,
+    /// Engines (comma list).
+    #[arg(long, value_delimiter = ',', default_value = "tract")]
+    engine: Vec<dctchop::EngineKind>,
+    /// Thread counts (comma list); 0 = all cores.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    threads: Vec<usize>,
+    #[arg(long, default_value = "f32")]
+    dtype: Dtype,
+    /// Seconds of timed runs per direction and configuration (at least 3 runs).
+    #[arg(long, default_value_t = 1.0)]
+    budget: f64,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    if !a.json {
+        println!(
+            "{:<8} {:>3} {:<9} {:<6} {:<8} {:>10} {:>3} {:>5} {:>9} {:>9} {:>9} {:>6} {:>6}",
+            "engine",
+            "thr",
+            "variant",
+            "form",
+            "tile",
+            "res",
+            "cf",
+            "batch",
+            "comp GB/s",
+            "dec GB/s",
+            "copy GB/s",
+            "c/cp",
+            "d/cp"
+        );
+    }
+    for &engine in &a.engine {
+        for &threads in &a.threads {
+            for &variant in &a.variant {
+                for &res in &a.res {
+                    for &cf in &a.cf {
+                        for &batch in &a.batch {
+                            for &form in &a.form {
+                                let spec = Spec {
+                                    batch,
+                                    channels: a.channels,
+                                    height: res.0,
+                                    width: res.1,
+                                    block: a.block,
+                                    cf,
+                                    variant,
+                                    tile: form,
+                                    serialize: 1,
+                                    dtype: a.dtype,
+                                };
+                                let mut opts = dctchop::EngineOptions::default().with_kind(engine);
+                                if threads > 0 {
+                                    opts = opts.with_threads(threads);
+                                }
+                                let p = dctchop::bench::measure(&spec, &opts, a.budget)
+                                    .with_context(|| format!("benchmark of {}", spec.name()))?;
+                                if a.json {
+                                    println!("{}", serde_json::to_string(&p)?);
+                                } else {
+                                    println!(
+                                        "{:<8} {:>3} {:<9} {:<6} {:<8} {:>10} {:>3} {:>5} {:>9.3} {:>9.3} {:>9.3} {:>6.2} {:>6.2}",
+                                        p.engine, p.threads, p.variant, p.form, p.tile_resolved, p.res, p.cf,
+                                        p.batch, p.compress_gbps, p.decompress_gbps, p.memcpy_gbps,
+                                        p.compress_vs_memcpy, p.decompress_vs_memcpy
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -278,5 +386,186 @@ fn cmd_inspect(file: PathBuf, json: bool) -> Result<()> {
             file.display()
         );
     }
+    Ok(())
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// An exported .onnx graph: float32 or float16, one static-shape input and one output.
+    file: PathBuf,
+    /// Input tensor (.npy, float16/32/64) of exactly the graph's input shape.
+    #[arg(long)]
+    input: PathBuf,
+    /// Output tensor (.npy, written in the graph's output dtype).
+    #[arg(short, long)]
+    out: PathBuf,
+    /// tract (built in) or ort (ONNX Runtime 1.31, loaded at run time).
+    #[arg(long, default_value = "tract")]
+    engine: dctchop::EngineKind,
+    /// cpu, or cuda[:N] (ort engine with onnxruntime-gpu only).
+    #[arg(long, default_value = "cpu")]
+    device: dctchop::Device,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Time this many runs (after one warm-up run when more than 1) and report the median.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+}
+
+fn cmd_run(a: RunArgs) -> Result<()> {
+    use onnx_export::DataType;
+    use std::time::Instant;
+    if a.repeat == 0 {
+        bail!("invalid --repeat = 0: allowed is 1 or more");
+    }
+    if a.out.exists() && !a.force {
+        bail!(
+            "{}: already exists; pass --force to overwrite it",
+            a.out.display()
+        );
+    }
+    let file = a.file.display();
+    let bytes = std::fs::read(&a.file).with_context(|| format!("{file}: cannot read"))?;
+    let model = onnx_export::Model::decode(&bytes)
+        .with_context(|| format!("{file}: not a readable ONNX model"))?;
+    let (inp, outp) = match (&model.graph.inputs[..], &model.graph.outputs[..]) {
+        ([i], [o]) => (i, o),
+        (i, o) => bail!(
+            "{file}: has {} inputs and {} outputs; `run` needs exactly one of each",
+            i.len(),
+            o.len()
+        ),
+    };
+    let (dtype, npy_type, bytes_per) = match inp.dtype {
+        DataType::F32 => (Dtype::F32, dctchop::npy::NpyType::F32, 4),
+        DataType::F16 => (Dtype::F16, dctchop::npy::NpyType::F16, 2),
+        other => bail!(
+            "{file}: input '{}' is {other}; `run` takes float32 or float16 graphs",
+            inp.name
+        ),
+    };
+    if outp.dtype != inp.dtype {
+        bail!(
+            "{file}: input '{}' is {} but output '{}' is {}; `run` needs one dtype",
+            inp.name,
+            inp.dtype,
+            outp.name,
+            outp.dtype
+        );
+    }
+    let static_shape = |dims: &[i64]| -> Option<Vec<usize>> {
+        dims.iter()
+            .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
+            .collect()
+    };
+    let in_shape = static_shape(&inp.dims).with_context(|| {
+        format!(
+            "{file}: input '{}' has no static shape ({:?})",
+            inp.name, inp.dims
+        )
+    })?;
+    let out_shape = static_shape(&outp.dims).with_context(|| {
+        format!(
+            "{file}: output '{}' has no static shape ({:?})",
+            outp.name, outp.dims
+        )
+    })?;
+
+    let (x, descr) = dctchop::npy::read_npy_f32(&a.input)?;
+    if x.shape() != in_shape.as_slice() {
+        bail!(
+            "{}: wrong shape: expected {} (input '{}' of {file}), got {}",
+            a.input.display(),
+            fmt_shape(&in_shape),
+            inp.name,
+            fmt_shape(x.shape())
+        );
+    }
+    let npy_name = |d: &str| match d {
+        "<f2" => "float16",
+        "<f4" => "float32",
+        "<f8" => "float64",
+        _ => "?",
+    };
+    let graph_descr = if dtype == Dtype::F32 { "<f4" } else { "<f2" };
+    if descr != graph_descr {
+        println!(
+            "converted {} from {} to {} (the graph's input dtype)",
+            a.input.display(),
+            npy_name(&descr),
+            inp.dtype
+        );
+    }
+
+    let opts = dctchop::EngineOptions {
+        kind: a.engine,
+        threads: a.threads,
+        device: a.device,
+    };
+    let t0 = Instant::now();
+    let mut runner = dctchop::engine::compile_bytes(&bytes, dtype, &opts)?;
+    let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let engine = match a.engine {
+        dctchop::EngineKind::Ort => {
+            let (path, version) = dctchop::engine::ort_library()?;
+            format!("ort (ONNX Runtime {version}, {})", path.display())
+        }
+        other => other.to_string(),
+    };
+    println!(
+        "engine {engine}, device {}, {} threads; compiled in {compile_ms:.1} ms",
+        a.device,
+        a.threads
+            .unwrap_or_else(|| { std::thread::available_parallelism().map_or(1, |n| n.get()) })
+    );
+
+    let mut y = if a.repeat > 1 {
+        Some(runner.run(x.view())?) // warm-up
+    } else {
+        None
+    };
+    let mut times = Vec::with_capacity(a.repeat);
+    for _ in 0..a.repeat {
+        let t = Instant::now();
+        let out = runner.run(x.view())?;
+        times.push(t.elapsed().as_secs_f64());
+        y = Some(out);
+    }
+    let y = y.expect("at least one run");
+    if y.shape() != out_shape.as_slice() {
+        bail!(
+            "{file}: the engine returned shape {}, the graph declares {}",
+            fmt_shape(y.shape()),
+            fmt_shape(&out_shape)
+        );
+    }
+    times.sort_by(f64::total_cmp);
+    let mid = times.len() / 2;
+    let median = if times.len() % 2 == 1 {
+        times[mid]
+    } else {
+        (times[mid - 1] + times[mid]) / 2.0
+    };
+    let uncompressed = x.len().max(y.len()) * bytes_per;
+    let runs = if a.repeat > 1 {
+        format!("median of {} runs after 1 warm-up", a.repeat)
+    } else {
+        "1 run".to_string()
+    };
+    println!(
+        "{} {} -> {} {}: {:.3} ms ({runs}), {:.2} GB/s of uncompressed data ({uncompressed} bytes)",
+        inp.name,
+        fmt_shape(&in_shape),
+        outp.name,
+        fmt_shape(&out_shape),
+        median * 1e3,
+        uncompressed as f64 / median / 1e9
+    );
+    dctchop::npy::write_npy(&a.out, y.view(), npy_type)?;
+    println!("wrote {} ({})", a.out.display(), outp.dtype);
     Ok(())
 }

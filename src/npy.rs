@@ -58,7 +58,8 @@ pub fn read_npy_f32(path: &Path) -> Result<(ArrayD<f32>, String)> {
         npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let fortran = npy.order() == npyz::Order::Fortran;
-    let descr = npy.dtype().descr();
+    // npyz gives the Python literal, quotes included ("'<f4'"); keep the bare type string.
+    let descr = npy.dtype().descr().trim_matches('\'').to_string();
     let data: Vec<f32> = match descr.as_str() {
         "<f4" => npy.into_vec::<f32>().map_err(|e| bad(e.to_string()))?,
         "<f2" => npy

@@ -174,3 +174,328 @@ fn bad_input_is_a_clear_error_not_a_panic() {
     assert!(text(&o).contains("missing.onnx"), "{}", text(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---- `dctchop run` and the ONNX Runtime engine -------------------------------------------------
+
+mod common;
+
+/// The binary with a modified environment and working directory.
+#[cfg(feature = "ort")]
+fn dctchop_in(
+    args: &[&str],
+    cwd: &std::path::Path,
+    env: &[(&str, &str)],
+    unset: &[&str],
+) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dctchop"));
+    c.args(args).current_dir(cwd);
+    for k in unset {
+        c.env_remove(k);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("binary runs")
+}
+
+/// Export a small graph pair (chop CF 4, batch 2, 40x60: the width is padded to 64) and write an
+/// f32 input .npy for it. Returns (dir, compress graph, decompress graph, input).
+fn graph_and_input(tag: &str, dtype: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let dir = tmpdir(tag);
+    let d = dir.to_str().unwrap();
+    let o = dctchop(&[
+        "export", "--cf", "4", "--res", "40x60", "--batch", "2", "--dtype", dtype, "-o", d,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let find = |suffix: &str| {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .unwrap()
+    };
+    let (c, dc) = (find(".compress.onnx"), find(".decompress.onnx"));
+    let x = common::image(2, 3, 40, 60, 9).into_dyn();
+    let input = dir.join("x.npy");
+    dctchop::npy::write_npy(&input, x.view(), dctchop::npy::NpyType::F32).unwrap();
+    (dir, c, dc, input)
+}
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn run_round_trip_with_both_engines() {
+    let (dir, c, dc, input) = graph_and_input("run", "f32");
+    let ort = common::ort_ready();
+    let engines: &[&str] = if ort { &["tract", "ort"] } else { &["tract"] };
+    let mut coeffs = Vec::new();
+    let mut images = Vec::new();
+    for engine in engines {
+        let y = dir.join(format!("y-{engine}.npy"));
+        let o = dctchop(&[
+            "run",
+            s(&c),
+            "--input",
+            s(&input),
+            "-o",
+            s(&y),
+            "--engine",
+            engine,
+            "--repeat",
+            "3",
+        ]);
+        assert!(o.status.success(), "{engine}: {}", text(&o));
+        assert!(
+            text(&o).contains("GB/s") && text(&o).contains("median of 3 runs"),
+            "{}",
+            text(&o)
+        );
+        assert!(!text(&o).contains("converted"), "{}", text(&o));
+        let back = dir.join(format!("back-{engine}.npy"));
+        let o = dctchop(&[
+            "run",
+            s(&dc),
+            "--input",
+            s(&y),
+            "-o",
+            s(&back),
+            "--engine",
+            engine,
+            "--threads",
+            "1",
+        ]);
+        assert!(o.status.success(), "{engine}: {}", text(&o));
+        coeffs.push(dctchop::npy::read_npy_f32(&y).unwrap());
+        images.push(dctchop::npy::read_npy_f32(&back).unwrap());
+    }
+    // The CLI equals the library.
+    let spec = dctchop::Spec::new(40, 60, 4).with_batch(2);
+    let mut codec = dctchop::Codec::new(&spec, &dctchop::EngineOptions::default()).unwrap();
+    let x = common::image(2, 3, 40, 60, 9);
+    let y = codec.compress(x.view()).unwrap();
+    let back = codec.decompress(y.view()).unwrap().into_dyn();
+    for ((yc, ty), (bc, tb)) in coeffs.iter().zip(&images) {
+        assert_eq!((ty.as_str(), tb.as_str()), ("<f4", "<f4"));
+        assert_eq!(yc.shape(), &[2, 3, 20, 32]);
+        assert!(common::rel_err(yc, &y) <= 1e-5);
+        assert!(common::rel_err(bc, &back) <= 1e-5);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_f16_graph_converts_input_and_writes_f16() {
+    let (dir, c, _, input) = graph_and_input("run16", "f16");
+    let engines: &[&str] = if common::ort_ready() {
+        &["tract", "ort"]
+    } else {
+        &["tract"]
+    };
+    let mut outs = Vec::new();
+    for engine in engines {
+        let y = dir.join(format!("y-{engine}.npy"));
+        let o = dctchop(&[
+            "run",
+            s(&c),
+            "--input",
+            s(&input),
+            "-o",
+            s(&y),
+            "--engine",
+            engine,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            text(&o).contains("converted") && text(&o).contains("float32 to float16"),
+            "{}",
+            text(&o)
+        );
+        let (a, ty) = dctchop::npy::read_npy_f32(&y).unwrap();
+        assert_eq!(ty, "<f2");
+        outs.push(a);
+    }
+    if let [a, b] = &outs[..] {
+        assert!(common::rel_err(b, a) <= 3e-3);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_wrong_shape_names_the_file_and_both_shapes() {
+    let (dir, c, _, _) = graph_and_input("runshape", "f32");
+    let bad = dir.join("bad.npy");
+    let x = common::image(2, 3, 40, 61, 1).into_dyn();
+    dctchop::npy::write_npy(&bad, x.view(), dctchop::npy::NpyType::F32).unwrap();
+    let y = dir.join("y.npy");
+    let o = dctchop(&["run", s(&c), "--input", s(&bad), "-o", s(&y)]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("bad.npy") && t.contains("[2, 3, 40, 60]") && t.contains("[2, 3, 40, 61]"),
+        "{t}"
+    );
+    assert!(!y.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_never_clobbers_without_force() {
+    let (dir, c, _, input) = graph_and_input("runforce", "f32");
+    let y = dir.join("y.npy");
+    std::fs::write(&y, b"precious").unwrap();
+    let o = dctchop(&["run", s(&c), "--input", s(&input), "-o", s(&y)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("already exists") && text(&o).contains("--force"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read(&y).unwrap(), b"precious");
+    let o = dctchop(&["run", s(&c), "--input", s(&input), "-o", s(&y), "--force"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        dctchop::npy::read_npy_f32(&y).unwrap().0.shape(),
+        &[2, 3, 20, 32]
+    );
+    // The reference engine needs a plan, not a graph file.
+    let o = dctchop(&[
+        "run",
+        s(&c),
+        "--input",
+        s(&input),
+        "-o",
+        s(&y),
+        "--force",
+        "--engine",
+        "reference",
+    ]);
+    assert!(
+        text(&o).contains("reference engine") && text(&o).contains("tract or ort"),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_devices_never_fall_back_silently() {
+    let (dir, c, _, input) = graph_and_input("runcuda", "f32");
+    let y = dir.join("y.npy");
+    let o = dctchop(&[
+        "run",
+        s(&c),
+        "--input",
+        s(&input),
+        "-o",
+        s(&y),
+        "--device",
+        "cuda",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("tract engine: runs on the CPU only"),
+        "{}",
+        text(&o)
+    );
+    if common::ort_ready() {
+        let o = dctchop(&[
+            "run",
+            s(&c),
+            "--input",
+            s(&input),
+            "-o",
+            s(&y),
+            "--engine",
+            "ort",
+            "--device",
+            "cuda:0",
+        ]);
+        if o.status.success() {
+            eprintln!(
+                "this ONNX Runtime has a working CUDA provider: {}",
+                text(&o)
+            );
+        } else {
+            let t = text(&o);
+            assert!(
+                t.contains("no CUDA execution provider") && t.contains("onnxruntime-gpu"),
+                "{t}"
+            );
+            assert!(!y.exists(), "nothing written on error");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A subprocess each, so the process-wide ONNX Runtime state of one case cannot leak into another.
+#[cfg(feature = "ort")]
+#[test]
+fn ort_library_lookup_errors() {
+    let (dir, c, _, input) = graph_and_input("runlookup", "f32");
+    let y = dir.join("y.npy");
+    let args = [
+        "run",
+        s(&c),
+        "--input",
+        s(&input),
+        "-o",
+        s(&y),
+        "--engine",
+        "ort",
+    ];
+
+    // ORT_DYLIB_PATH that does not exist: named, never silently replaced by another library.
+    let missing = dir.join("nowhere/libonnxruntime.so.1.31.1");
+    let o = dctchop_in(&args, &dir, &[("ORT_DYLIB_PATH", s(&missing))], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(t.contains(s(&missing)) && t.contains("no such file"), "{t}");
+    assert!(t.contains("python/setup_venv.sh"), "{t}");
+
+    // A file that is not ONNX Runtime.
+    let o = dctchop_in(&args, &dir, &[("ORT_DYLIB_PATH", s(&c))], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains(s(&c)) && !text(&o).contains("panicked"),
+        "{}",
+        text(&o)
+    );
+
+    // Nothing anywhere: a copy of the binary outside the repository (a hard link; skipped when
+    // the temp dir is on another file system), no venv, no python3 on PATH.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let exe = bin.join("dctchop");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_dctchop"), &exe).is_ok() {
+        let empty = dir.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let o = Command::new(&exe)
+            .args(args)
+            .current_dir(&dir)
+            .env_remove("ORT_DYLIB_PATH")
+            .env_remove("DCTCHOP_VENV")
+            .env("PATH", &empty)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let t = text(&o);
+        for want in [
+            "ORT_DYLIB_PATH: not set",
+            "DCTCHOP_VENV: not set",
+            &format!("{}: no such venv", dir.join(".venv").display()),
+            "python3",
+            "fix: python/setup_venv.sh && export ORT_DYLIB_PATH=$(python/ort_dylib_path.sh)",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in: {t}");
+        }
+    } else {
+        eprintln!(
+            "skipping the not-found case: cannot hard-link the binary into {}",
+            bin.display()
+        );
+    }
+    assert!(!y.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -9,6 +9,11 @@ echo "== python venv (numpy, onnx, onnxruntime, openvino)"
 python/setup_venv.sh >/dev/null
 
 export DCTCHOP_CROSSCHECK_DIR="$PWD/target/crosscheck"
+# The ort engine's tests run against the venv's ONNX Runtime; without a library they would skip,
+# so make that a failure here.
+export ORT_DYLIB_PATH="$(python/ort_dylib_path.sh)"
+export DCTCHOP_REQUIRE_ORT=1
+echo "== ONNX Runtime for the ort engine: $ORT_DYLIB_PATH"
 echo "== cargo test --workspace"
 cargo test --workspace --locked
 

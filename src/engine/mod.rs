@@ -1,6 +1,8 @@
 //! Runtimes that execute a plan's graphs. The graph is data (an ONNX model); an engine compiles
 //! it once into a [`Runner`] that is reused for every batch.
 
+#[cfg(feature = "ort")]
+pub mod ort;
 pub mod reference;
 pub mod tract;
 
@@ -11,6 +13,7 @@ use std::str::FromStr;
 use crate::error::Result;
 use crate::graph::Direction;
 use crate::plan::Plan;
+use crate::spec::Dtype;
 
 /// Which runtime executes the graphs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -20,6 +23,9 @@ pub enum EngineKind {
     Tract,
     /// The plan's program evaluated in f64 by plain Rust code (no ONNX). Slow; a reference.
     Reference,
+    /// ONNX Runtime through the `ort` crate (cargo feature `ort`, on by default), loading the
+    /// ONNX Runtime 1.31 shared library at run time (see the `engine::ort` module for the lookup).
+    Ort,
 }
 
 impl fmt::Display for EngineKind {
@@ -27,6 +33,7 @@ impl fmt::Display for EngineKind {
         f.write_str(match self {
             EngineKind::Tract => "tract",
             EngineKind::Reference => "reference",
+            EngineKind::Ort => "ort",
         })
     }
 }
@@ -37,9 +44,44 @@ impl FromStr for EngineKind {
         match s.to_ascii_lowercase().as_str() {
             "tract" => Ok(EngineKind::Tract),
             "reference" | "ref" => Ok(EngineKind::Reference),
+            "ort" | "onnxruntime" => Ok(EngineKind::Ort),
             _ => Err(format!(
-                "unknown engine '{s}': allowed are tract, reference"
+                "unknown engine '{s}': allowed are tract, ort, reference"
             )),
+        }
+    }
+}
+
+/// Where an engine runs the graphs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// CUDA device N (ONNX Runtime's CUDA execution provider; needs `onnxruntime-gpu`).
+    Cuda(usize),
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("unknown device '{s}': allowed are cpu, cuda, cuda:N");
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" | "gpu" => Ok(Device::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(bad),
         }
     }
 }
@@ -50,6 +92,8 @@ pub struct EngineOptions {
     pub kind: EngineKind,
     /// Worker threads; `None` = all cores.
     pub threads: Option<usize>,
+    /// Where to run (only the `ort` engine runs anywhere but the CPU).
+    pub device: Device,
 }
 
 impl EngineOptions {
@@ -62,6 +106,10 @@ impl EngineOptions {
     }
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
+        self
+    }
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
         self
     }
     pub(crate) fn resolved_threads(&self) -> usize {
@@ -80,21 +128,32 @@ pub trait Runner: Send {
     fn output_shape(&self) -> &[usize];
     /// Run once on an input of exactly `input_shape()`.
     fn run(&mut self, input: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>>;
+
+    /// Run `reps` times on the same input and return each run's wall time in seconds. Engines
+    /// override this to convert the input once, outside the timed region, so only the graph
+    /// execution is measured.
+    fn time_runs(&mut self, input: ArrayViewD<'_, f32>, reps: usize) -> Result<Vec<f64>> {
+        let mut times = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let t0 = std::time::Instant::now();
+            let out = self.run(input.view())?;
+            times.push(t0.elapsed().as_secs_f64());
+            drop(out);
+        }
+        Ok(times)
+    }
 }
 
 /// Compile one direction of `plan` with the chosen engine.
 pub fn compile(plan: &Plan, direction: Direction, opts: &EngineOptions) -> Result<Box<dyn Runner>> {
     match opts.kind {
-        EngineKind::Tract => {
+        EngineKind::Tract | EngineKind::Ort => {
             let model = plan.model(direction, crate::DEFAULT_OPSET)?;
             let bytes = model.encode()?;
-            Ok(Box::new(tract::TractRunner::from_bytes(
-                &bytes,
-                plan.spec.dtype,
-                opts,
-            )?))
+            compile_bytes(&bytes, plan.spec.dtype, opts)
         }
         EngineKind::Reference => {
+            check_device(opts)?;
             let program = match direction {
                 Direction::Compress => plan.compress.clone(),
                 Direction::Decompress => plan.decompress.clone(),
@@ -102,6 +161,79 @@ pub fn compile(plan: &Plan, direction: Direction, opts: &EngineOptions) -> Resul
             Ok(Box::new(reference::ReferenceRunner::new(program)))
         }
     }
+}
+
+/// Compile an ONNX model given as bytes, whose input and output are `dtype` tensors (any graph
+/// with one static-shape input and output, e.g. an exported `.onnx` file). Not for the
+/// `reference` engine, which evaluates a [`Plan`]'s program rather than ONNX.
+pub fn compile_bytes(bytes: &[u8], dtype: Dtype, opts: &EngineOptions) -> Result<Box<dyn Runner>> {
+    check_device(opts)?;
+    match opts.kind {
+        EngineKind::Tract => Ok(Box::new(tract::TractRunner::from_bytes(
+            bytes, dtype, opts,
+        )?)),
+        EngineKind::Ort => compile_ort(bytes, dtype, opts),
+        EngineKind::Reference => Err(crate::error::Error::Engine {
+            engine: "reference",
+            message: "it evaluates a dctchop plan, not ONNX bytes, so it cannot run a graph file; \
+                      use the tract or ort engine"
+                .into(),
+        }),
+    }
+}
+
+#[cfg(feature = "ort")]
+fn compile_ort(bytes: &[u8], dtype: Dtype, opts: &EngineOptions) -> Result<Box<dyn Runner>> {
+    Ok(Box::new(self::ort::OrtRunner::from_bytes(
+        bytes, dtype, opts,
+    )?))
+}
+
+#[cfg(not(feature = "ort"))]
+fn compile_ort(_: &[u8], _: Dtype, _: &EngineOptions) -> Result<Box<dyn Runner>> {
+    Err(not_built())
+}
+
+#[cfg(not(feature = "ort"))]
+fn not_built() -> crate::error::Error {
+    crate::error::Error::Engine {
+        engine: "ort",
+        message: "dctchop was built without the 'ort' feature; rebuild with default features \
+                  (or --features ort) to use ONNX Runtime"
+            .into(),
+    }
+}
+
+/// Find and load the ONNX Runtime library the `ort` engine uses (once per process) and return
+/// its path and version, or why it cannot be used.
+pub fn ort_library() -> Result<(std::path::PathBuf, String)> {
+    #[cfg(feature = "ort")]
+    {
+        let lib = self::ort::library()?;
+        Ok((lib.path, lib.version))
+    }
+    #[cfg(not(feature = "ort"))]
+    {
+        Err(not_built())
+    }
+}
+
+/// Only ONNX Runtime can run on something other than the CPU.
+fn check_device(opts: &EngineOptions) -> Result<()> {
+    if opts.device != Device::Cpu && opts.kind != EngineKind::Ort {
+        return Err(crate::error::Error::Engine {
+            engine: match opts.kind {
+                EngineKind::Tract => "tract",
+                _ => "reference",
+            },
+            message: format!(
+                "runs on the CPU only, not on --device {}; use --engine ort (with onnxruntime-gpu) \
+                 for CUDA",
+                opts.device
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Check an input's shape against a runner's.

@@ -65,6 +65,16 @@ impl TractRunner {
     }
 }
 
+impl TractRunner {
+    fn to_tensor(&self, input: ArrayViewD<'_, f32>) -> Result<Tensor> {
+        check_shape("tract", &self.input, input.shape())?;
+        Ok(match self.dtype {
+            Dtype::F32 => input.as_standard_layout().into_owned().into(),
+            Dtype::F16 => input.mapv(half::f16::from_f32).into(),
+        })
+    }
+}
+
 impl Runner for TractRunner {
     fn input_shape(&self) -> &[usize] {
         &self.input
@@ -73,11 +83,7 @@ impl Runner for TractRunner {
         &self.output
     }
     fn run(&mut self, input: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
-        check_shape("tract", &self.input, input.shape())?;
-        let tensor: Tensor = match self.dtype {
-            Dtype::F32 => input.as_standard_layout().into_owned().into(),
-            Dtype::F16 => input.mapv(half::f16::from_f32).into(),
-        };
+        let tensor = self.to_tensor(input)?;
         let out = self.state.run(tvec!(tensor.into_tvalue())).map_err(err)?;
         let out = &out[0];
         Ok(match self.dtype {
@@ -87,5 +93,18 @@ impl Runner for TractRunner {
                 .map_err(err)?
                 .mapv(|v| v.to_f32()),
         })
+    }
+
+    fn time_runs(&mut self, input: ArrayViewD<'_, f32>, reps: usize) -> Result<Vec<f64>> {
+        // Convert once; each run gets a cheap clone of the shared tensor.
+        let value = self.to_tensor(input)?.into_tvalue();
+        let mut times = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let t0 = std::time::Instant::now();
+            let out = self.state.run(tvec!(value.clone())).map_err(err)?;
+            times.push(t0.elapsed().as_secs_f64());
+            drop(out);
+        }
+        Ok(times)
     }
 }

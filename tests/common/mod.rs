@@ -36,3 +36,21 @@ pub fn rel_err(a: &ArrayD<f32>, reference: &ArrayD<f32>) -> f64 {
         .fold(0.0, f64::max)
         / range
 }
+
+/// Whether the ONNX Runtime engine can be used here. When it cannot, say why and return false
+/// (the caller skips), unless `DCTCHOP_REQUIRE_ORT=1`, which turns that into a test failure.
+pub fn ort_ready() -> bool {
+    match dctchop::engine::ort_library() {
+        Ok(_) => true,
+        Err(e) => {
+            if std::env::var("DCTCHOP_REQUIRE_ORT").as_deref() == Ok("1") {
+                panic!("DCTCHOP_REQUIRE_ORT=1 but the ort engine cannot be used: {e}");
+            }
+            eprintln!(
+                "skipping: the ort engine cannot be used here ({e}); \
+                 set DCTCHOP_REQUIRE_ORT=1 to make this a failure"
+            );
+            false
+        }
+    }
+}

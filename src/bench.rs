@@ -1,0 +1,129 @@
+//! Throughput measurement: a spec's graphs on an engine, beside a memory copy of the same bytes
+//! (the bandwidth limit) measured in the same process. Medians of several timed runs after a
+//! warm-up; inputs are prepared outside the timed region.
+
+use ndarray::ArrayD;
+use serde::Serialize;
+
+use crate::engine::{compile, EngineOptions};
+use crate::error::Result;
+use crate::graph::Direction;
+use crate::plan::Plan;
+use crate::spec::{Dtype, Spec};
+
+/// One measured configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchPoint {
+    pub engine: String,
+    pub threads: usize,
+    /// The spec's tile setting (`full` is the paper's dense form).
+    pub form: String,
+    /// The tile actually used per axis.
+    pub tile_resolved: String,
+    pub variant: String,
+    pub res: String,
+    pub cf: usize,
+    pub block: usize,
+    pub batch: usize,
+    pub channels: usize,
+    pub dtype: String,
+    /// Uncompressed bytes per graph run.
+    pub bytes: usize,
+    pub reps: usize,
+    pub compress_s: f64,
+    pub decompress_s: f64,
+    pub memcpy_s: f64,
+    pub compress_gbps: f64,
+    pub decompress_gbps: f64,
+    pub memcpy_gbps: f64,
+    pub compress_vs_memcpy: f64,
+    pub decompress_vs_memcpy: f64,
+    pub compress_ns_per_pixel: f64,
+    pub decompress_ns_per_pixel: f64,
+}
+
+/// Median of a non-empty sample.
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
+}
+
+/// Number of timed repetitions so that each measurement lasts about `budget_s` (3..=25).
+fn reps_for(one_run_s: f64, budget_s: f64) -> usize {
+    ((budget_s / one_run_s.max(1e-6)) as usize).clamp(3, 25)
+}
+
+/// Median seconds to copy `elems` f32 values between two pre-allocated buffers.
+pub fn memcpy_seconds(elems: usize, reps: usize) -> f64 {
+    let src: Vec<f32> = (0..elems).map(|i| (i % 251) as f32).collect();
+    let mut dst = vec![0f32; elems];
+    dst.copy_from_slice(&src); // warm-up: fault in the pages
+    let mut t = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = std::time::Instant::now();
+        dst.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut dst);
+        t.push(t0.elapsed().as_secs_f64());
+    }
+    median(&t)
+}
+
+/// Measure compress and decompress of `spec` (serialize must be 1) on `opts`.
+/// `budget_s` is roughly the time spent per direction.
+pub fn measure(spec: &Spec, opts: &EngineOptions, budget_s: f64) -> Result<BenchPoint> {
+    let plan = Plan::new(spec)?;
+    let x = ArrayD::from_shape_fn(plan.chunk.input_shape(), |d| {
+        let i = d[2] * 31 + d[3] * 17 + d[1] * 7 + d[0];
+        ((i % 256) as f32) * 0.5 + 10.0
+    });
+    let mut comp = compile(&plan, Direction::Compress, opts)?;
+    let mut dec = compile(&plan, Direction::Decompress, opts)?;
+    // Warm-up, also sizes the repetitions.
+    let warm = comp.time_runs(x.view(), 1)?[0];
+    let reps = reps_for(warm, budget_s);
+    let y = comp.run(x.view())?;
+    let tc = median(&comp.time_runs(x.view(), reps)?);
+    dec.time_runs(y.view(), 1)?;
+    let td = median(&dec.time_runs(y.view(), reps)?);
+    let elems = x.len();
+    let elem_bytes = match spec.dtype {
+        Dtype::F32 => 4,
+        Dtype::F16 => 2,
+    };
+    let bytes = elems * elem_bytes;
+    // The copy baseline moves the same number of bytes, in f32 units.
+    let tm = memcpy_seconds(bytes / 4, reps.max(5));
+    let gbps = |t: f64| bytes as f64 / t / 1e9;
+    let pixels = (spec.batch * spec.channels * spec.height * spec.width) as f64;
+    Ok(BenchPoint {
+        engine: opts.kind.to_string(),
+        threads: opts.resolved_threads(),
+        form: spec.tile.to_string(),
+        tile_resolved: plan.tile_label(),
+        variant: spec.variant.to_string(),
+        res: format!("{}x{}", spec.height, spec.width),
+        cf: spec.cf,
+        block: spec.block,
+        batch: spec.batch,
+        channels: spec.channels,
+        dtype: spec.dtype.to_string(),
+        bytes,
+        reps,
+        compress_s: tc,
+        decompress_s: td,
+        memcpy_s: tm,
+        compress_gbps: gbps(tc),
+        decompress_gbps: gbps(td),
+        memcpy_gbps: gbps(tm),
+        compress_vs_memcpy: tm / tc,
+        decompress_vs_memcpy: tm / td,
+        compress_ns_per_pixel: tc / pixels * 1e9,
+        decompress_ns_per_pixel: td / pixels * 1e9,
+    })
+}
