@@ -8,7 +8,7 @@
 
 mod common;
 
-use dctchop::engine::{compile, reference::run_program, EngineOptions};
+use dctchop::engine::{compile, reference::run_program, EngineKind, EngineOptions};
 use dctchop::graph::Direction;
 use dctchop::npy::{read_npy_f32, to_npy_bytes, NpyType};
 use dctchop::{Dtype, Plan, Spec, Tile, Variant};
@@ -225,6 +225,17 @@ fn rel(a: &ArrayD<f32>, e: &ArrayD<f32>) -> f64 {
 
 #[test]
 fn suite_passes_on_tract() {
+    suite_passes_on(EngineOptions::tract());
+}
+
+#[test]
+fn suite_passes_on_ort() {
+    if common::ort_ready() {
+        suite_passes_on(EngineOptions::default().with_kind(EngineKind::Ort));
+    }
+}
+
+fn suite_passes_on(opts: EngineOptions) {
     let root = suite_dir();
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("manifest.json")).unwrap()).unwrap();
@@ -243,12 +254,12 @@ fn suite_passes_on_tract() {
             let (input, _) = read_npy_f32(&dir.join(case[key]["input"].as_str().unwrap())).unwrap();
             let (expected, _) =
                 read_npy_f32(&dir.join(case[key]["expected"].as_str().unwrap())).unwrap();
-            let mut r = compile(&plan, d, &EngineOptions::tract()).unwrap();
+            let mut r = compile(&plan, d, &opts).unwrap();
             let out = r.run(input.view()).unwrap();
             let e = rel(&out, &expected);
             worst = worst.max(if spec.dtype == Dtype::F32 { e } else { 0.0 });
             assert!(e <= tol, "{} {key}: {e:e} > {tol:e}", dir.display());
         }
     }
-    println!("worst f32 error on tract: {worst:e}");
+    println!("worst f32 error on {}: {worst:e}", opts.kind);
 }

@@ -19,3 +19,6 @@ cargo test --workspace --locked
 
 echo "== python cross-check: onnx.checker, onnxruntime, OpenVINO on $(ls "$DCTCHOP_CROSSCHECK_DIR" | wc -l) graph pairs"
 .venv/bin/python python/crosscheck.py "$DCTCHOP_CROSSCHECK_DIR" --openvino --quiet
+
+echo "== conformance suite graphs/: onnxruntime and OpenVINO (graphs/verify.py)"
+.venv/bin/python graphs/verify.py --runtime all
