@@ -18,6 +18,8 @@ pub struct ExportOptions {
     pub opset: i64,
     /// Overwrite existing files.
     pub force: bool,
+    /// A target profile's memory estimate, recorded in the sidecar under "target".
+    pub target: Option<crate::target::Estimate>,
 }
 
 /// What was written.
@@ -57,6 +59,15 @@ fn program_report(p: &Program, dtype: Dtype, file: &str, direction: Direction) -
 
 /// The sidecar JSON of a plan (also what `dctchop export --json` prints).
 pub fn report(plan: &Plan, opset: i64) -> Value {
+    report_with_target(plan, opset, None)
+}
+
+/// The sidecar JSON with an optional target estimate.
+pub fn report_with_target(
+    plan: &Plan,
+    opset: i64,
+    target: Option<&crate::target::Estimate>,
+) -> Value {
     let name = plan.name();
     let runs = plan.spec.serialize * plan.spec.serialize;
     json!({
@@ -80,6 +91,7 @@ pub fn report(plan: &Plan, opset: i64) -> Value {
             "decompress": program_report(&plan.decompress, plan.spec.dtype,
                 &format!("{name}.decompress.onnx"), Direction::Decompress),
         },
+        "target": target,
     })
 }
 
@@ -105,7 +117,7 @@ pub fn export(plan: &Plan, opts: &ExportOptions) -> Result<Exported> {
     // Build everything in memory before touching the disk.
     let compress = plan.model(Direction::Compress, opts.opset)?.encode()?;
     let decompress = plan.model(Direction::Decompress, opts.opset)?.encode()?;
-    let rep = report(plan, opts.opset);
+    let rep = report_with_target(plan, opts.opset, opts.target.as_ref());
     let sidecar = serde_json::to_vec_pretty(&rep).expect("json");
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     write_all_atomic(&[

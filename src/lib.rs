@@ -11,6 +11,7 @@
 //! - [`engine`]: runtimes (tract; ONNX Runtime with the `ort` feature; a plain-Rust f64 reference).
 //! - [`codec`]: compress/decompress any number of samples, batching and serialization.
 //! - [`export`]: writing graph pairs and sidecars atomically.
+//! - [`target`]: export profiles for CPU, CUDA and the paper's accelerators, memory estimates.
 //!
 //! ```no_run
 //! use dctchop::{Codec, EngineOptions, Spec};
@@ -32,6 +33,7 @@ pub mod graph;
 pub mod npy;
 pub mod plan;
 pub mod spec;
+pub mod target;
 
 pub use codec::Codec;
 pub use engine::{Device, EngineKind, EngineOptions};
@@ -39,6 +41,7 @@ pub use error::{Error, Result};
 pub use graph::Direction;
 pub use plan::Plan;
 pub use spec::{Dtype, Spec, Tile, Variant};
+pub use target::Target;
 
 /// The opset graphs are written with unless the user asks for another.
 pub const DEFAULT_OPSET: i64 = 13;

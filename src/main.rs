@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use dctchop::export::{export, ExportOptions};
 use dctchop::graph::{meta, spec_from_model};
+use dctchop::target::{estimate, Overrides, Target};
 use dctchop::{Dtype, Plan, Spec, Tile, Variant, DEFAULT_OPSET};
 
 #[derive(Parser)]
@@ -68,35 +69,45 @@ struct SpecArgs {
     /// DCT block size: 4, 8, 16 or 32.
     #[arg(long, default_value_t = 8)]
     block: usize,
-    /// chop (CF×CF square) or triangle (i+j<CF).
-    #[arg(long, default_value = "chop")]
-    variant: Variant,
+    /// chop (CF×CF square) or triangle (i+j<CF) [default: chop, or the target's].
+    #[arg(long)]
+    variant: Option<Variant>,
     /// Strip size of the matrix products: a multiple of the block, 'full' (the paper's dense
-    /// form) or 'auto'.
-    #[arg(long, default_value = "auto")]
-    tile: Tile,
-    /// Partial serialization: graphs process one (H/s × W/s) chunk; s must divide the block counts.
-    #[arg(long, default_value_t = 1)]
-    serialize: usize,
-    /// Element type of graph inputs, outputs and constants: f32 or f16.
-    #[arg(long, default_value = "f32")]
-    dtype: Dtype,
+    /// form) or 'auto' [default: auto, or the target's].
+    #[arg(long)]
+    tile: Option<Tile>,
+    /// Partial serialization: graphs process one (H/s × W/s) chunk; s must divide the block
+    /// counts [default: 1, or what the target needs].
+    #[arg(long)]
+    serialize: Option<usize>,
+    /// Element type of graph inputs, outputs and constants: f32 or f16 [default: f32, or the
+    /// target's].
+    #[arg(long)]
+    dtype: Option<Dtype>,
+    /// Platform profile: cpu, cuda, cs2, sn30, groq, ipu. Sets the defaults of --tile,
+    /// --serialize, --dtype and --variant (explicit flags win) and checks the graphs against the
+    /// platform's memory units.
+    #[arg(long)]
+    target: Option<Target>,
 }
 
 impl SpecArgs {
+    /// The spec: explicit flags, then the target profile's defaults (cpu's when no target).
     fn spec(&self) -> Spec {
-        Spec {
-            batch: self.batch,
-            channels: self.channels,
-            height: self.res.0,
-            width: self.res.1,
-            block: self.block,
-            cf: self.cf,
-            variant: self.variant,
+        let base = Spec::new(self.res.0, self.res.1, self.cf)
+            .with_batch(self.batch)
+            .with_channels(self.channels)
+            .with_block(self.block);
+        let user = Overrides {
             tile: self.tile,
             serialize: self.serialize,
             dtype: self.dtype,
-        }
+            variant: self.variant,
+        };
+        self.target
+            .unwrap_or(Target::Cpu)
+            .profile()
+            .apply(base, user)
     }
 }
 
@@ -149,14 +160,19 @@ fn main() {
 fn cmd_export(a: ExportArgs) -> Result<()> {
     let spec = a.spec.spec();
     let plan = Plan::new(&spec)?;
+    let target = a.spec.target.map(|t| estimate(&plan, t));
     let out = export(
         &plan,
         &ExportOptions {
             out_dir: a.out.clone(),
             opset: a.opset,
             force: a.force,
+            target: target.clone(),
         },
     )?;
+    for w in target.iter().flat_map(|t| &t.warnings) {
+        eprintln!("dctchop: warning: {w}");
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out.report)?);
         return Ok(());

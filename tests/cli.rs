@@ -499,3 +499,69 @@ fn ort_library_lookup_errors() {
     assert!(!y.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn target_profiles_set_defaults_record_estimates_and_warn() {
+    let dir = tmpdir("target");
+    let d = dir.to_str().unwrap();
+    // SN30: a 512x512 f32 channel (1 MiB) does not fit a 0.5 MB PMU, so serialize becomes 2.
+    let o = dctchop(&[
+        "export", "--cf", "4", "--res", "512", "--batch", "100", "--target", "sn30", "-o", d,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["spec"]["serialize"], 2, "{rep}");
+    assert_eq!(rep["target"]["target"], "sn30", "{rep}");
+    let g = &rep["target"]["compress"];
+    assert!(g["largest_constant_bytes"].as_u64().unwrap() > 0, "{rep}");
+    assert!(g["largest_tensor_bytes"].as_u64().unwrap() > 0, "{rep}");
+    assert_eq!(rep["target"]["warnings"], serde_json::json!([]), "{rep}");
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("warning"),
+        "{}",
+        text(&o)
+    );
+    // An explicit flag wins over the profile and the warning names the flag to change.
+    let o = dctchop(&[
+        "export",
+        "--cf",
+        "4",
+        "--res",
+        "512",
+        "--batch",
+        "100",
+        "--target",
+        "sn30",
+        "--serialize",
+        "1",
+        "-o",
+        d,
+        "--force",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("warning") && text(&o).contains("--serialize"),
+        "{}",
+        text(&o)
+    );
+    // Groq at 512x512 x 100: the paper's failure, reported before any hardware is touched.
+    let o = dctchop(&[
+        "export", "--cf", "4", "--res", "512", "--batch", "100", "--target", "groq", "-o", d,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("on chip"), "{}", text(&o));
+    // IPU: triangle and f16 by default.
+    let o = dctchop(&[
+        "export", "--cf", "4", "--res", "64", "--target", "ipu", "-o", d, "--json",
+    ]);
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["spec"]["variant"], "triangle", "{rep}");
+    assert_eq!(rep["spec"]["dtype"], "f16", "{rep}");
+    let o = dctchop(&[
+        "export", "--cf", "4", "--res", "64", "--target", "tpu", "-o", d,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("allowed are cpu, cuda"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

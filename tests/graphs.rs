@@ -71,6 +71,7 @@ fn exported_graphs_parse_back_with_allowed_ops_and_static_shapes() {
                 out_dir: dir.clone(),
                 opset: 13,
                 force: true,
+                target: None,
             },
         )
         .unwrap();
@@ -141,6 +142,7 @@ fn sidecar_flops_of_dense_form_equal_eq5_and_eq7() {
             out_dir: dir.clone(),
             opset: 13,
             force: false,
+            target: None,
         },
     )
     .unwrap();
@@ -167,6 +169,7 @@ fn export_refuses_to_clobber_and_leaves_nothing_on_error() {
         out_dir: dir.clone(),
         opset: 13,
         force: false,
+        target: None,
     };
     export(&plan, &opts).unwrap();
     let err = export(&plan, &opts).unwrap_err().to_string();
@@ -178,6 +181,7 @@ fn export_refuses_to_clobber_and_leaves_nothing_on_error() {
         &plan,
         &ExportOptions {
             force: true,
+            target: None,
             ..opts.clone()
         },
     )
@@ -190,6 +194,7 @@ fn export_refuses_to_clobber_and_leaves_nothing_on_error() {
             out_dir: empty.clone(),
             opset: 99,
             force: false,
+            target: None,
         },
     )
     .unwrap_err();
