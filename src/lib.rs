@@ -11,6 +11,9 @@
 //! - [`engine`]: runtimes (tract; ONNX Runtime with the `ort` feature; a plain-Rust f64 reference).
 //! - [`codec`]: compress/decompress any number of samples, batching and serialization.
 //! - [`export`]: writing graph pairs and sidecars atomically.
+//! - [`input`]: reading `.npy` files and images (PNG, JPEG, TIFF) as f32 batches.
+//! - [`container`]: the sharded safetensors container of coefficients, and its batch [`container::Loader`].
+//! - [`pipeline`]: files in, files out: `compress` into a container, `decompress` to .npy/PNG.
 //! - [`target`]: export profiles for CPU, CUDA and the paper's accelerators, memory estimates.
 //!
 //! ```no_run
@@ -25,12 +28,15 @@
 
 pub mod bench;
 pub mod codec;
+pub mod container;
 pub mod dct;
 pub mod engine;
 pub mod error;
 pub mod export;
 pub mod graph;
+pub mod input;
 pub mod npy;
+pub mod pipeline;
 pub mod plan;
 pub mod spec;
 pub mod target;

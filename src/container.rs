@@ -1,0 +1,789 @@
+//! The compressed container: DCT+Chop coefficients in safetensors files, written in shards.
+//!
+//! A container `OUT` is the shards `OUT.00000.safetensors`, `OUT.00001.safetensors`, … Each shard
+//! is a plain safetensors file (8-byte little-endian header length, JSON header, raw bytes) with
+//! one tensor, `coefficients` (F32 or F16, little-endian, C order), holding the compressed layout
+//! of that shard's samples: `[n, C, nbh·CF, nbw·CF]` (chop) or `[n, C, K]` (triangle). The
+//! header's `__metadata__` (all strings) describes the whole dataset and the shard; see
+//! [`Header`] and the README. Every shard carries a CRC-32 of its coefficient bytes, checked on
+//! read.
+//!
+//! Writing ([`Writer`]) streams: coefficients are appended to a payload temporary per shard as
+//! they are produced, so memory holds one batch only. At [`Writer::finish`] every shard gets its
+//! header (which needs the dataset's value range, known only at the end) and all shards are
+//! renamed into place together; on any error, or if the writer is dropped unfinished, every
+//! temporary is removed and no output appears.
+
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+use safetensors::tensor::{Metadata, TensorInfo};
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::spec::Spec;
+
+pub const FORMAT: &str = "dctchop-container";
+pub const FORMAT_VERSION: &str = "1";
+pub const TENSOR: &str = "coefficients";
+/// Room kept in each shard for its JSON header when sizing shards (headers are ~1.5 KB).
+pub const HEADER_RESERVE: usize = 16 * 1024;
+
+/// Element type the coefficients are stored in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    F32,
+    F16,
+}
+
+impl Store {
+    pub fn bytes(self) -> usize {
+        match self {
+            Store::F32 => 4,
+            Store::F16 => 2,
+        }
+    }
+    fn st_dtype(self) -> safetensors::Dtype {
+        match self {
+            Store::F32 => safetensors::Dtype::F32,
+            Store::F16 => safetensors::Dtype::F16,
+        }
+    }
+}
+
+impl std::fmt::Display for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Store::F32 => "f32",
+            Store::F16 => "f16",
+        })
+    }
+}
+
+impl std::str::FromStr for Store {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Ok(Store::F32),
+            "f16" | "float16" => Ok(Store::F16),
+            _ => Err(format!("unknown store type '{s}': allowed are f32, f16")),
+        }
+    }
+}
+
+/// What the whole dataset was (recorded in every shard).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatasetInfo {
+    /// numpy name of the original element type.
+    pub dtype: String,
+    /// Original `[N, C, H, W]`.
+    pub shape: [usize; 4],
+    /// Smallest and largest original value.
+    pub min: f64,
+    pub max: f64,
+}
+
+/// A shard's metadata, parsed and checked.
+#[derive(Clone, Debug)]
+pub struct Header {
+    pub spec: Spec,
+    pub info: DatasetInfo,
+    pub store: Store,
+    pub shard_index: usize,
+    pub shard_count: usize,
+    pub first_sample: usize,
+    pub samples: usize,
+    /// Original bytes (N·C·H·W · size of the original dtype) / coefficient bytes of all shards.
+    pub stored_ratio: f64,
+    /// CRC-32 (IEEE) of the shard's coefficient bytes, 8 lower-case hex digits.
+    pub crc32: String,
+    /// All `__metadata__` strings as found.
+    pub raw: HashMap<String, String>,
+}
+
+/// The path of shard `i` of container `stem`.
+pub fn shard_path(stem: &Path, i: usize) -> PathBuf {
+    let mut s = stem.as_os_str().to_owned();
+    s.push(format!(".{i:05}.safetensors"));
+    PathBuf::from(s)
+}
+
+/// The path of the decompress graph written beside container `stem`.
+pub fn graph_path(stem: &Path) -> PathBuf {
+    let mut s = stem.as_os_str().to_owned();
+    s.push(".decompress.onnx");
+    PathBuf::from(s)
+}
+
+/// The container stem for a user path: `OUT`, `OUT.safetensors` or a shard `OUT.00003.safetensors`.
+pub fn stem_of(path: &Path) -> PathBuf {
+    let s = path.to_string_lossy();
+    let s = s.strip_suffix(".safetensors").unwrap_or(&s);
+    if let Some((head, idx)) = s.rsplit_once('.') {
+        if idx.len() == 5 && idx.bytes().all(|b| b.is_ascii_digit()) {
+            return PathBuf::from(head);
+        }
+    }
+    PathBuf::from(s)
+}
+
+/// Whether a path names a container (a `.safetensors` file, or a stem whose shard 0 exists).
+pub fn looks_like_container(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "safetensors") || shard_path(path, 0).is_file()
+}
+
+fn temp_beside(path: &Path, tag: &str) -> PathBuf {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{file}.{}.{tag}.tmp", std::process::id()))
+}
+
+/// Samples per shard so that a shard file stays within `shard_bytes` (at least 1 sample).
+pub fn samples_per_shard(spec: &Spec, store: Store, shard_bytes: u64) -> usize {
+    let per = per_sample_bytes(spec, store) as u64;
+    (shard_bytes.saturating_sub(HEADER_RESERVE as u64) / per).max(1) as usize
+}
+
+fn per_sample_bytes(spec: &Spec, store: Store) -> usize {
+    spec.compressed_shape()[1..].iter().product::<usize>() * store.bytes()
+}
+
+/// Streams coefficients into shards. See the module documentation.
+pub struct Writer {
+    stem: PathBuf,
+    spec: Spec,
+    store: Store,
+    total: usize,
+    per_shard: usize,
+    shard_count: usize,
+    /// Payload temporaries of finished and current shards: (path, crc, samples).
+    payloads: Vec<(PathBuf, String, usize)>,
+    current: Option<(BufWriter<File>, crc32fast::Hasher, usize)>,
+    written: usize,
+    /// Header-complete temporaries waiting for their rename.
+    finals: Vec<PathBuf>,
+    done: bool,
+}
+
+impl Writer {
+    /// Start a container of `total` samples. Refuses to overwrite existing shards (and the
+    /// extra files named in `also_check`) unless `force`.
+    pub fn create(
+        stem: &Path,
+        spec: &Spec,
+        store: Store,
+        total: usize,
+        shard_bytes: u64,
+        force: bool,
+        also_check: &[PathBuf],
+    ) -> Result<Writer> {
+        let per_shard = samples_per_shard(spec, store, shard_bytes);
+        let shard_count = total.div_ceil(per_shard).max(1);
+        if !force {
+            let paths = (0..shard_count).map(|i| shard_path(stem, i));
+            if let Some(p) = paths.chain(also_check.iter().cloned()).find(|p| p.exists()) {
+                return Err(Error::file(
+                    p,
+                    "already exists; pass --force to overwrite it, or choose another -o",
+                ));
+            }
+        }
+        if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(Error::file(dir, "output directory does not exist"));
+            }
+        }
+        Ok(Writer {
+            stem: stem.to_path_buf(),
+            spec: spec.clone(),
+            store,
+            total,
+            per_shard,
+            shard_count,
+            payloads: Vec::new(),
+            current: None,
+            written: 0,
+            finals: Vec::new(),
+            done: false,
+        })
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shard_count
+    }
+
+    /// Append `[k, ...]` coefficients (any k), in the spec's compressed layout.
+    pub fn push(&mut self, coeffs: ArrayViewD<'_, f32>) -> Result<()> {
+        let k = coeffs.shape()[0];
+        if self.written + k > self.total || coeffs.shape()[1..] != self.spec.compressed_shape()[1..]
+        {
+            return Err(Error::Other(format!(
+                "container writer: got coefficients {:?} after {} of {} samples",
+                coeffs.shape(),
+                self.written,
+                self.total
+            )));
+        }
+        let mut bytes = Vec::with_capacity(per_sample_bytes(&self.spec, self.store));
+        for sample in coeffs.axis_iter(Axis(0)) {
+            if self.current.is_none() {
+                let i = self.payloads.len();
+                let tmp = temp_beside(&shard_path(&self.stem, i), "payload");
+                let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+                self.payloads.push((tmp, String::new(), 0));
+                self.current = Some((BufWriter::with_capacity(1 << 20, f), Default::default(), 0));
+            }
+            bytes.clear();
+            match self.store {
+                Store::F32 => sample.iter().for_each(|v| bytes.extend(v.to_le_bytes())),
+                Store::F16 => sample
+                    .iter()
+                    .for_each(|v| bytes.extend(half::f16::from_f32(*v).to_le_bytes())),
+            }
+            let (w, h, n) = self.current.as_mut().expect("opened above");
+            let tmp = &self.payloads.last().expect("pushed").0;
+            w.write_all(&bytes).map_err(|e| Error::io(tmp, e))?;
+            h.update(&bytes);
+            *n += 1;
+            self.written += 1;
+            if *n == self.per_shard {
+                self.close_current()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close_current(&mut self) -> Result<()> {
+        if let Some((w, h, n)) = self.current.take() {
+            let last = self.payloads.last_mut().expect("current has a payload");
+            w.into_inner()
+                .map_err(|e| Error::io(&last.0, e.into_error()))?;
+            last.1 = format!("{:08x}", h.finalize());
+            last.2 = n;
+        }
+        Ok(())
+    }
+
+    /// Write every shard's header and payload, then rename all shards into place (plus the
+    /// `extra` files, e.g. the decompress graph). Returns the shard paths.
+    pub fn finish(
+        mut self,
+        info: &DatasetInfo,
+        extra: &[(PathBuf, Vec<u8>)],
+    ) -> Result<Vec<PathBuf>> {
+        self.close_current()?;
+        if self.written != self.total {
+            return Err(Error::Other(format!(
+                "container writer: {} of {} samples written",
+                self.written, self.total
+            )));
+        }
+        let payload_bytes: u64 = (self.total * per_sample_bytes(&self.spec, self.store)) as u64;
+        let original_bytes: u64 = info.shape.iter().product::<usize>() as u64
+            * crate::input::dtype_bytes(&info.dtype) as u64;
+        let stored_ratio = original_bytes as f64 / payload_bytes as f64;
+        let mut first = 0;
+        let mut shards = Vec::new();
+        for (i, (payload, crc, n)) in self.payloads.clone().into_iter().enumerate() {
+            let path = shard_path(&self.stem, i);
+            let meta = self.metadata(info, i, first, n, stored_ratio, &crc);
+            let mut shape = self.spec.compressed_shape();
+            shape[0] = n;
+            let len = n * per_sample_bytes(&self.spec, self.store);
+            let header =
+                header_bytes(meta, self.store, shape, len).map_err(|e| Error::file(&path, e))?;
+            let fin = temp_beside(&path, "final");
+            self.finals.push(fin.clone());
+            let io = |e| Error::io(&fin, e);
+            let mut out = BufWriter::with_capacity(1 << 20, File::create(&fin).map_err(io)?);
+            out.write_all(&(header.len() as u64).to_le_bytes())
+                .map_err(io)?;
+            out.write_all(&header).map_err(io)?;
+            let mut src = File::open(&payload).map_err(|e| Error::io(&payload, e))?;
+            std::io::copy(&mut src, &mut out).map_err(io)?;
+            let f = out.into_inner().map_err(|e| io(e.into_error()))?;
+            f.sync_all().map_err(io)?;
+            let _ = fs::remove_file(&payload);
+            first += n;
+            shards.push(path);
+        }
+        for (path, bytes) in extra {
+            let tmp = temp_beside(path, "final");
+            self.finals.push(tmp.clone());
+            fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+        }
+        let targets: Vec<PathBuf> = shards
+            .iter()
+            .cloned()
+            .chain(extra.iter().map(|(p, _)| p.clone()))
+            .collect();
+        for (i, (tmp, path)) in self.finals.iter().zip(&targets).enumerate() {
+            if let Err(e) = fs::rename(tmp, path) {
+                for t in &self.finals[i..] {
+                    let _ = fs::remove_file(t);
+                }
+                self.done = true;
+                return Err(Error::io(path, e));
+            }
+        }
+        self.done = true;
+        Ok(shards)
+    }
+
+    fn metadata(
+        &self,
+        info: &DatasetInfo,
+        shard: usize,
+        first: usize,
+        n: usize,
+        stored_ratio: f64,
+        crc: &str,
+    ) -> HashMap<String, String> {
+        let s = |v: &str| v.to_string();
+        let spec_json = serde_json::to_string(&self.spec).expect("spec serializes");
+        HashMap::from([
+            (s("format"), s(FORMAT)),
+            (s("format_version"), s(FORMAT_VERSION)),
+            (
+                s("producer"),
+                format!("dctchop {}", env!("CARGO_PKG_VERSION")),
+            ),
+            (s("spec"), spec_json),
+            (s("layout"), s(self.spec.layout_name())),
+            (s("store_dtype"), self.store.to_string()),
+            (s("original_dtype"), info.dtype.clone()),
+            (
+                s("original_shape"),
+                serde_json::to_string(&info.shape).expect("json"),
+            ),
+            (s("value_min"), format!("{:?}", info.min)),
+            (s("value_max"), format!("{:?}", info.max)),
+            (
+                s("coefficient_ratio"),
+                format!("{:?}", self.spec.compression_ratio()),
+            ),
+            (s("stored_ratio"), format!("{stored_ratio:?}")),
+            (s("shard_index"), shard.to_string()),
+            (s("shard_count"), self.payloads.len().to_string()),
+            (s("shard_first_sample"), first.to_string()),
+            (s("shard_samples"), n.to_string()),
+            (s("checksum"), format!("crc32:{crc}")),
+        ])
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.done {
+            for p in self.payloads.iter().map(|p| &p.0).chain(&self.finals) {
+                let _ = fs::remove_file(p);
+            }
+        }
+    }
+}
+
+fn header_bytes(
+    meta: HashMap<String, String>,
+    store: Store,
+    shape: Vec<usize>,
+    len: usize,
+) -> std::result::Result<Vec<u8>, String> {
+    let info = TensorInfo {
+        dtype: store.st_dtype(),
+        shape,
+        data_offsets: (0, len),
+    };
+    let m = Metadata::new(Some(meta), vec![(TENSOR.to_string(), info)])
+        .map_err(|e| format!("safetensors header: {e}"))?;
+    let mut h = serde_json::to_vec(&m).map_err(|e| e.to_string())?;
+    // Pad with spaces to a multiple of 8 so the payload is aligned (as safetensors does).
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    Ok(h)
+}
+
+/// An opened container: the stem, its shards and shard 0's header.
+#[derive(Clone, Debug)]
+pub struct Container {
+    pub stem: PathBuf,
+    pub shards: Vec<PathBuf>,
+    pub header: Header,
+}
+
+/// Open a container by its stem or any of its shard paths; reads every shard's header (not the
+/// payloads) and checks they agree.
+pub fn open(path: &Path) -> Result<Container> {
+    let stem = stem_of(path);
+    let first = shard_path(&stem, 0);
+    if !first.is_file() {
+        let p = if path.exists() { path } else { &first };
+        return Err(Error::file(
+            p,
+            "not found: expected a container shard OUT.00000.safetensors (written by dctchop compress)",
+        ));
+    }
+    let header = read_header(&first)?;
+    let mut shards = vec![first];
+    let mut next_first = header.samples;
+    for i in 1..header.shard_count {
+        let p = shard_path(&stem, i);
+        if !p.is_file() {
+            return Err(Error::file(
+                &p,
+                format!("missing: the container has {} shards", header.shard_count),
+            ));
+        }
+        let h = read_header(&p)?;
+        if h.spec != header.spec
+            || h.info != header.info
+            || h.shard_index != i
+            || h.shard_first_sample_mismatch(next_first)
+        {
+            return Err(Error::file(
+                &p,
+                "metadata does not match shard 00000 (spec, dataset or shard numbering differ)",
+            ));
+        }
+        next_first += h.samples;
+        shards.push(p);
+    }
+    if next_first != header.info.shape[0] {
+        return Err(Error::file(
+            &shards[0],
+            format!(
+                "shards hold {next_first} samples but original_shape says {}",
+                header.info.shape[0]
+            ),
+        ));
+    }
+    Ok(Container {
+        stem,
+        shards,
+        header,
+    })
+}
+
+impl Header {
+    fn shard_first_sample_mismatch(&self, expected: usize) -> bool {
+        self.first_sample != expected
+    }
+}
+
+fn read_prefix(path: &Path) -> Result<(Vec<u8>, u64)> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).map_err(|_| {
+        Error::file(
+            path,
+            "truncated: shorter than the 8-byte safetensors header length",
+        )
+    })?;
+    let hlen = u64::from_le_bytes(n);
+    if hlen > 100_000_000 || 8 + hlen > len {
+        return Err(Error::file(
+            path,
+            format!("truncated or not a safetensors file: header length {hlen}, file size {len}"),
+        ));
+    }
+    let mut buf = vec![0u8; 8 + hlen as usize];
+    buf[..8].copy_from_slice(&n);
+    f.read_exact(&mut buf[8..])
+        .map_err(|e| Error::io(path, e))?;
+    Ok((buf, len))
+}
+
+/// Read and check a shard's header (not its payload).
+pub fn read_header(path: &Path) -> Result<Header> {
+    let (prefix, file_len) = read_prefix(path)?;
+    let hlen = prefix.len() as u64 - 8;
+    // The header alone (the payload is checked by `Container::read_shard`).
+    let meta: Metadata = serde_json::from_slice(&prefix[8..])
+        .map_err(|e| Error::file(path, format!("not a valid safetensors header: {e}")))?;
+    let expect_len = 8 + hlen + meta.data_len() as u64;
+    if file_len != expect_len {
+        return Err(Error::file(
+            path,
+            format!(
+                "truncated or padded: {file_len} bytes, the safetensors header says {expect_len}"
+            ),
+        ));
+    }
+    let info = meta
+        .info(TENSOR)
+        .ok_or_else(|| Error::file(path, format!("has no tensor named '{TENSOR}'")))?
+        .clone();
+    let raw = meta.metadata().clone().unwrap_or_default();
+    let h = parse_header(path, raw)?;
+    let mut want = h.spec.compressed_shape();
+    want[0] = h.samples;
+    let st = h.store.st_dtype();
+    if info.shape != want || info.dtype != st {
+        return Err(Error::file(
+            path,
+            format!(
+                "metadata/spec mismatch: tensor '{TENSOR}' is {:?} {:?}, the spec's layout {} \
+                 with {} samples needs {:?} {:?}",
+                info.dtype,
+                info.shape,
+                h.spec.layout_name(),
+                h.samples,
+                st,
+                want
+            ),
+        ));
+    }
+    Ok(h)
+}
+
+fn parse_header(path: &Path, raw: HashMap<String, String>) -> Result<Header> {
+    let get = |k: &str| -> Result<&String> {
+        raw.get(k)
+            .ok_or_else(|| Error::file(path, format!("metadata field '{k}' is missing")))
+    };
+    let bad = |k: &str, v: &str, allowed: &str| {
+        Error::file(
+            path,
+            format!("metadata field '{k}' = '{v}' is invalid: allowed is {allowed}"),
+        )
+    };
+    let num = |k: &str| -> Result<usize> {
+        let v = get(k)?;
+        v.parse().map_err(|_| bad(k, v, "a non-negative integer"))
+    };
+    let float = |k: &str| -> Result<f64> {
+        let v = get(k)?;
+        v.parse().map_err(|_| bad(k, v, "a number"))
+    };
+    if get("format")? != FORMAT {
+        return Err(bad("format", get("format")?, FORMAT));
+    }
+    if get("format_version")? != FORMAT_VERSION {
+        return Err(bad(
+            "format_version",
+            get("format_version")?,
+            FORMAT_VERSION,
+        ));
+    }
+    let spec: Spec = serde_json::from_str(get("spec")?).map_err(|e| {
+        bad(
+            "spec",
+            get("spec").map(|s| s.as_str()).unwrap_or(""),
+            &format!("a dctchop spec JSON ({e})"),
+        )
+    })?;
+    spec.validate()
+        .map_err(|e| Error::file(path, format!("metadata field 'spec': {e}")))?;
+    let layout = get("layout")?;
+    if layout != spec.layout_name() {
+        return Err(Error::file(
+            path,
+            format!(
+                "metadata/spec mismatch: layout '{layout}' but the spec's layout is '{}'",
+                spec.layout_name()
+            ),
+        ));
+    }
+    let store: Store = get("store_dtype")?.parse().map_err(|e: String| {
+        bad(
+            "store_dtype",
+            get("store_dtype").map(|s| s.as_str()).unwrap_or(""),
+            &e,
+        )
+    })?;
+    let dtype = get("original_dtype")?.clone();
+    if crate::input::dtype_bytes(&dtype) == 0 {
+        return Err(bad(
+            "original_dtype",
+            &dtype,
+            "uint8, uint16, int16, int32, float16, float32, float64",
+        ));
+    }
+    let shape: [usize; 4] = serde_json::from_str(get("original_shape")?).map_err(|_| {
+        bad(
+            "original_shape",
+            get("original_shape").map(|s| s.as_str()).unwrap_or(""),
+            "[N, C, H, W]",
+        )
+    })?;
+    if shape[1..] != [spec.channels, spec.height, spec.width] {
+        return Err(Error::file(
+            path,
+            format!(
+                "metadata/spec mismatch: original_shape {shape:?} but the spec is {}x{}x{} (C x H x W)",
+                spec.channels, spec.height, spec.width
+            ),
+        ));
+    }
+    let checksum = get("checksum")?;
+    let crc = checksum
+        .strip_prefix("crc32:")
+        .filter(|c| c.len() == 8 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| bad("checksum", checksum, "crc32: followed by 8 hex digits"))?
+        .to_ascii_lowercase();
+    let h = Header {
+        info: DatasetInfo {
+            dtype,
+            shape,
+            min: float("value_min")?,
+            max: float("value_max")?,
+        },
+        store,
+        shard_index: num("shard_index")?,
+        shard_count: num("shard_count")?,
+        first_sample: num("shard_first_sample")?,
+        samples: num("shard_samples")?,
+        stored_ratio: float("stored_ratio")?,
+        crc32: crc,
+        spec,
+        raw: HashMap::new(),
+    };
+    if h.samples == 0 || h.shard_count == 0 || h.shard_index >= h.shard_count {
+        return Err(Error::file(
+            path,
+            format!(
+                "metadata fields shard_index {} / shard_count {} / shard_samples {} are inconsistent",
+                h.shard_index, h.shard_count, h.samples
+            ),
+        ));
+    }
+    Ok(Header { raw, ..h })
+}
+
+impl Container {
+    /// Total samples.
+    pub fn len(&self) -> usize {
+        self.header.info.shape[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Read shard `i`'s coefficients as f32 `[n, ...]`, verifying its checksum.
+    pub fn read_shard(&self, i: usize) -> Result<ArrayD<f32>> {
+        let path = &self.shards[i];
+        let h = read_header(path)?;
+        let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
+        let t = st
+            .tensor(TENSOR)
+            .map_err(|e| Error::file(path, format!("tensor '{TENSOR}': {e}")))?;
+        let crc = format!("{:08x}", crc32fast::hash(t.data()));
+        if crc != h.crc32 {
+            return Err(Error::file(
+                path,
+                format!(
+                    "checksum mismatch: the coefficients have crc32 {crc}, the header says {} \
+                     (file corrupted)",
+                    h.crc32
+                ),
+            ));
+        }
+        let data: Vec<f32> = match h.store {
+            Store::F32 => t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect(),
+            Store::F16 => t
+                .data()
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes(c.try_into().expect("2 bytes")).to_f32())
+                .collect(),
+        };
+        ArrayD::from_shape_vec(IxDyn(t.shape()), data).map_err(|e| Error::file(path, e.to_string()))
+    }
+
+    /// A loader yielding decompressed `[≤batch, C, H, W]` batches in order, over all shards.
+    pub fn loader(&self, batch: usize, opts: &crate::EngineOptions) -> Result<Loader> {
+        if batch == 0 {
+            return Err(Error::InvalidSpec {
+                field: "batch",
+                value: "0".into(),
+                allowed: "an integer >= 1".into(),
+            });
+        }
+        let spec = self.header.spec.clone().with_batch(batch);
+        let codec = crate::Codec::new(&spec, opts)?;
+        Ok(Loader {
+            container: self.clone(),
+            codec,
+            batch,
+            shard: 0,
+            pending: None,
+            pos: 0,
+        })
+    }
+}
+
+/// Iterator over a container's samples, decompressed in batches by one compiled [`crate::Codec`].
+pub struct Loader {
+    container: Container,
+    codec: crate::Codec,
+    batch: usize,
+    shard: usize,
+    pending: Option<ArrayD<f32>>,
+    pos: usize,
+}
+
+impl Loader {
+    fn next_coeffs(&mut self) -> Result<Option<ArrayD<f32>>> {
+        let mut parts: Vec<ArrayD<f32>> = Vec::new();
+        let mut have = 0;
+        while have < self.batch {
+            let exhausted = self
+                .pending
+                .as_ref()
+                .is_none_or(|p| self.pos >= p.shape()[0]);
+            if exhausted {
+                if self.shard >= self.container.shards.len() {
+                    break;
+                }
+                self.pending = Some(self.container.read_shard(self.shard)?);
+                self.shard += 1;
+                self.pos = 0;
+                continue;
+            }
+            let p = self.pending.as_ref().expect("checked");
+            let take = (self.batch - have).min(p.shape()[0] - self.pos);
+            parts.push(
+                p.slice_axis(Axis(0), (self.pos..self.pos + take).into())
+                    .to_owned(),
+            );
+            self.pos += take;
+            have += take;
+        }
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        if parts.len() == 1 {
+            return Ok(parts.pop());
+        }
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        Ok(Some(
+            ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Other(e.to_string()))?,
+        ))
+    }
+}
+
+impl Iterator for Loader {
+    type Item = Result<ndarray::Array4<f32>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.next_coeffs() {
+            Ok(Some(y)) => Some(self.codec.decompress(y.view())),
+            Ok(None) => None,
+            Err(e) => {
+                // Stop after an error.
+                self.shard = self.container.shards.len();
+                self.pending = None;
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! Reading user data: `.npy` files and images (PNG, JPEG, TIFF), one file, several files or a
+//! directory of images, as `[N, C, H, W]` f32 batches in the data's original units.
+//!
+//! - `.npy`: dtypes uint8, uint16, int16, int32, float16, float32, float64 (either byte order);
+//!   shapes (H, W), (C, H, W) or (N, C, H, W); C or Fortran order. C-order files are streamed
+//!   batch by batch; Fortran-order files are read whole (their samples are not contiguous).
+//!   int32 values above 2^24 in magnitude lose precision in f32.
+//! - Images: 8- or 16-bit gray, gray+alpha, RGB, RGBA (and 32-bit float TIFF) → `[1, C, H, W]`
+//!   with values as stored (0..255 for 8-bit, 0..65535 for 16-bit). Several images (or a
+//!   directory, where files with other extensions are ignored) form one dataset and must all
+//!   have the same size, channels and bit depth.
+//!
+//! Non-finite values (NaN, ±Inf) are not checked here; the compress pipeline rejects them.
+
+use ndarray::{Array4, ShapeBuilder};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Image file extensions recognized (lower case).
+pub const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "tif", "tiff"];
+
+const FORMATS: &str = ".npy, .png, .jpg/.jpeg, .tif/.tiff, or a directory of images";
+
+/// Element type of a `.npy` file's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elem {
+    kind: char,
+    size: usize,
+    big_endian: bool,
+}
+
+impl Elem {
+    fn parse(descr: &str) -> Option<Elem> {
+        let (order, rest) = descr.split_at(1.min(descr.len()));
+        let big_endian = match order {
+            "<" | "|" | "=" => false,
+            ">" => true,
+            _ => return None,
+        };
+        let (kind, size) = rest.split_at(1.min(rest.len()));
+        let kind = kind.chars().next()?;
+        let size: usize = size.parse().ok()?;
+        let e = Elem {
+            kind,
+            size,
+            big_endian,
+        };
+        e.numpy_name().map(|_| e)
+    }
+
+    /// The numpy name (`uint8`, ...), or None for an unsupported type.
+    pub fn numpy_name(&self) -> Option<&'static str> {
+        Some(match (self.kind, self.size) {
+            ('u', 1) => "uint8",
+            ('u', 2) => "uint16",
+            ('i', 2) => "int16",
+            ('i', 4) => "int32",
+            ('f', 2) => "float16",
+            ('f', 4) => "float32",
+            ('f', 8) => "float64",
+            _ => return None,
+        })
+    }
+
+    /// Append the decoded values of `bytes` (a whole number of elements) to `out`.
+    fn decode(&self, bytes: &[u8], out: &mut Vec<f32>) {
+        let be = self.big_endian;
+        macro_rules! conv {
+            ($t:ty, $n:expr, $f:expr) => {
+                out.extend(bytes.chunks_exact($n).map(|c| {
+                    let a: [u8; $n] = c.try_into().expect("chunk size");
+                    let v = if be {
+                        <$t>::from_be_bytes(a)
+                    } else {
+                        <$t>::from_le_bytes(a)
+                    };
+                    $f(v)
+                }))
+            };
+        }
+        match (self.kind, self.size) {
+            ('u', 1) => out.extend(bytes.iter().map(|&b| b as f32)),
+            ('u', 2) => conv!(u16, 2, |v| v as f32),
+            ('i', 2) => conv!(i16, 2, |v| v as f32),
+            ('i', 4) => conv!(i32, 4, |v| v as f32),
+            ('f', 2) => conv!(u16, 2, |v| half::f16::from_bits(v).to_f32()),
+            ('f', 4) => conv!(f32, 4, |v| v),
+            ('f', 8) => conv!(f64, 8, |v| v as f32),
+            _ => unreachable!("checked in Elem::parse"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Source {
+    Npy {
+        path: PathBuf,
+        elem: Elem,
+        data_start: u64,
+        fortran: bool,
+    },
+    Images(Vec<PathBuf>),
+}
+
+/// An opened input: its shape, original dtype and where the data is. Nothing is decoded yet
+/// (image headers and the `.npy` header are read and checked).
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub n: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// numpy name of the original element type (`uint8`, `uint16`, `float32`, ...).
+    pub dtype: String,
+    source: Source,
+}
+
+impl Dataset {
+    /// The original shape `[N, C, H, W]`.
+    pub fn shape(&self) -> [usize; 4] {
+        [self.n, self.channels, self.height, self.width]
+    }
+
+    /// Bytes per element of the original dtype.
+    pub fn elem_bytes(&self) -> usize {
+        dtype_bytes(&self.dtype)
+    }
+
+    /// The files the data comes from (one `.npy`, or the images in order).
+    pub fn files(&self) -> Vec<PathBuf> {
+        match &self.source {
+            Source::Npy { path, .. } => vec![path.clone()],
+            Source::Images(v) => v.clone(),
+        }
+    }
+
+    /// A short name for messages: the file, or "N images in DIR".
+    pub fn describe(&self) -> String {
+        match &self.source {
+            Source::Npy { path, .. } => path.display().to_string(),
+            Source::Images(v) if v.len() == 1 => v[0].display().to_string(),
+            Source::Images(v) => format!("{} images ({} ...)", v.len(), v[0].display()),
+        }
+    }
+
+    /// The file holding sample `i` (for error messages).
+    pub fn file_of(&self, i: usize) -> PathBuf {
+        match &self.source {
+            Source::Npy { path, .. } => path.clone(),
+            Source::Images(v) => v[i.min(v.len() - 1)].clone(),
+        }
+    }
+
+    /// Start reading from the first sample.
+    pub fn reader(&self) -> Result<Reader<'_>> {
+        let inner = match &self.source {
+            Source::Npy {
+                path,
+                elem,
+                data_start,
+                fortran,
+            } => {
+                let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+                f.seek(SeekFrom::Start(*data_start))
+                    .map_err(|e| Error::io(path, e))?;
+                let mut r = BufReader::with_capacity(1 << 20, f);
+                if *fortran {
+                    let n = self.n * self.channels * self.height * self.width;
+                    let all = read_elems(&mut r, path, *elem, n)?;
+                    let a = Array4::from_shape_vec(
+                        (self.n, self.channels, self.height, self.width).f(),
+                        all,
+                    )
+                    .map_err(|e| Error::file(path, e.to_string()))?;
+                    Inner::Memory(a.as_standard_layout().into_owned())
+                } else {
+                    Inner::Npy(r, *elem, path.clone())
+                }
+            }
+            Source::Images(_) => Inner::Images,
+        };
+        Ok(Reader {
+            ds: self,
+            next: 0,
+            inner,
+        })
+    }
+}
+
+/// Bytes per element of a numpy dtype name (0 if unknown).
+pub fn dtype_bytes(name: &str) -> usize {
+    match name {
+        "uint8" => 1,
+        "uint16" | "int16" | "float16" => 2,
+        "int32" | "float32" => 4,
+        "float64" => 8,
+        _ => 0,
+    }
+}
+
+enum Inner {
+    Npy(BufReader<File>, Elem, PathBuf),
+    Memory(Array4<f32>),
+    Images,
+}
+
+/// Reads a [`Dataset`] in batches.
+pub struct Reader<'a> {
+    ds: &'a Dataset,
+    next: usize,
+    inner: Inner,
+}
+
+impl Reader<'_> {
+    /// Index of the next sample to be read.
+    pub fn position(&self) -> usize {
+        self.next
+    }
+
+    /// The next up to `max` samples as `[k, C, H, W]`, or None at the end.
+    pub fn next_batch(&mut self, max: usize) -> Result<Option<Array4<f32>>> {
+        let ds = self.ds;
+        let k = max.min(ds.n - self.next);
+        if k == 0 {
+            return Ok(None);
+        }
+        let (c, h, w) = (ds.channels, ds.height, ds.width);
+        let batch = match &mut self.inner {
+            Inner::Npy(r, elem, path) => {
+                let data = read_elems(r, path, *elem, k * c * h * w)?;
+                Array4::from_shape_vec((k, c, h, w), data).expect("sizes checked")
+            }
+            Inner::Memory(a) => a
+                .slice(ndarray::s![self.next..self.next + k, .., .., ..])
+                .to_owned(),
+            Inner::Images => {
+                let Source::Images(files) = &ds.source else {
+                    unreachable!()
+                };
+                let mut out = Array4::<f32>::zeros((k, c, h, w));
+                for (j, path) in files[self.next..self.next + k].iter().enumerate() {
+                    let img = load_image(path)?;
+                    if img.shape() != [1, c, h, w] {
+                        return Err(Error::file(
+                            path,
+                            format!(
+                                "changed while reading: now {:?}, expected {:?}",
+                                img.shape(),
+                                [1, c, h, w]
+                            ),
+                        ));
+                    }
+                    out.slice_mut(ndarray::s![j..j + 1, .., .., ..])
+                        .assign(&img);
+                }
+                out
+            }
+        };
+        self.next += k;
+        Ok(Some(batch))
+    }
+}
+
+fn read_elems(r: &mut impl Read, path: &Path, elem: Elem, n: usize) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(n);
+    let mut buf = vec![0u8; (1 << 20) / elem.size * elem.size];
+    let mut left = n * elem.size;
+    while left > 0 {
+        let take = left.min(buf.len());
+        r.read_exact(&mut buf[..take]).map_err(|e| {
+            Error::file(
+                path,
+                format!("data ends early (file truncated or changed while reading): {e}"),
+            )
+        })?;
+        elem.decode(&buf[..take], &mut out);
+        left -= take;
+    }
+    Ok(out)
+}
+
+/// Open inputs: exactly one `.npy`, or any number of image files and directories of images.
+pub fn open(inputs: &[PathBuf]) -> Result<Dataset> {
+    if inputs.is_empty() {
+        return Err(Error::Other(format!("no input given: pass {FORMATS}")));
+    }
+    let mut npys = Vec::new();
+    let mut images = Vec::new();
+    for p in inputs {
+        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        if meta.is_dir() {
+            let found = list_images(p)?;
+            if found.is_empty() {
+                return Err(Error::file(
+                    p,
+                    format!(
+                        "directory contains no images (extensions {})",
+                        IMAGE_EXTENSIONS.join(", ")
+                    ),
+                ));
+            }
+            images.extend(found);
+        } else {
+            match extension(p).as_deref() {
+                Some("npy") => npys.push(p.clone()),
+                Some(e) if IMAGE_EXTENSIONS.contains(&e) => images.push(p.clone()),
+                _ => {
+                    return Err(Error::file(
+                        p,
+                        format!("unknown format: the inputs allowed are {FORMATS}"),
+                    ))
+                }
+            }
+        }
+    }
+    match (npys.len(), images.len()) {
+        (1, 0) => open_npy(&npys[0]),
+        (0, _) => open_images(images),
+        _ => Err(Error::file(
+            &npys[0],
+            "pass exactly one .npy file, alone (several .npy files, or .npy mixed with images, \
+             are not supported)",
+        )),
+    }
+}
+
+fn extension(p: &Path) -> Option<String> {
+    p.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+}
+
+fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let p = entry.map_err(|e| Error::io(dir, e))?.path();
+        let is_image = extension(&p).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str()));
+        if is_image && p.is_file() {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn open_npy(path: &Path) -> Result<Dataset> {
+    let bad = |m: String| Error::file(path, m);
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut r = BufReader::new(f);
+    let npy = npyz::NpyFile::new(&mut r).map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
+    let descr = npy.dtype().descr().trim_matches('\'').to_string();
+    let elem = Elem::parse(&descr).ok_or_else(|| {
+        bad(format!(
+            "dtype {descr} is not supported: allowed are uint8, uint16, int16, int32, float16, \
+             float32, float64"
+        ))
+    })?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let fortran = npy.order() == npyz::Order::Fortran;
+    let [n, c, h, w] = match shape[..] {
+        [h, w] => [1, 1, h, w],
+        [c, h, w] => [1, c, h, w],
+        [n, c, h, w] => [n, c, h, w],
+        _ => {
+            return Err(bad(format!(
+                "shape {shape:?} is not supported: allowed are (H, W), (C, H, W), (N, C, H, W)"
+            )))
+        }
+    };
+    if n * c * h * w == 0 {
+        return Err(bad(format!(
+            "shape {shape:?} is empty: every size must be >= 1"
+        )));
+    }
+    let reader = npy.into_inner();
+    let data_start = reader.stream_position().map_err(|e| Error::io(path, e))?;
+    let need = [n, c, h, w, elem.size]
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+    match need {
+        Some(need) if data_start + need <= file_len => {}
+        _ => {
+            return Err(bad(format!(
+                "truncated: the header says shape {shape:?} of {descr} ({} bytes of data), but \
+                 the file has {} bytes after its header",
+                need.map_or("too many".to_string(), |b| b.to_string()),
+                file_len - data_start
+            )))
+        }
+    }
+    Ok(Dataset {
+        n,
+        channels: c,
+        height: h,
+        width: w,
+        dtype: elem.numpy_name().expect("checked").to_string(),
+        source: Source::Npy {
+            path: path.to_path_buf(),
+            elem,
+            data_start,
+            fortran,
+        },
+    })
+}
+
+/// (channels, height, width, dtype) from an image's header.
+fn image_header(path: &Path) -> Result<(usize, usize, usize, &'static str)> {
+    use image::{ColorType, ImageDecoder};
+    let bad = |e: image::ImageError| Error::file(path, format!("cannot read as an image: {e}"));
+    let dec = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?
+        .into_decoder()
+        .map_err(bad)?;
+    let (w, h) = dec.dimensions();
+    let (c, dtype) = match dec.color_type() {
+        ColorType::L8 => (1, "uint8"),
+        ColorType::La8 => (2, "uint8"),
+        ColorType::Rgb8 => (3, "uint8"),
+        ColorType::Rgba8 => (4, "uint8"),
+        ColorType::L16 => (1, "uint16"),
+        ColorType::La16 => (2, "uint16"),
+        ColorType::Rgb16 => (3, "uint16"),
+        ColorType::Rgba16 => (4, "uint16"),
+        ColorType::Rgb32F => (3, "float32"),
+        ColorType::Rgba32F => (4, "float32"),
+        other => {
+            return Err(Error::file(
+                path,
+                format!(
+                    "pixel type {other:?} is not supported: allowed are 8/16-bit gray, gray+alpha, \
+                     RGB, RGBA and float RGB(A)"
+                ),
+            ))
+        }
+    };
+    Ok((c, h as usize, w as usize, dtype))
+}
+
+fn open_images(files: Vec<PathBuf>) -> Result<Dataset> {
+    let first = image_header(&files[0])?;
+    for f in &files[1..] {
+        let h = image_header(f)?;
+        if h != first {
+            let d =
+                |(c, hh, w, t): (usize, usize, usize, &str)| format!("{w}x{hh} {c}-channel {t}");
+            return Err(Error::file(
+                f,
+                format!(
+                    "is {} but {} is {}: all images of one dataset must have the same size, \
+                     channels and bit depth",
+                    d(h),
+                    files[0].display(),
+                    d(first)
+                ),
+            ));
+        }
+    }
+    let (c, h, w, dtype) = first;
+    Ok(Dataset {
+        n: files.len(),
+        channels: c,
+        height: h,
+        width: w,
+        dtype: dtype.to_string(),
+        source: Source::Images(files),
+    })
+}
+
+/// Decode one image as `[1, C, H, W]` in its stored units.
+pub fn load_image(path: &Path) -> Result<Array4<f32>> {
+    use image::DynamicImage as D;
+    let img = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?
+        .decode()
+        .map_err(|e| Error::file(path, format!("cannot decode image: {e}")))?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (c, data): (usize, Vec<f32>) = match &img {
+        D::ImageLuma8(b) => (1, b.as_raw().iter().map(|&v| v as f32).collect()),
+        D::ImageLumaA8(b) => (2, b.as_raw().iter().map(|&v| v as f32).collect()),
+        D::ImageRgb8(b) => (3, b.as_raw().iter().map(|&v| v as f32).collect()),
+        D::ImageRgba8(b) => (4, b.as_raw().iter().map(|&v| v as f32).collect()),
+        D::ImageLuma16(b) => (1, b.as_raw().iter().map(|&v| v as f32).collect()),
+        D::ImageLumaA16(b) => (2, b.as_raw().iter().map(|&v| v as f32).collect()),
+        D::ImageRgb16(b) => (3, b.as_raw().iter().map(|&v| v as f32).collect()),
+        D::ImageRgba16(b) => (4, b.as_raw().iter().map(|&v| v as f32).collect()),
+        D::ImageRgb32F(b) => (3, b.as_raw().clone()),
+        D::ImageRgba32F(b) => (4, b.as_raw().clone()),
+        other => {
+            return Err(Error::file(
+                path,
+                format!("pixel type {:?} is not supported", other.color()),
+            ))
+        }
+    };
+    // Interleaved HWC → CHW.
+    let hwc = Array4::from_shape_vec((1, h, w, c), data).expect("image buffer size");
+    Ok(hwc
+        .permuted_axes([0, 3, 1, 2])
+        .as_standard_layout()
+        .into_owned())
+}

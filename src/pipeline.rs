@@ -1,0 +1,451 @@
+//! Files in, files out: compress user data into a container, and decompress a container into
+//! `.npy` or PNG files. Both stream in batches (memory: one batch of input, its coefficients and
+//! the graphs' working tensors; see [`estimate_batch_bytes`]).
+
+use ndarray::{Array4, Axis};
+use serde::Serialize;
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::container::{self, DatasetInfo, Store};
+use crate::error::{Error, Result};
+use crate::graph::Direction;
+use crate::input;
+use crate::spec::{Spec, Tile, Variant};
+use crate::{Codec, EngineOptions};
+
+/// How to compress.
+#[derive(Clone, Debug)]
+pub struct CompressOptions {
+    pub cf: usize,
+    pub block: usize,
+    pub variant: Variant,
+    pub tile: Tile,
+    /// Samples per graph run (capped at the dataset size).
+    pub batch: usize,
+    pub store: Store,
+    /// Largest shard file in bytes (at least one sample per shard; see
+    /// [`container::samples_per_shard`]).
+    pub shard_bytes: u64,
+    /// Refuse when one batch would need more than this many MB (see [`estimate_batch_bytes`]).
+    pub max_memory_mb: u64,
+    pub engine: EngineOptions,
+    pub force: bool,
+}
+
+impl Default for CompressOptions {
+    fn default() -> Self {
+        CompressOptions {
+            cf: 4,
+            block: 8,
+            variant: Variant::Chop,
+            tile: Tile::Auto,
+            batch: 8,
+            store: Store::F32,
+            shard_bytes: 1024 * 1_000_000,
+            max_memory_mb: 4096,
+            engine: EngineOptions::tract(),
+            force: false,
+        }
+    }
+}
+
+/// What `compress` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompressReport {
+    pub input: String,
+    pub shards: Vec<PathBuf>,
+    pub graph: PathBuf,
+    pub samples: usize,
+    pub original_shape: [usize; 4],
+    pub original_dtype: String,
+    pub original_bytes: u64,
+    /// Coefficient bytes in all shards (headers excluded).
+    pub payload_bytes: u64,
+    /// Bytes of all shard files (headers included; the .onnx graph excluded).
+    pub file_bytes: u64,
+    /// Kept coefficients vs pixels (the spec's ratio, padding counted).
+    pub coefficient_ratio: f64,
+    /// original_bytes / payload_bytes (what the container metadata records).
+    pub stored_ratio: f64,
+    /// original_bytes / file_bytes.
+    pub file_ratio: f64,
+    pub value_min: f64,
+    pub value_max: f64,
+    /// PSNR of the round trip (compress, store, decompress) in dB, peak = value_max - value_min
+    /// (1 for constant data); computed in f64. None when the round trip is exact.
+    pub psnr_db: Option<f64>,
+    pub seconds: f64,
+    /// Original bytes per second, in MB/s.
+    pub mb_per_s: f64,
+}
+
+/// Bytes one batch may use while compressing: the f32 input, padded copies and the graphs'
+/// intermediate tensors (about 6 image-sized f32 tensors per sample), for `batch` samples.
+pub fn estimate_batch_bytes(spec: &Spec, batch: usize) -> u64 {
+    let (hp, wp) = spec.padded();
+    (batch * spec.channels * hp * wp) as u64 * 4 * 6
+}
+
+/// Compress `inputs` into the container `out` (a stem: shards `out.NNNNN.safetensors`) and write
+/// the decompress graph `out.decompress.onnx` beside it. `progress(done, total)` is called after
+/// each batch.
+pub fn compress(
+    inputs: &[PathBuf],
+    out: &Path,
+    opts: &CompressOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<CompressReport> {
+    let t0 = Instant::now();
+    let ds = input::open(inputs)?;
+    let stem = container::stem_of(out);
+    if opts.batch == 0 {
+        return Err(Error::InvalidSpec {
+            field: "batch",
+            value: "0".into(),
+            allowed: "an integer >= 1".into(),
+        });
+    }
+    let batch = opts.batch.min(ds.n);
+    let spec = Spec::new(ds.height, ds.width, opts.cf)
+        .with_channels(ds.channels)
+        .with_batch(batch)
+        .with_block(opts.block)
+        .with_variant(opts.variant)
+        .with_tile(opts.tile);
+    let at_input = |e: Error| Error::file(ds.file_of(0), format!("cannot compress: {e}"));
+    spec.validate().map_err(at_input)?;
+    let cap = opts.max_memory_mb.saturating_mul(1_000_000);
+    let need = estimate_batch_bytes(&spec, batch);
+    if need > cap {
+        let one = estimate_batch_bytes(&spec, 1);
+        let fits = cap / one.max(1);
+        let hint = if fits == 0 {
+            "one sample alone is over the cap: raise --max-memory-mb".to_string()
+        } else {
+            format!("lower --batch (allowed: 1..={fits}) or raise --max-memory-mb")
+        };
+        return Err(Error::file(
+            ds.file_of(0),
+            format!(
+                "too large for the memory cap: a batch of {batch} samples of {}x{}x{} needs about \
+                 {} MB, over --max-memory-mb {}; {hint}",
+                ds.channels,
+                ds.height,
+                ds.width,
+                need.div_ceil(1_000_000),
+                opts.max_memory_mb
+            ),
+        ));
+    }
+    let mut codec = Codec::new(&spec, &opts.engine).map_err(at_input)?;
+    let graph = codec
+        .plan()
+        .model(Direction::Decompress, crate::DEFAULT_OPSET)?
+        .encode()?;
+    let graph_file = container::graph_path(&stem);
+    let mut writer = container::Writer::create(
+        &stem,
+        &spec,
+        opts.store,
+        ds.n,
+        opts.shard_bytes,
+        opts.force,
+        std::slice::from_ref(&graph_file),
+    )?;
+    let mut reader = ds.reader()?;
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut sse = 0f64;
+    while let Some(x) = reader.next_batch(batch)? {
+        let start = reader.position() - x.shape()[0];
+        let bad = x.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            let mut total = bad;
+            while let Some(rest) = reader.next_batch(batch)? {
+                total += rest.iter().filter(|v| !v.is_finite()).count();
+            }
+            let mut file = ds.file_of(start);
+            if let Some(i) = x
+                .outer_iter()
+                .position(|s| s.iter().any(|v| !v.is_finite()))
+            {
+                file = ds.file_of(start + i);
+            }
+            let whole = if ds.files().len() > 1 {
+                format!(" (counted over {})", ds.describe())
+            } else {
+                String::new()
+            };
+            return Err(Error::file(
+                file,
+                format!(
+                    "contains {total} non-finite values (NaN or Inf){whole}: not supported, \
+                     replace them (e.g. numpy.nan_to_num) before compressing"
+                ),
+            ));
+        }
+        for &v in x.iter() {
+            lo = lo.min(v as f64);
+            hi = hi.max(v as f64);
+        }
+        let mut y = codec.compress(x.view())?;
+        if opts.store == Store::F16 {
+            y.mapv_inplace(|v| half::f16::from_f32(v).to_f32());
+        }
+        writer.push(y.view())?;
+        let back = codec.decompress(y.view())?;
+        sse += x
+            .iter()
+            .zip(back.iter())
+            .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+            .sum::<f64>();
+        progress(reader.position(), ds.n);
+    }
+    let info = DatasetInfo {
+        dtype: ds.dtype.clone(),
+        shape: ds.shape(),
+        min: lo,
+        max: hi,
+    };
+    let shards = writer.finish(&info, &[(graph_file.clone(), graph)])?;
+    let file_bytes: u64 = shards
+        .iter()
+        .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let elems = ds.shape().iter().product::<usize>() as u64;
+    let original_bytes = elems * ds.elem_bytes() as u64;
+    let payload_bytes =
+        (ds.n * spec.compressed_shape()[1..].iter().product::<usize>() * opts.store.bytes()) as u64;
+    let mse = sse / elems as f64;
+    let peak = if hi > lo { hi - lo } else { 1.0 };
+    let psnr_db = (mse > 0.0).then(|| 10.0 * (peak * peak / mse).log10());
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(CompressReport {
+        input: ds.describe(),
+        shards,
+        graph: graph_file,
+        samples: ds.n,
+        original_shape: ds.shape(),
+        original_dtype: ds.dtype.clone(),
+        original_bytes,
+        payload_bytes,
+        file_bytes,
+        coefficient_ratio: spec.compression_ratio(),
+        stored_ratio: original_bytes as f64 / payload_bytes as f64,
+        file_ratio: original_bytes as f64 / file_bytes as f64,
+        value_min: lo,
+        value_max: hi,
+        psnr_db,
+        seconds,
+        mb_per_s: original_bytes as f64 / 1e6 / seconds.max(1e-9),
+    })
+}
+
+/// What `decompress` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct DecompressReport {
+    pub container: PathBuf,
+    pub outputs: Vec<PathBuf>,
+    pub samples: usize,
+    pub shape: [usize; 4],
+    pub original_dtype: String,
+    pub seconds: f64,
+    /// Decompressed f32 bytes per second, in MB/s.
+    pub mb_per_s: f64,
+}
+
+/// Removes its files on drop unless disarmed.
+struct Temps(Vec<PathBuf>);
+impl Drop for Temps {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+fn temp_for(path: &Path) -> PathBuf {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{file}.{}.tmp", std::process::id()))
+}
+
+/// Output kind, from the path: `.npy`, `.png` (one sample), else a directory of PNGs.
+fn out_kind(out: &Path) -> &'static str {
+    match out
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("npy") => "npy",
+        Some("png") => "png",
+        _ => "dir",
+    }
+}
+
+/// Decompress container `input` (stem or any shard) into `out`: a float32 `.npy` of
+/// `[N, C, H, W]`, a `.png` (one sample), or a directory of `NNNNN.png` (one per sample). PNGs
+/// are written in the original bit depth (uint8 or uint16 data only), rounded and clamped.
+pub fn decompress(
+    input: &Path,
+    out: &Path,
+    engine: &EngineOptions,
+    batch: usize,
+    force: bool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<DecompressReport> {
+    let t0 = Instant::now();
+    let c = container::open(input)?;
+    let h = &c.header;
+    let shape = h.info.shape;
+    let n = shape[0];
+    let kind = out_kind(out);
+    if kind != "npy" {
+        match h.info.dtype.as_str() {
+            "uint8" | "uint16" => {}
+            other => {
+                return Err(Error::file(
+                    out,
+                    format!(
+                        "PNG output needs uint8 or uint16 original data, but {} holds {other}: \
+                         write a .npy instead",
+                        c.shards[0].display()
+                    ),
+                ))
+            }
+        };
+        if !(1..=4).contains(&shape[1]) {
+            return Err(Error::file(
+                out,
+                format!(
+                    "PNG output needs 1 to 4 channels, the data has {}",
+                    shape[1]
+                ),
+            ));
+        }
+        if kind == "png" && n != 1 {
+            return Err(Error::file(
+                out,
+                format!("the container holds {n} samples: write a .npy or a directory (one PNG per sample)"),
+            ));
+        }
+    }
+    let targets: Vec<PathBuf> = match kind {
+        "dir" => (0..n).map(|i| out.join(format!("{i:05}.png"))).collect(),
+        _ => vec![out.to_path_buf()],
+    };
+    if !force {
+        if let Some(p) = targets.iter().find(|p| p.exists()) {
+            return Err(Error::file(
+                p,
+                "already exists; pass --force to overwrite it",
+            ));
+        }
+    }
+    let created_dir = kind == "dir" && !out.exists();
+    if kind == "dir" {
+        fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    }
+    let result = (|| -> Result<()> {
+        let mut temps = Temps(targets.iter().map(|p| temp_for(p)).collect());
+        let loader = c.loader(batch.max(1), engine)?;
+        let mut done = 0;
+        if kind == "npy" {
+            use npyz::WriterBuilder;
+            let tmp = temps.0[0].clone();
+            let io = |e: std::io::Error| Error::io(&tmp, e);
+            let f = File::create(&tmp).map_err(io)?;
+            let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+            let mut w = npyz::WriteOptions::<f32>::new()
+                .default_dtype()
+                .shape(&dims)
+                .writer(BufWriter::with_capacity(1 << 20, f))
+                .begin_nd()
+                .map_err(io)?;
+            for x in loader {
+                let x = x?;
+                w.extend(x.iter().copied()).map_err(io)?;
+                done += x.shape()[0];
+                progress(done, n);
+            }
+            w.finish().map_err(io)?;
+        } else {
+            for x in loader {
+                let x = x?;
+                for s in x.axis_iter(Axis(0)) {
+                    let a = s.insert_axis(Axis(0)).to_owned();
+                    write_png(&temps.0[done], &a, &h.info.dtype)?;
+                    done += 1;
+                }
+                progress(done, n);
+            }
+        }
+        for (i, (tmp, path)) in temps.0.iter().zip(&targets).enumerate() {
+            fs::rename(tmp, path).map_err(|e| {
+                for t in &temps.0[i + 1..] {
+                    let _ = fs::remove_file(t);
+                }
+                Error::io(path, e)
+            })?;
+        }
+        temps.0.clear();
+        Ok(())
+    })();
+    if let Err(e) = result {
+        if created_dir {
+            let _ = fs::remove_dir(out);
+        }
+        return Err(e);
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    Ok(DecompressReport {
+        container: c.shards[0].clone(),
+        outputs: targets,
+        samples: n,
+        shape,
+        original_dtype: h.info.dtype.clone(),
+        seconds,
+        mb_per_s: (shape.iter().product::<usize>() * 4) as f64 / 1e6 / seconds.max(1e-9),
+    })
+}
+
+/// Write `[1, C, H, W]` as PNG in the original bit depth (rounded, clamped).
+fn write_png(path: &Path, x: &Array4<f32>, dtype: &str) -> Result<()> {
+    use image::{DynamicImage as D, ImageBuffer};
+    let (c, h, w) = (x.shape()[1], x.shape()[2], x.shape()[3]);
+    // CHW → interleaved HWC.
+    let hwc = x.view().permuted_axes([0, 2, 3, 1]);
+    let (wu, hu) = (w as u32, h as u32);
+    let img = if dtype == "uint8" {
+        let v: Vec<u8> = hwc
+            .iter()
+            .map(|&p| p.round().clamp(0.0, 255.0) as u8)
+            .collect();
+        match c {
+            1 => D::ImageLuma8(ImageBuffer::from_raw(wu, hu, v).expect("size")),
+            2 => D::ImageLumaA8(ImageBuffer::from_raw(wu, hu, v).expect("size")),
+            3 => D::ImageRgb8(ImageBuffer::from_raw(wu, hu, v).expect("size")),
+            _ => D::ImageRgba8(ImageBuffer::from_raw(wu, hu, v).expect("size")),
+        }
+    } else {
+        let v: Vec<u16> = hwc
+            .iter()
+            .map(|&p| p.round().clamp(0.0, 65535.0) as u16)
+            .collect();
+        match c {
+            1 => D::ImageLuma16(ImageBuffer::from_raw(wu, hu, v).expect("size")),
+            2 => D::ImageLumaA16(ImageBuffer::from_raw(wu, hu, v).expect("size")),
+            3 => D::ImageRgb16(ImageBuffer::from_raw(wu, hu, v).expect("size")),
+            _ => D::ImageRgba16(ImageBuffer::from_raw(wu, hu, v).expect("size")),
+        }
+    };
+    let f = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut w = BufWriter::new(f);
+    img.write_to(&mut w, image::ImageFormat::Png)
+        .map_err(|e| Error::file(path, format!("PNG encoding: {e}")))?;
+    Ok(())
+}
