@@ -37,6 +37,10 @@ enum Command {
     },
     /// Run an exported .onnx graph on a .npy tensor and write the result as .npy.
     Run(RunArgs),
+    /// Compress .npy files or images into a sharded safetensors container (+ decompress graph).
+    Compress(CompressArgs),
+    /// Decompress a container into a .npy, a .png or a directory of PNGs.
+    Decompress(DecompressArgs),
 }
 
 /// Image size: `N` (square) or `HxW`.
@@ -148,8 +152,13 @@ fn main() {
     let result = match cli.command {
         Command::Export(a) => cmd_export(a),
         Command::Bench(a) => cmd_bench(a),
+        Command::Inspect { file, json } if dctchop::container::looks_like_container(&file) => {
+            cmd_inspect_container(file, json)
+        }
         Command::Inspect { file, json } => cmd_inspect(file, json),
         Command::Run(a) => cmd_run(a),
+        Command::Compress(a) => cmd_compress(a),
+        Command::Decompress(a) => cmd_decompress(a),
     };
     if let Err(e) = result {
         eprintln!("dctchop: error: {e:#}");
@@ -597,5 +606,235 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     );
     dctchop::npy::write_npy(&a.out, y.view(), npy_type)?;
     println!("wrote {} ({})", a.out.display(), outp.dtype);
+    Ok(())
+}
+
+// ---- compress / decompress: files in, a container out, and back -----------------------------
+
+#[derive(Args)]
+struct CompressArgs {
+    /// Inputs: one .npy (uint8/uint16/int16/int32/float16/32/64; (H,W), (C,H,W) or (N,C,H,W)),
+    /// or image files (PNG, JPEG, TIFF) and directories of images, all of one size.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Container stem: writes OUT.00000.safetensors, ... and OUT.decompress.onnx.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Chop factor: 1..=block.
+    #[arg(long, default_value_t = 4)]
+    cf: usize,
+    /// chop (CF×CF square) or triangle (i+j<CF).
+    #[arg(long, default_value = "chop")]
+    variant: Variant,
+    /// DCT block size: 4, 8, 16 or 32.
+    #[arg(long, default_value_t = 8)]
+    block: usize,
+    /// Strip size of the matrix products: a multiple of the block, 'full' or 'auto'.
+    #[arg(long, default_value = "auto")]
+    tile: Tile,
+    /// tract (built in) or ort (ONNX Runtime, loaded at run time).
+    #[arg(long, default_value = "tract")]
+    engine: dctchop::EngineKind,
+    /// cpu, or cuda[:N] (ort engine only).
+    #[arg(long, default_value = "cpu")]
+    device: dctchop::Device,
+    /// Element type of the stored coefficients: f32 or f16.
+    #[arg(long, default_value = "f32")]
+    store: dctchop::container::Store,
+    /// Samples per graph run (also the batch of the written decompress graph).
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Largest shard file in MB (10^6 bytes); one sample per shard if a sample is larger.
+    #[arg(long, default_value_t = 1024)]
+    shard_mb: u64,
+    /// Refuse inputs whose batch would need more memory than this many MB.
+    #[arg(long, default_value_t = 4096)]
+    max_memory_mb: u64,
+    /// Overwrite existing output files.
+    #[arg(long)]
+    force: bool,
+    /// No progress bar and no summary line.
+    #[arg(long)]
+    quiet: bool,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DecompressArgs {
+    /// A container: its stem OUT or any shard OUT.NNNNN.safetensors.
+    input: PathBuf,
+    /// OUT.npy (float32 [N,C,H,W]), OUT.png (one sample) or a directory (one PNG per sample).
+    #[arg(short, long)]
+    out: PathBuf,
+    /// tract (built in) or ort (ONNX Runtime, loaded at run time).
+    #[arg(long, default_value = "tract")]
+    engine: dctchop::EngineKind,
+    /// cpu, or cuda[:N] (ort engine only).
+    #[arg(long, default_value = "cpu")]
+    device: dctchop::Device,
+    /// Samples per graph run.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Overwrite existing output files.
+    #[arg(long)]
+    force: bool,
+    /// No progress bar and no summary line.
+    #[arg(long)]
+    quiet: bool,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A progress bar on stderr that appears only after ~1 s, and never with --quiet or when stderr
+/// is not a terminal.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    start: std::time::Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool, what: &'static str) -> Progress {
+        use std::io::IsTerminal;
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::hidden(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} samples {elapsed_precise} eta {eta}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_message(what);
+            b
+        });
+        Progress {
+            bar,
+            start: std::time::Instant::now(),
+            shown: false,
+        }
+    }
+    fn update(&mut self, done: usize, total: usize) {
+        if let Some(b) = &self.bar {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+            if !self.shown && self.start.elapsed().as_secs_f64() > 1.0 && done < total {
+                b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                self.shown = true;
+            }
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn engine_options(kind: dctchop::EngineKind, device: dctchop::Device) -> dctchop::EngineOptions {
+    let mut o = dctchop::EngineOptions::default().with_kind(kind);
+    o.device = device;
+    o
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+fn cmd_compress(a: CompressArgs) -> Result<()> {
+    if a.shard_mb == 0 {
+        bail!("invalid --shard-mb = 0: allowed is an integer >= 1 (MB)");
+    }
+    let opts = dctchop::pipeline::CompressOptions {
+        cf: a.cf,
+        block: a.block,
+        variant: a.variant,
+        tile: a.tile,
+        batch: a.batch,
+        store: a.store,
+        shard_bytes: a.shard_mb.saturating_mul(1_000_000),
+        max_memory_mb: a.max_memory_mb,
+        engine: engine_options(a.engine, a.device),
+        force: a.force,
+    };
+    let mut p = Progress::new(a.quiet, "compress");
+    let r = dctchop::pipeline::compress(&a.inputs, &a.out, &opts, &mut |d, t| p.update(d, t));
+    p.finish();
+    let r = r?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else if !a.quiet {
+        let psnr = r
+            .psnr_db
+            .map_or("inf (exact)".to_string(), |v| format!("{v:.2} dB"));
+        println!(
+            "compressed {} ({} {}, {:.2} MB) -> {} shard(s), {:.2} MB: ratio on disk {:.3} \
+             (coefficient ratio {:.3}), PSNR {psnr} (peak = range {}..{}), {:.1} MB/s",
+            r.input,
+            fmt_shape(&r.original_shape),
+            r.original_dtype,
+            mb(r.original_bytes),
+            r.shards.len(),
+            mb(r.file_bytes),
+            r.file_ratio,
+            r.coefficient_ratio,
+            r.value_min,
+            r.value_max,
+            r.mb_per_s
+        );
+        println!("wrote {} and {}", r.shards[0].display(), r.graph.display());
+    }
+    Ok(())
+}
+
+fn cmd_decompress(a: DecompressArgs) -> Result<()> {
+    let engine = engine_options(a.engine, a.device);
+    let mut p = Progress::new(a.quiet, "decompress");
+    let r =
+        dctchop::pipeline::decompress(&a.input, &a.out, &engine, a.batch, a.force, &mut |d, t| {
+            p.update(d, t)
+        });
+    p.finish();
+    let r = r?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else if !a.quiet {
+        println!(
+            "decompressed {} samples {} (original {}) -> {} ({} file(s)), {:.1} MB/s",
+            r.samples,
+            fmt_shape(&r.shape),
+            r.original_dtype,
+            a.out.display(),
+            r.outputs.len(),
+            r.mb_per_s
+        );
+    }
+    Ok(())
+}
+
+fn cmd_inspect_container(file: PathBuf, json: bool) -> Result<()> {
+    let c = dctchop::container::open(&file)?;
+    let meta: std::collections::BTreeMap<_, _> = c.header.raw.iter().collect();
+    if json {
+        let v = serde_json::json!({
+            "container": c.stem,
+            "shards": c.shards,
+            "metadata": meta,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "container {} ({} shard(s))",
+            c.stem.display(),
+            c.shards.len()
+        );
+        for (k, v) in meta {
+            println!("  {k}: {v}");
+        }
+    }
     Ok(())
 }
