@@ -1,0 +1,639 @@
+//! Data in, data out: inputs (.npy of every dtype/order/rank, images), the safetensors
+//! container (read back with the `safetensors` crate, sharding, checksum), the batch loader, and
+//! a table of bad inputs through the CLI (one-line error naming the file, nothing written,
+//! input unmodified).
+
+use ndarray::{Array4, ArrayD, IxDyn};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use dctchop::container::{self, Store};
+use dctchop::pipeline::{self, CompressOptions};
+use dctchop::{input, Codec, EngineOptions, Spec};
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dctchop-dataio-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn dctchop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dctchop"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn write_npy<T: npyz::Serialize + npyz::AutoSerialize + Copy>(
+    path: &Path,
+    shape: &[usize],
+    data: &[T],
+    fortran: bool,
+) {
+    use npyz::WriterBuilder;
+    let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut bytes = Vec::new();
+    let order = if fortran {
+        npyz::Order::Fortran
+    } else {
+        npyz::Order::C
+    };
+    // `data` is in C order; a Fortran file stores the transposed walk.
+    let values: Vec<T> = if fortran {
+        let a = ArrayD::from_shape_vec(IxDyn(shape), data.to_vec()).unwrap();
+        a.t().iter().copied().collect()
+    } else {
+        data.to_vec()
+    };
+    let mut w = npyz::WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(&dims)
+        .order(order)
+        .writer(&mut bytes)
+        .begin_nd()
+        .unwrap();
+    w.extend(values).unwrap();
+    w.finish().unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A smooth test image in 0..255 (f64), `[n, c, h, w]`, C order.
+fn smooth(n: usize, c: usize, h: usize, w: usize) -> Vec<f64> {
+    let mut v = Vec::with_capacity(n * c * h * w);
+    for s in 0..n {
+        for ch in 0..c {
+            for i in 0..h {
+                for j in 0..w {
+                    let x =
+                        (i as f64 * 0.11 + s as f64).sin() * (j as f64 * 0.07 + ch as f64).cos();
+                    v.push(127.5 + 120.0 * x);
+                }
+            }
+        }
+    }
+    v
+}
+
+fn read_all(ds: &input::Dataset) -> Array4<f32> {
+    let mut r = ds.reader().unwrap();
+    let mut parts = Vec::new();
+    while let Some(b) = r.next_batch(2).unwrap() {
+        parts.push(b);
+    }
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    ndarray::concatenate(ndarray::Axis(0), &views).unwrap()
+}
+
+#[test]
+fn npy_every_dtype_order_and_rank_reads_as_f32() {
+    let dir = tmpdir("npy");
+    let shapes: [&[usize]; 3] = [&[5, 7], &[2, 5, 7], &[3, 2, 5, 7]];
+    for shape in shapes {
+        let n: usize = shape.iter().product();
+        let base = smooth(1, 1, 1, n); // 7.5..247.5
+        let as4 = match shape.len() {
+            2 => [1, 1, shape[0], shape[1]],
+            3 => [1, shape[0], shape[1], shape[2]],
+            _ => [shape[0], shape[1], shape[2], shape[3]],
+        };
+        for fortran in [false, true] {
+            let cases: Vec<(&str, Vec<f32>)> = {
+                let p = |t: &str| dir.join(format!("{t}-{}-{fortran}.npy", shape.len()));
+                let mut v = Vec::new();
+                let d: Vec<u8> = base.iter().map(|&x| x as u8).collect();
+                write_npy(&p("u8"), shape, &d, fortran);
+                v.push(("uint8", d.iter().map(|&x| x as f32).collect()));
+                let d: Vec<u16> = base.iter().map(|&x| (x * 250.0) as u16).collect();
+                write_npy(&p("u16"), shape, &d, fortran);
+                v.push(("uint16", d.iter().map(|&x| x as f32).collect()));
+                let d: Vec<i16> = base.iter().map(|&x| (x * 100.0 - 12000.0) as i16).collect();
+                write_npy(&p("i16"), shape, &d, fortran);
+                v.push(("int16", d.iter().map(|&x| x as f32).collect()));
+                let d: Vec<i32> = base.iter().map(|&x| (x * 1000.0) as i32 - 70000).collect();
+                write_npy(&p("i32"), shape, &d, fortran);
+                v.push(("int32", d.iter().map(|&x| x as f32).collect()));
+                let d: Vec<half::f16> = base.iter().map(|&x| half::f16::from_f64(x)).collect();
+                write_npy(&p("f16"), shape, &d, fortran);
+                v.push(("float16", d.iter().map(|&x| x.to_f32()).collect()));
+                let d: Vec<f32> = base.iter().map(|&x| x as f32 / 3.0).collect();
+                write_npy(&p("f32"), shape, &d, fortran);
+                v.push(("float32", d.clone()));
+                let d: Vec<f64> = base.iter().map(|&x| x / 7.0).collect();
+                write_npy(&p("f64"), shape, &d, fortran);
+                v.push(("float64", d.iter().map(|&x| x as f32).collect()));
+                v
+            };
+            let files = ["u8", "u16", "i16", "i32", "f16", "f32", "f64"];
+            for ((dtype, want), f) in cases.into_iter().zip(files) {
+                let path = dir.join(format!("{f}-{}-{fortran}.npy", shape.len()));
+                let ds = input::open(std::slice::from_ref(&path)).unwrap();
+                assert_eq!(ds.dtype, dtype, "{}", path.display());
+                assert_eq!(ds.shape(), as4, "{}", path.display());
+                let got = read_all(&ds);
+                let want = Array4::from_shape_vec(as4, want).unwrap();
+                assert_eq!(got, want, "{}", path.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn images_keep_original_units_and_channels() {
+    let dir = tmpdir("img");
+    let (w, h) = (13u32, 9u32);
+    let px = |x: u32, y: u32, c: u32| (x * 17 + y * 5 + c * 60) % 256;
+    let g8 = image::GrayImage::from_fn(w, h, |x, y| image::Luma([px(x, y, 0) as u8]));
+    g8.save(dir.join("g8.png")).unwrap();
+    let rgba = image::RgbaImage::from_fn(w, h, |x, y| {
+        image::Rgba([0, 1, 2, 3].map(|c| px(x, y, c) as u8))
+    });
+    rgba.save(dir.join("rgba.png")).unwrap();
+    let rgb16: image::ImageBuffer<image::Rgb<u16>, Vec<u16>> =
+        image::ImageBuffer::from_fn(w, h, |x, y| {
+            image::Rgb([0, 1, 2].map(|c| (px(x, y, c) * 257) as u16))
+        });
+    rgb16.save(dir.join("rgb16.png")).unwrap();
+    rgb16.save(dir.join("rgb16.tif")).unwrap();
+    let rgb8 = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([0, 1, 2].map(|c| px(x, y, c) as u8))
+    });
+    rgb8.save(dir.join("rgb8.jpg")).unwrap();
+    for (file, c, dtype, scale) in [
+        ("g8.png", 1, "uint8", 1),
+        ("rgba.png", 4, "uint8", 1),
+        ("rgb16.png", 3, "uint16", 257),
+        ("rgb16.tif", 3, "uint16", 257),
+    ] {
+        let ds = input::open(&[dir.join(file)]).unwrap();
+        assert_eq!((ds.channels, ds.dtype.as_str()), (c, dtype), "{file}");
+        assert_eq!(ds.shape(), [1, c, h as usize, w as usize]);
+        let a = read_all(&ds);
+        for ((_, ch, y, x), v) in a.indexed_iter() {
+            assert_eq!(
+                *v,
+                (px(x as u32, y as u32, ch as u32) * scale) as f32,
+                "{file}"
+            );
+        }
+    }
+    let ds = input::open(&[dir.join("rgb8.jpg")]).unwrap();
+    assert_eq!((ds.channels, ds.dtype.as_str()), (3, "uint8"));
+    // A directory of same-size images is one dataset, in file-name order.
+    let d2 = dir.join("set");
+    std::fs::create_dir_all(&d2).unwrap();
+    for i in 0..3 {
+        rgb8.save(d2.join(format!("{i}.png"))).unwrap();
+    }
+    std::fs::write(d2.join("notes.txt"), "ignored").unwrap();
+    let ds = input::open(&[d2]).unwrap();
+    assert_eq!(ds.shape(), [3, 3, h as usize, w as usize]);
+}
+
+fn opts(cf: usize, batch: usize) -> CompressOptions {
+    CompressOptions {
+        cf,
+        batch,
+        ..CompressOptions::default()
+    }
+}
+
+#[test]
+fn container_round_trip_shards_loader_and_independent_psnr() {
+    let dir = tmpdir("container");
+    let (n, c, h, w) = (10, 3, 20, 27); // not multiples of 8
+    let data: Vec<f32> = smooth(n, c, h, w).iter().map(|&v| v as f32).collect();
+    let src = dir.join("x.npy");
+    write_npy(&src, &[n, c, h, w], &data, false);
+    let x = Array4::from_shape_vec((n, c, h, w), data).unwrap();
+    let stem = dir.join("out");
+    let spec = Spec::new(h, w, 4).with_channels(c).with_batch(4);
+    let per = spec.compressed_shape()[1..].iter().product::<usize>() * 4;
+    let mut o = opts(4, 4);
+    o.shard_bytes = (container::HEADER_RESERVE + 3 * per) as u64; // 3 samples per shard
+    let rep = pipeline::compress(std::slice::from_ref(&src), &stem, &o, &mut |_, _| {}).unwrap();
+    assert_eq!(rep.shards.len(), 4);
+    assert!(container::graph_path(&stem).is_file());
+
+    // Every shard is a plain safetensors file with the documented metadata.
+    let mut all = Vec::new();
+    for (i, p) in rep.shards.iter().enumerate() {
+        let bytes = std::fs::read(p).unwrap();
+        assert!(
+            bytes.len() as u64 <= o.shard_bytes,
+            "shard {i} over the bound"
+        );
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let m = meta.metadata().clone().unwrap();
+        assert_eq!(m["format"], "dctchop-container");
+        assert_eq!(m["original_dtype"], "float32");
+        assert_eq!(m["original_shape"], "[10,3,20,27]");
+        assert_eq!(m["shard_index"], i.to_string());
+        assert_eq!(m["layout"], "chop-blockgrid-v1");
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let t = st.tensor("coefficients").unwrap();
+        assert_eq!(t.dtype(), safetensors::Dtype::F32);
+        assert_eq!(
+            m["checksum"],
+            format!("crc32:{:08x}", crc32fast::hash(t.data()))
+        );
+        all.extend(
+            t.data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap())),
+        );
+    }
+    // The stored coefficients are the codec's.
+    let mut codec = Codec::new(&spec, &EngineOptions::tract()).unwrap();
+    let y = codec.compress(x.view()).unwrap();
+    assert_eq!(all, y.iter().copied().collect::<Vec<_>>());
+
+    // The loader spans shards with batches of 4 and equals the codec's decompression.
+    let cont = container::open(&rep.shards[2]).unwrap();
+    assert_eq!(cont.len(), n);
+    let want = codec.decompress(y.view()).unwrap();
+    let mut got = Vec::new();
+    for b in cont.loader(4, &EngineOptions::tract()).unwrap() {
+        let b = b.unwrap();
+        assert!(b.shape()[0] <= 4);
+        got.extend(b.iter().copied());
+    }
+    assert_eq!(got, want.iter().copied().collect::<Vec<_>>());
+
+    // PSNR recomputed here from the decompressed .npy, peak = data range.
+    let out = dir.join("back.npy");
+    pipeline::decompress(
+        &stem,
+        &out,
+        &EngineOptions::tract(),
+        3,
+        false,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let (back, _) = dctchop::npy::read_npy_f32(&out).unwrap();
+    let (lo, hi) = x.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| {
+        (l.min(v as f64), h.max(v as f64))
+    });
+    let mse = x
+        .iter()
+        .zip(back.iter())
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum::<f64>()
+        / x.len() as f64;
+    let psnr = 10.0 * ((hi - lo).powi(2) / mse).log10();
+    assert!(
+        (psnr - rep.psnr_db.unwrap()).abs() < 1e-6,
+        "{psnr} vs {:?}",
+        rep.psnr_db
+    );
+    assert!(psnr > 20.0, "{psnr}");
+}
+
+#[test]
+fn f16_store_and_png_output_in_original_units() {
+    let dir = tmpdir("png");
+    let (h, w) = (19u32, 21u32);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 11) as u8, (y * 13) as u8, 128])
+    });
+    let src = dir.join("a.png");
+    img.save(&src).unwrap();
+    let mut o = opts(8, 1); // CF = block: near-lossless
+    o.store = Store::F16;
+    o.variant = dctchop::Variant::Triangle;
+    o.cf = 8;
+    let rep = pipeline::compress(
+        std::slice::from_ref(&src),
+        &dir.join("c"),
+        &o,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(rep.original_dtype, "uint8");
+    assert_eq!(
+        rep.stored_ratio,
+        (19 * 21 * 3) as f64 / rep.payload_bytes as f64
+    );
+    let out = dir.join("b.png");
+    pipeline::decompress(
+        &dir.join("c"),
+        &out,
+        &EngineOptions::tract(),
+        1,
+        false,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let back = image::open(&out).unwrap().to_rgb8();
+    assert_eq!(back.dimensions(), (w, h));
+    let maxdiff = img
+        .as_raw()
+        .iter()
+        .zip(back.as_raw())
+        .map(|(&a, &b)| (a as i32 - b as i32).abs())
+        .max()
+        .unwrap();
+    // Triangle CF 8 drops the high-frequency half of each block: small, bounded error.
+    assert!(maxdiff <= 40, "{maxdiff}");
+    // A directory output: one PNG per sample.
+    let d = dir.join("pngs");
+    pipeline::decompress(
+        &dir.join("c"),
+        &d,
+        &EngineOptions::tract(),
+        1,
+        false,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(d.join("00000.png").is_file());
+}
+
+/// (name, files to create in the input dir, CLI args, text the error must contain)
+type Case = (&'static str, Vec<String>, &'static str);
+
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut v: Vec<_> = walk(dir)
+        .into_iter()
+        .map(|p| {
+            let b = if p.is_file() {
+                std::fs::read(&p).unwrap()
+            } else {
+                vec![]
+            };
+            (p, b)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn bad_inputs_fail_cleanly_naming_file_and_problem() {
+    let dir = tmpdir("bad");
+    let inp = dir.join("in");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&inp).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+
+    // Inputs.
+    std::fs::write(inp.join("data.txt"), "hello").unwrap();
+    std::fs::write(inp.join("garbage.npy"), "not an npy").unwrap();
+    write_npy(&inp.join("i64.npy"), &[4, 4], &[1i64; 16], false);
+    write_npy(&inp.join("u32.npy"), &[4, 4], &[1u32; 16], false);
+    write_npy(&inp.join("vec.npy"), &[16], &[1f32; 16], false);
+    let mut nan = vec![1f32; 2 * 16 * 16];
+    // All in sample 1: with --batch 1, sample 0 is compressed and written before the error.
+    nan[260] = f32::NAN;
+    nan[300] = f32::INFINITY;
+    nan[400] = f32::NAN;
+    write_npy(&inp.join("nan.npy"), &[2, 1, 16, 16], &nan, false);
+    write_npy(
+        &inp.join("big.npy"),
+        &[1, 1, 1024, 1024],
+        &vec![7u8; 1 << 20],
+        false,
+    );
+    write_npy(
+        &inp.join("ok.npy"),
+        &[2, 3, 16, 16],
+        &vec![3f32; 2 * 3 * 256],
+        false,
+    );
+    let full = std::fs::read(inp.join("ok.npy")).unwrap();
+    std::fs::write(inp.join("short.npy"), &full[..full.len() - 100]).unwrap();
+    std::fs::create_dir_all(inp.join("empty")).unwrap();
+    let mixed = inp.join("mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    image::RgbImage::new(8, 8)
+        .save(mixed.join("a.png"))
+        .unwrap();
+    image::RgbImage::new(9, 8)
+        .save(mixed.join("b.png"))
+        .unwrap();
+
+    // Containers: a good one, then damaged copies.
+    let good = inp.join("good");
+    let o = dctchop(&[
+        "compress",
+        &s(&inp.join("ok.npy")),
+        "-o",
+        &s(&good),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let shard = std::fs::read(container::shard_path(&good, 0)).unwrap();
+    std::fs::write(
+        inp.join("trunc.00000.safetensors"),
+        &shard[..shard.len() - 10],
+    )
+    .unwrap();
+    let mut flipped = shard.clone();
+    let last = flipped.len() - 5;
+    flipped[last] ^= 0x40;
+    std::fs::write(inp.join("flip.00000.safetensors"), &flipped).unwrap();
+    // Metadata that contradicts the spec: original_shape with 5 channels.
+    let hlen = u64::from_le_bytes(shard[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&shard[8..8 + hlen]).unwrap();
+    header["__metadata__"]["original_shape"] = "[2,5,16,16]".into();
+    let mut hb = serde_json::to_vec(&header).unwrap();
+    while hb.len() % 8 != 0 {
+        hb.push(b' ');
+    }
+    let mut bad_meta = (hb.len() as u64).to_le_bytes().to_vec();
+    bad_meta.extend(&hb);
+    bad_meta.extend(&shard[8 + hlen..]);
+    std::fs::write(inp.join("meta.00000.safetensors"), &bad_meta).unwrap();
+    // An existing output.
+    std::fs::write(out.join("taken.npy"), "keep me").unwrap();
+
+    let i = |f: &str| s(&inp.join(f));
+    let dst = s(&out.join("c"));
+    let cases: Vec<Case> = vec![
+        (
+            "unknown format",
+            vec!["compress".into(), i("data.txt"), "-o".into(), dst.clone()],
+            "unknown format",
+        ),
+        (
+            "not an npy",
+            vec![
+                "compress".into(),
+                i("garbage.npy"),
+                "-o".into(),
+                dst.clone(),
+            ],
+            "not a valid .npy",
+        ),
+        (
+            "int64 npy",
+            vec!["compress".into(), i("i64.npy"), "-o".into(), dst.clone()],
+            "<i8 is not supported",
+        ),
+        (
+            "uint32 npy",
+            vec!["compress".into(), i("u32.npy"), "-o".into(), dst.clone()],
+            "<u4 is not supported",
+        ),
+        (
+            "1-d npy",
+            vec!["compress".into(), i("vec.npy"), "-o".into(), dst.clone()],
+            "(H, W), (C, H, W)",
+        ),
+        (
+            "nan",
+            vec![
+                "compress".into(),
+                i("nan.npy"),
+                "-o".into(),
+                dst.clone(),
+                "--batch".into(),
+                "1".into(),
+            ],
+            "contains 3 non-finite values",
+        ),
+        (
+            "truncated npy",
+            vec!["compress".into(), i("short.npy"), "-o".into(), dst.clone()],
+            "truncated",
+        ),
+        (
+            "memory cap",
+            vec![
+                "compress".into(),
+                i("big.npy"),
+                "-o".into(),
+                dst.clone(),
+                "--max-memory-mb".into(),
+                "1".into(),
+            ],
+            "memory cap",
+        ),
+        (
+            "empty dir",
+            vec!["compress".into(), i("empty"), "-o".into(), dst.clone()],
+            "contains no images",
+        ),
+        (
+            "mixed sizes",
+            vec!["compress".into(), i("mixed"), "-o".into(), dst.clone()],
+            "9x8 3-channel uint8 but",
+        ),
+        (
+            "bad cf",
+            vec![
+                "compress".into(),
+                i("ok.npy"),
+                "-o".into(),
+                dst.clone(),
+                "--cf".into(),
+                "9".into(),
+            ],
+            "cf = 9",
+        ),
+        (
+            "truncated container",
+            vec![
+                "decompress".into(),
+                i("trunc.00000.safetensors"),
+                "-o".into(),
+                s(&out.join("t.npy")),
+            ],
+            "truncated",
+        ),
+        (
+            "flipped byte",
+            vec![
+                "decompress".into(),
+                i("flip.00000.safetensors"),
+                "-o".into(),
+                s(&out.join("f.npy")),
+            ],
+            "checksum mismatch",
+        ),
+        (
+            "metadata vs spec",
+            vec![
+                "decompress".into(),
+                i("meta.00000.safetensors"),
+                "-o".into(),
+                s(&out.join("m.npy")),
+            ],
+            "metadata/spec mismatch",
+        ),
+        (
+            "missing container",
+            vec![
+                "decompress".into(),
+                i("nothere"),
+                "-o".into(),
+                s(&out.join("n.npy")),
+            ],
+            "not found",
+        ),
+        (
+            "existing output",
+            vec![
+                "decompress".into(),
+                s(&good),
+                "-o".into(),
+                s(&out.join("taken.npy")),
+            ],
+            "already exists",
+        ),
+        (
+            "existing container",
+            vec!["compress".into(), i("ok.npy"), "-o".into(), s(&good)],
+            "already exists",
+        ),
+        (
+            "png of floats",
+            vec![
+                "decompress".into(),
+                s(&good),
+                "-o".into(),
+                s(&out.join("x.png")),
+            ],
+            "uint8 or uint16",
+        ),
+    ];
+    for (name, args, needle) in cases {
+        let before_in = snapshot(&inp);
+        let before_out = snapshot(&out);
+        let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+        let o = dctchop(&args);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        println!("{name}: {}", err.trim_end());
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{name}: not one line: {err}"
+        );
+        assert!(err.contains(needle), "{name}: wanted '{needle}' in: {err}");
+        // The message names the file at fault (an input, or the output for clobbering).
+        let named = args
+            .iter()
+            .skip(1)
+            .any(|a| a.contains('/') && err.contains(*a))
+            || err.contains(&inp.display().to_string());
+        assert!(named, "{name}: no file named in: {err}");
+        assert!(snapshot(&inp) == before_in, "{name}: input changed");
+        assert!(snapshot(&out) == before_out, "{name}: output left behind");
+    }
+}
