@@ -22,3 +22,6 @@ echo "== python cross-check: onnx.checker, onnxruntime, OpenVINO on $(ls "$DCTCH
 
 echo "== conformance suite graphs/: onnxruntime and OpenVINO (graphs/verify.py)"
 .venv/bin/python graphs/verify.py --runtime all
+
+echo "== python loader: python/dctchop_loader.py vs dctchop compress (chelsea.png, a .npy)"
+.venv/bin/python python/test_loader.py --bin target/debug/dctchop
