@@ -637,3 +637,62 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
         assert!(snapshot(&out) == before_out, "{name}: output left behind");
     }
 }
+
+#[test]
+fn cli_compress_decompress_inspect_on_a_sample_image() {
+    let img = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/images/chelsea.png");
+    if !img.is_file() {
+        eprintln!(
+            "SKIP: {} not found (shared sample images absent)",
+            img.display()
+        );
+        return;
+    }
+    let dir = tmpdir("cli");
+    let stem = dir.join("chelsea");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let o = dctchop(&[
+        "compress",
+        &s(&img),
+        "-o",
+        &s(&stem),
+        "--cf",
+        "4",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["original_shape"], serde_json::json!([1, 3, 300, 451]));
+    assert_eq!(rep["original_dtype"], "uint8");
+    let psnr = rep["psnr_db"].as_f64().unwrap();
+    assert!((25.0..45.0).contains(&psnr), "{psnr}");
+    let o = dctchop(&["inspect", &s(&container::shard_path(&stem, 0)), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(meta["metadata"]["format"], "dctchop-container");
+    assert_eq!(meta["metadata"]["layout"], "chop-blockgrid-v1");
+    // Decompress to a directory of PNGs; recompute the PSNR from the 8-bit output: rounding to
+    // integers moves it by a little only.
+    let out = dir.join("pngs");
+    let o = dctchop(&["decompress", &s(&stem), "-o", &s(&out), "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = image::open(&img).unwrap().to_rgb8();
+    let b = image::open(out.join("00000.png")).unwrap().to_rgb8();
+    let (lo, hi) = a
+        .as_raw()
+        .iter()
+        .fold((255u8, 0u8), |(l, h), &v| (l.min(v), h.max(v)));
+    let mse = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+        .sum::<f64>()
+        / a.as_raw().len() as f64;
+    let png_psnr = 10.0 * ((hi as f64 - lo as f64).powi(2) / mse).log10();
+    assert!((png_psnr - psnr).abs() < 0.3, "{png_psnr} vs {psnr}");
+    // Again without --force: refused, nothing changed.
+    let o = dctchop(&["decompress", &s(&stem), "-o", &s(&out)]);
+    assert_eq!(o.status.code(), Some(1));
+}
