@@ -396,9 +396,12 @@ fn header_bytes(
         shape,
         data_offsets: (0, len),
     };
-    let m = Metadata::new(Some(meta), vec![(TENSOR.to_string(), info)])
-        .map_err(|e| format!("safetensors header: {e}"))?;
-    let mut h = serde_json::to_vec(&m).map_err(|e| e.to_string())?;
+    // Keys sorted (serde_json's map is ordered), so equal inputs give byte-identical files.
+    let sorted: std::collections::BTreeMap<String, String> = meta.into_iter().collect();
+    let v = serde_json::json!({ "__metadata__": sorted, TENSOR: info });
+    let mut h = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
+    // What safetensors itself would accept.
+    serde_json::from_slice::<Metadata>(&h).map_err(|e| format!("safetensors header: {e}"))?;
     // Pad with spaces to a multiple of 8 so the payload is aligned (as safetensors does).
     while h.len() % 8 != 0 {
         h.push(b' ');
