@@ -790,3 +790,43 @@ impl Iterator for Loader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_and_shard_names() {
+        for p in [
+            "out/x",
+            "out/x.safetensors",
+            "out/x.00000.safetensors",
+            "out/x.00012.safetensors",
+        ] {
+            assert_eq!(stem_of(Path::new(p)), PathBuf::from("out/x"), "{p}");
+        }
+        // Only a 5-digit shard number is stripped.
+        assert_eq!(
+            stem_of(Path::new("a.v2.safetensors")),
+            PathBuf::from("a.v2")
+        );
+        assert_eq!(
+            shard_path(Path::new("out/x"), 3),
+            PathBuf::from("out/x.00003.safetensors")
+        );
+        assert_eq!(
+            graph_path(Path::new("out/x")),
+            PathBuf::from("out/x.decompress.onnx")
+        );
+        let spec = Spec::new(64, 64, 4); // 3 x 32 x 32 f32 = 12288 bytes per sample
+        assert_eq!(samples_per_shard(&spec, Store::F32, 0), 1);
+        assert_eq!(
+            samples_per_shard(&spec, Store::F32, (HEADER_RESERVE + 3 * 12288) as u64),
+            3
+        );
+        assert_eq!(
+            samples_per_shard(&spec, Store::F16, (HEADER_RESERVE + 3 * 12288) as u64),
+            6
+        );
+    }
+}

@@ -408,6 +408,7 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
     // Inputs.
     std::fs::write(inp.join("data.txt"), "hello").unwrap();
     std::fs::write(inp.join("garbage.npy"), "not an npy").unwrap();
+    std::fs::write(inp.join("fake.png"), "not a png either").unwrap();
     write_npy(&inp.join("i64.npy"), &[4, 4], &[1i64; 16], false);
     write_npy(&inp.join("u32.npy"), &[4, 4], &[1u32; 16], false);
     write_npy(&inp.join("vec.npy"), &[16], &[1f32; 16], false);
@@ -483,6 +484,11 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
             "unknown format",
             vec!["compress".into(), i("data.txt"), "-o".into(), dst.clone()],
             "unknown format",
+        ),
+        (
+            "not an image",
+            vec!["compress".into(), i("fake.png"), "-o".into(), dst.clone()],
+            "cannot read as an image",
         ),
         (
             "not an npy",
