@@ -6,10 +6,11 @@ use ndarray::ArrayD;
 use serde::Serialize;
 
 use crate::engine::{compile, EngineOptions};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::Direction;
 use crate::plan::Plan;
 use crate::spec::{Dtype, Spec};
+use std::path::{Path, PathBuf};
 
 /// One measured configuration.
 #[derive(Clone, Debug, Serialize)]
@@ -40,6 +41,100 @@ pub struct BenchPoint {
     pub decompress_vs_memcpy: f64,
     pub compress_ns_per_pixel: f64,
     pub decompress_ns_per_pixel: f64,
+    /// Speed-up over the paper's dense form (`form = full`) of the same configuration measured in
+    /// the same run; `None` when the dense form was not measured beside it.
+    pub compress_vs_dense: Option<f64>,
+    pub decompress_vs_dense: Option<f64>,
+}
+
+/// Fill `*_vs_dense` of every point from the `full` point among them (the forms of one
+/// configuration, measured back to back).
+pub fn relate_to_dense(points: &mut [BenchPoint]) {
+    let Some(dense) = points.iter().find(|p| p.form == "full").cloned() else {
+        return;
+    };
+    for p in points.iter_mut() {
+        p.compress_vs_dense = Some(dense.compress_s / p.compress_s);
+        p.decompress_vs_dense = Some(dense.decompress_s / p.decompress_s);
+    }
+}
+
+/// CSV columns, in the order of [`BenchPoint`]'s fields.
+pub const CSV_HEADER: &str = "engine,threads,form,tile_resolved,variant,res,cf,block,batch,\
+channels,dtype,bytes,reps,compress_s,decompress_s,memcpy_s,compress_gbps,decompress_gbps,\
+memcpy_gbps,compress_vs_memcpy,decompress_vs_memcpy,compress_ns_per_pixel,\
+decompress_ns_per_pixel,compress_vs_dense,decompress_vs_dense";
+
+impl BenchPoint {
+    /// One CSV row (no field holds a comma; an unmeasured ratio is empty).
+    pub fn csv_row(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6e},{:.6e},{:.6e},{:.4},{:.4},{:.4},{:.4},\
+             {:.4},{:.4},{:.4},{},{}",
+            self.engine,
+            self.threads,
+            self.form,
+            self.tile_resolved.replace(',', ";"),
+            self.variant,
+            self.res,
+            self.cf,
+            self.block,
+            self.batch,
+            self.channels,
+            self.dtype,
+            self.bytes,
+            self.reps,
+            self.compress_s,
+            self.decompress_s,
+            self.memcpy_s,
+            self.compress_gbps,
+            self.decompress_gbps,
+            self.memcpy_gbps,
+            self.compress_vs_memcpy,
+            self.decompress_vs_memcpy,
+            self.compress_ns_per_pixel,
+            self.decompress_ns_per_pixel,
+            opt(self.compress_vs_dense),
+            opt(self.decompress_vs_dense),
+        )
+    }
+}
+
+/// Collects CSV rows and writes the file atomically at the end, so an interrupted benchmark never
+/// leaves a truncated table behind (nor replaces a previous one).
+pub struct CsvWriter {
+    path: PathBuf,
+    text: String,
+}
+
+impl CsvWriter {
+    /// Refuses an existing `path` unless `force`, before anything is measured.
+    pub fn create(path: &Path, force: bool) -> Result<CsvWriter> {
+        if path.exists() && !force {
+            return Err(Error::file(
+                path,
+                "already exists; pass --force to overwrite it, or choose another --csv file",
+            ));
+        }
+        Ok(CsvWriter {
+            path: path.to_path_buf(),
+            text: format!("{CSV_HEADER}\n"),
+        })
+    }
+    pub fn write(&mut self, p: &BenchPoint) -> Result<()> {
+        self.text.push_str(&p.csv_row());
+        self.text.push('\n');
+        Ok(())
+    }
+    /// Write the file; returns its path.
+    pub fn finish(self) -> Result<PathBuf> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        crate::export::write_all_atomic(&[(&self.path, self.text.as_bytes())])?;
+        Ok(self.path)
+    }
 }
 
 /// Median of a non-empty sample.
@@ -125,5 +220,7 @@ pub fn measure(spec: &Spec, opts: &EngineOptions, budget_s: f64) -> Result<Bench
         decompress_vs_memcpy: tm / td,
         compress_ns_per_pixel: tc / pixels * 1e9,
         decompress_ns_per_pixel: td / pixels * 1e9,
+        compress_vs_dense: None,
+        decompress_vs_dense: None,
     })
 }

@@ -222,15 +222,17 @@ pub fn triangle_expansion(cf: usize) -> Array2<f64> {
     e
 }
 
-/// The `tile = auto` rule (see README, "Forms"): small axes (≤ 64 padded samples) stay dense,
-/// where the whole matrix is cache-resident and one product is cheapest; longer axes use strips
-/// of the largest of 32, 16, 8 (× block/8, at least one block) that divides the padded axis, so
-/// no extra padding is ever added.
+/// The `tile = auto` rule (see README, "Forms"), from `bench/run_grid.sh` on a 2-core CPU: an
+/// axis of at most 4 blocks stays dense (one cache-resident product, fewest ops); longer axes use
+/// strips of 2 blocks (16 for block 8) where that divides the padded axis, else 1 block, so no
+/// padding is ever added. Strips of 2 blocks were the best or within noise of the best tile for
+/// ONNX Runtime and tract from 64² to 2048², and tract's decompression gained most from them;
+/// strips of 8 blocks were 1.5-2.5x slower everywhere.
 pub fn auto_tile(padded: usize, block: usize) -> AxisForm {
-    if padded <= 64.max(2 * block) {
+    if padded <= 4 * block {
         return AxisForm::Dense;
     }
-    for mult in [4, 2, 1] {
+    for mult in [2, 1] {
         let t = block * mult;
         if padded % t == 0 {
             return AxisForm::Tiled { t, padded };

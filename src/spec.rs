@@ -183,7 +183,7 @@ impl Spec {
     }
 
     /// A file-name-safe string that encodes the whole spec, e.g.
-    /// `chop-cf4-b8-n1x3x256x256-tile32-s1-f32`.
+    /// `chop-cf4-b8-n1x3x256x256-tile16-s1-f32`.
     pub fn name(&self) -> String {
         format!(
             "{}-cf{}-b{}-n{}x{}x{}x{}-tile{}-s{}-{}",

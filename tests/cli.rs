@@ -30,7 +30,7 @@ fn export_as_documented_then_refuse_to_clobber_then_force() {
     let d = dir.to_str().unwrap();
     let o = dctchop(&["export", "--cf", "4", "--res", "256", "-o", d]);
     assert!(o.status.success(), "{}", text(&o));
-    let stem = "chop-cf4-b8-n1x3x256x256-tile32-s1-f32";
+    let stem = "chop-cf4-b8-n1x3x256x256-tile16-s1-f32";
     for ext in ["compress.onnx", "decompress.onnx", "json"] {
         assert!(dir.join(format!("{stem}.{ext}")).is_file(), "{ext}");
     }
@@ -563,5 +563,74 @@ fn target_profiles_set_defaults_record_estimates_and_warn() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("allowed are cpu, cuda"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bench_json_and_csv_report_every_configuration_with_baselines() {
+    let dir = tmpdir("bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("r.csv");
+    let args = [
+        "bench",
+        "--res",
+        "32,24x40",
+        "--cf",
+        "4",
+        "--batch",
+        "2",
+        "--channels",
+        "1",
+        "--form",
+        "full,8,auto",
+        "--budget",
+        "0.001",
+        "--json",
+        "--csv",
+        s(&csv),
+    ];
+    let o = dctchop(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6, "2 resolutions x 3 forms");
+    for p in &lines {
+        for k in [
+            "engine",
+            "form",
+            "variant",
+            "res",
+            "cf",
+            "batch",
+            "channels",
+            "compress_gbps",
+            "decompress_gbps",
+            "memcpy_gbps",
+        ] {
+            assert!(!p[k].is_null(), "{k} missing in {p}");
+        }
+        assert!(p["compress_gbps"].as_f64().unwrap() > 0.0, "{p}");
+        // The dense form was measured beside every point: its ratio is filled in, and 1 for itself.
+        let r = p["compress_vs_dense"].as_f64().unwrap();
+        if p["form"] == "full" {
+            assert_eq!(r, 1.0);
+        }
+        // Throughput is bytes / time: recompute it from the reported fields.
+        let gbps = p["bytes"].as_f64().unwrap() / p["compress_s"].as_f64().unwrap() / 1e9;
+        assert!((gbps / p["compress_gbps"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    }
+    assert_eq!(lines[3]["res"], "24x40");
+    let table = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 7, "{table}");
+    let cols = rows[0].split(',').count();
+    assert!(rows.iter().all(|r| r.split(',').count() == cols), "{table}");
+    // An existing CSV is kept unless --force.
+    let o = dctchop(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("--force"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), table);
     let _ = std::fs::remove_dir_all(&dir);
 }
