@@ -166,6 +166,8 @@ pub struct Writer {
     /// Header-complete temporaries waiting for their rename.
     finals: Vec<PathBuf>,
     done: bool,
+    /// The output directory, when this writer created it.
+    created_dir: Option<PathBuf>,
 }
 
 impl Writer {
@@ -191,9 +193,14 @@ impl Writer {
                 ));
             }
         }
+        // Create the output directory if needed (removed again if the writer fails).
+        let mut created_dir = None;
         if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.is_dir() {
-                return Err(Error::file(dir, "output directory does not exist"));
+            if !dir.exists() {
+                fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                created_dir = Some(dir.to_path_buf());
+            } else if !dir.is_dir() {
+                return Err(Error::file(dir, "is not a directory"));
             }
         }
         Ok(Writer {
@@ -208,6 +215,7 @@ impl Writer {
             written: 0,
             finals: Vec::new(),
             done: false,
+            created_dir,
         })
     }
 
@@ -380,6 +388,9 @@ impl Drop for Writer {
         if !self.done {
             for p in self.payloads.iter().map(|p| &p.0).chain(&self.finals) {
                 let _ = fs::remove_file(p);
+            }
+            if let Some(d) = &self.created_dir {
+                let _ = fs::remove_dir(d); // only succeeds when empty
             }
         }
     }

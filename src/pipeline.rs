@@ -346,6 +346,16 @@ pub fn decompress(
             ));
         }
     }
+    if kind != "dir" {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(Error::file(
+                    out,
+                    format!("output directory {} does not exist", dir.display()),
+                ));
+            }
+        }
+    }
     let created_dir = kind == "dir" && !out.exists();
     if kind == "dir" {
         fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;

@@ -567,6 +567,28 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
             "cf = 9",
         ),
         (
+            "nan into a new directory",
+            vec![
+                "compress".into(),
+                i("nan.npy"),
+                "-o".into(),
+                s(&out.join("newdir/c")),
+                "--batch".into(),
+                "1".into(),
+            ],
+            "non-finite",
+        ),
+        (
+            "npy into a missing directory",
+            vec![
+                "decompress".into(),
+                s(&good),
+                "-o".into(),
+                s(&out.join("nodir/x.npy")),
+            ],
+            "does not exist",
+        ),
+        (
             "truncated container",
             vec![
                 "decompress".into(),
