@@ -136,13 +136,17 @@ struct ExportArgs {
 /// Graph runs allocate their large tensors afresh each time. glibc serves every allocation above
 /// 32 MiB with a new mmap that page-faults on first touch, on every run; keeping freed memory in
 /// the heap instead measured 4x faster on a 78 MB Reshape under tract and 2.6x faster ORT
-/// decompression (bench/README.md). Process-wide policy, so it lives in the binary, not the library.
+/// decompression (bench/README.md). One arena: tract's worker threads otherwise allocate their
+/// packing buffers in per-thread arenas that return pages to the kernel; with a single arena a
+/// tile-32 compress at 256² x 300 ran 191 -> 136 ms. Process-wide policy, so it lives in the
+/// binary, not the library.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning parameters; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
@@ -253,12 +257,19 @@ struct BenchArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write every measured configuration as a CSV row to this file (written atomically
+    /// when the run ends).
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Overwrite an existing --csv file.
+    #[arg(long)]
+    force: bool,
 }
 
 fn cmd_bench(a: BenchArgs) -> Result<()> {
     if !a.json {
         println!(
-            "{:<8} {:>3} {:<9} {:<6} {:<8} {:>10} {:>3} {:>5} {:>9} {:>9} {:>9} {:>6} {:>6}",
+            "{:<6} {:>3} {:<9} {:<6} {:<8} {:>10} {:>3} {:>5} {:>9} {:>9} {:>9} {:>6} {:>6} {:>7} {:>7}",
             "engine",
             "thr",
             "variant",
@@ -271,42 +282,57 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             "dec GB/s",
             "copy GB/s",
             "c/cp",
-            "d/cp"
+            "d/cp",
+            "c/dense",
+            "d/dense"
         );
     }
+    let mut csv = match &a.csv {
+        Some(path) => Some(dctchop::bench::CsvWriter::create(path, a.force)?),
+        None => None,
+    };
     for &engine in &a.engine {
         for &threads in &a.threads {
             for &variant in &a.variant {
                 for &res in &a.res {
                     for &cf in &a.cf {
                         for &batch in &a.batch {
+                            let mut opts = dctchop::EngineOptions::default().with_kind(engine);
+                            if threads > 0 {
+                                opts = opts.with_threads(threads);
+                            }
+                            // All forms of one configuration are measured back to back, so the
+                            // ratios to the dense form compare runs under the same load.
+                            let mut points = Vec::with_capacity(a.form.len());
                             for &form in &a.form {
-                                let spec = Spec {
-                                    batch,
-                                    channels: a.channels,
-                                    height: res.0,
-                                    width: res.1,
-                                    block: a.block,
-                                    cf,
-                                    variant,
-                                    tile: form,
-                                    serialize: 1,
-                                    dtype: a.dtype,
-                                };
-                                let mut opts = dctchop::EngineOptions::default().with_kind(engine);
-                                if threads > 0 {
-                                    opts = opts.with_threads(threads);
-                                }
+                                let spec = Spec::new(res.0, res.1, cf)
+                                    .with_batch(batch)
+                                    .with_channels(a.channels)
+                                    .with_block(a.block)
+                                    .with_variant(variant)
+                                    .with_tile(form)
+                                    .with_dtype(a.dtype);
                                 let p = dctchop::bench::measure(&spec, &opts, a.budget)
                                     .with_context(|| format!("benchmark of {}", spec.name()))?;
+                                points.push(p);
+                            }
+                            dctchop::bench::relate_to_dense(&mut points);
+                            for p in &points {
+                                if let Some(w) = csv.as_mut() {
+                                    w.write(p)?;
+                                }
                                 if a.json {
-                                    println!("{}", serde_json::to_string(&p)?);
+                                    println!("{}", serde_json::to_string(p)?);
                                 } else {
+                                    let r = |v: Option<f64>| {
+                                        v.map_or("-".to_string(), |v| format!("{v:.2}"))
+                                    };
                                     println!(
-                                        "{:<8} {:>3} {:<9} {:<6} {:<8} {:>10} {:>3} {:>5} {:>9.3} {:>9.3} {:>9.3} {:>6.2} {:>6.2}",
+                                        "{:<6} {:>3} {:<9} {:<6} {:<8} {:>10} {:>3} {:>5} {:>9.3} {:>9.3} {:>9.3} {:>6.2} {:>6.2} {:>7} {:>7}",
                                         p.engine, p.threads, p.variant, p.form, p.tile_resolved, p.res, p.cf,
                                         p.batch, p.compress_gbps, p.decompress_gbps, p.memcpy_gbps,
-                                        p.compress_vs_memcpy, p.decompress_vs_memcpy
+                                        p.compress_vs_memcpy, p.decompress_vs_memcpy,
+                                        r(p.compress_vs_dense), r(p.decompress_vs_dense)
                                     );
                                 }
                             }
@@ -315,6 +341,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
                 }
             }
         }
+    }
+    if let Some(w) = csv {
+        let path = w.finish()?;
+        eprintln!("dctchop: wrote {}", path.display());
     }
     Ok(())
 }
