@@ -32,6 +32,7 @@ pub mod container;
 pub mod dct;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod export;
 pub mod graph;
 pub mod input;

@@ -41,6 +41,9 @@ enum Command {
     Compress(CompressArgs),
     /// Decompress a container into a .npy, a .png or a directory of PNGs.
     Decompress(DecompressArgs),
+    /// Measure what compression does to your data (ratio as stored, PSNR, SSIM, errors,
+    /// throughput) beside JPEG; table, results.csv/json and plots in -o DIR.
+    Eval(dctchop::eval::cli::EvalArgs),
 }
 
 /// Image size: `N` (square) or `HxW`.
@@ -163,6 +166,7 @@ fn main() {
         Command::Run(a) => cmd_run(a),
         Command::Compress(a) => cmd_compress(a),
         Command::Decompress(a) => cmd_decompress(a),
+        Command::Eval(a) => dctchop::eval::cli::run(a).map_err(anyhow::Error::from),
     };
     if let Err(e) = result {
         eprintln!("dctchop: error: {e:#}");

@@ -1,0 +1,1172 @@
+//! The accuracy harness behind `dctchop eval`: what compression does to the user's data.
+//!
+//! For every dataset (one input file, or one directory of same-size images) and every
+//! configuration (block × variant × CF × store) it compresses the data with the codec, writes a
+//! real container into a temporary directory, reads the coefficients back from it, decompresses
+//! and measures, per sample and in f64:
+//!
+//! - the **ratio as stored**: original bytes (in the original dtype) ÷ bytes of the container
+//!   files actually written (headers included);
+//! - **PSNR** in dB, peak = the dataset's data range (max − min; 1 for constant data);
+//!   `+inf` for an exact reconstruction (written `inf` in CSV, `null` in JSON);
+//! - **SSIM** (Wang et al. 2004): 11×11 Gaussian window σ = 1.5 (7×7 for images smaller than 11
+//!   pixels on a side; one global window below 7), K1 = 0.01, K2 = 0.03, L = data range,
+//!   "valid" windows only (no padding), computed per channel and averaged;
+//! - **NRMSE** = RMSE ÷ data range, and the **max absolute error**;
+//! - compress and decompress **throughput**: original bytes ÷ median time of `repeats` runs.
+//!
+//! Baselines on the same samples, matched to each dctchop ratio: JPEG (the `image` crate's
+//! encoder, 8-bit data with 1 or 3 channels; the quality in 1..=100 whose real byte ratio is
+//! closest in log scale).
+
+use ndarray::{s, Array4, ArrayView2, ArrayView3, ArrayViewD, Axis};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::container::{self, DatasetInfo, Store};
+use crate::error::{Error, Result};
+use crate::input;
+use crate::spec::{Spec, Variant};
+use crate::{Codec, EngineOptions};
+
+pub mod cli;
+pub mod downstream;
+pub mod plot;
+
+/// A quality target: the highest-ratio dctchop configuration that meets it on every sample.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum Target {
+    /// Worst-sample PSNR at least this many dB.
+    MinPsnr(f64),
+    /// Largest absolute error at most this (in data units).
+    MaxError(f64),
+}
+
+/// What to evaluate.
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    pub cfs: Vec<usize>,
+    pub variants: Vec<Variant>,
+    pub blocks: Vec<usize>,
+    pub stores: Vec<Store>,
+    pub engine: EngineOptions,
+    /// Samples per graph run.
+    pub batch: usize,
+    /// Timed runs per measurement (the median is reported).
+    pub repeats: usize,
+    /// JPEG (and ZFP when built in) beside dctchop.
+    pub baselines: bool,
+    pub target: Option<Target>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            cfs: (2..=7).collect(),
+            variants: vec![Variant::Chop, Variant::Triangle],
+            blocks: vec![8],
+            stores: vec![Store::F32],
+            engine: EngineOptions::tract(),
+            batch: 8,
+            repeats: 3,
+            baselines: true,
+            target: None,
+        }
+    }
+}
+
+/// Metrics of one reconstructed sample (f64).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct SampleMetrics {
+    pub mse: f64,
+    /// dB; +inf when exact.
+    pub psnr_db: f64,
+    pub ssim: f64,
+    pub nrmse: f64,
+    pub max_abs_error: f64,
+}
+
+/// One row of the results: a sample (`sample` = Some) or the aggregate over a dataset's samples
+/// (`sample` = None; `*_worst` are the worst sample's values, the others the mean).
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub dataset: String,
+    /// `dctchop`, `jpeg` or `zfp`.
+    pub method: String,
+    /// e.g. `chop cf4 b8 f32`, `q85`, `rate 8.00`.
+    pub config: String,
+    pub variant: Option<String>,
+    pub cf: Option<usize>,
+    pub block: Option<usize>,
+    pub store: Option<String>,
+    /// JPEG quality or ZFP rate (bits per value).
+    pub param: Option<f64>,
+    /// For baselines: the dctchop configuration whose ratio they were matched to.
+    pub matched_to: Option<String>,
+    pub sample: Option<usize>,
+    pub samples: usize,
+    /// Pixels ÷ kept coefficients (dctchop only, padding counted).
+    pub coefficient_ratio: Option<f64>,
+    pub original_bytes: u64,
+    pub stored_bytes: u64,
+    /// original_bytes ÷ stored_bytes (whole dataset, also on per-sample rows).
+    pub ratio: f64,
+    pub psnr_db: f64,
+    pub psnr_worst_db: f64,
+    pub ssim: f64,
+    pub ssim_worst: f64,
+    pub nrmse: f64,
+    pub nrmse_worst: f64,
+    pub max_abs_error: f64,
+    /// MB/s (10^6 bytes) of original data, median of the timed runs.
+    pub compress_mb_s: f64,
+    pub decompress_mb_s: f64,
+}
+
+/// A dataset's summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct DatasetSummary {
+    pub name: String,
+    pub shape: [usize; 4],
+    pub dtype: String,
+    pub value_min: f64,
+    pub value_max: f64,
+    pub original_bytes: u64,
+    /// Why a baseline was not run (e.g. JPEG on float data).
+    pub skipped: Vec<String>,
+    /// The configuration picked for the target, if one was asked for (None: none meets it).
+    pub pick: Option<String>,
+}
+
+/// Everything `eval` measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub datasets: Vec<DatasetSummary>,
+    pub target: Option<Target>,
+    pub rows: Vec<Row>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+
+/// Peak used for PSNR/SSIM/NRMSE: max − min, or 1 for constant data.
+pub fn data_range(min: f64, max: f64) -> f64 {
+    if max > min {
+        max - min
+    } else {
+        1.0
+    }
+}
+
+/// PSNR in dB of a mean squared error at a peak; +inf for mse = 0.
+pub fn psnr(mse: f64, range: f64) -> f64 {
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (range * range / mse).log10()
+    }
+}
+
+fn gaussian(size: usize, sigma: f64) -> Vec<f64> {
+    let c = (size as f64 - 1.0) / 2.0;
+    let w: Vec<f64> = (0..size)
+        .map(|i| (-((i as f64 - c).powi(2)) / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let sum: f64 = w.iter().sum();
+    w.into_iter().map(|v| v / sum).collect()
+}
+
+/// "Valid" separable filtering of an H×W f64 image with the 1-D window `w` on both axes.
+fn filter_valid(img: &[f64], h: usize, wd: usize, w: &[f64]) -> (Vec<f64>, usize, usize) {
+    let k = w.len();
+    let (oh, ow) = (h + 1 - k, wd + 1 - k);
+    let mut rows = vec![0f64; h * ow];
+    for i in 0..h {
+        for j in 0..ow {
+            rows[i * ow + j] = (0..k).map(|t| w[t] * img[i * wd + j + t]).sum();
+        }
+    }
+    let mut out = vec![0f64; oh * ow];
+    for i in 0..oh {
+        for j in 0..ow {
+            out[i * ow + j] = (0..k).map(|t| w[t] * rows[(i + t) * ow + j]).sum();
+        }
+    }
+    (out, oh, ow)
+}
+
+/// SSIM of one channel (Wang et al. 2004): Gaussian window 11×11, σ = 1.5 (7×7 when a side is
+/// below 11; a single uniform window over the whole image when a side is below 7), K1 = 0.01,
+/// K2 = 0.03, L = `range`; the mean of the SSIM map over the valid windows.
+pub fn ssim_channel(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, range: f64) -> f64 {
+    let (h, w) = a.dim();
+    let c1 = (0.01 * range).powi(2);
+    let c2 = (0.03 * range).powi(2);
+    let x: Vec<f64> = a.iter().map(|&v| v as f64).collect();
+    let y: Vec<f64> = b.iter().map(|&v| v as f64).collect();
+    let side = h.min(w);
+    if side < 7 {
+        let n = (h * w) as f64;
+        let mx = x.iter().sum::<f64>() / n;
+        let my = y.iter().sum::<f64>() / n;
+        let vx = x.iter().map(|v| (v - mx).powi(2)).sum::<f64>() / n;
+        let vy = y.iter().map(|v| (v - my).powi(2)).sum::<f64>() / n;
+        let cxy = x
+            .iter()
+            .zip(&y)
+            .map(|(p, q)| (p - mx) * (q - my))
+            .sum::<f64>()
+            / n;
+        return ((2.0 * mx * my + c1) * (2.0 * cxy + c2))
+            / ((mx * mx + my * my + c1) * (vx + vy + c2));
+    }
+    let win = gaussian(if side >= 11 { 11 } else { 7 }, 1.5);
+    let xx: Vec<f64> = x.iter().map(|v| v * v).collect();
+    let yy: Vec<f64> = y.iter().map(|v| v * v).collect();
+    let xy: Vec<f64> = x.iter().zip(&y).map(|(p, q)| p * q).collect();
+    let (mx, _, _) = filter_valid(&x, h, w, &win);
+    let (my, _, _) = filter_valid(&y, h, w, &win);
+    let (sxx, _, _) = filter_valid(&xx, h, w, &win);
+    let (syy, _, _) = filter_valid(&yy, h, w, &win);
+    let (sxy, _, _) = filter_valid(&xy, h, w, &win);
+    let n = mx.len() as f64;
+    (0..mx.len())
+        .map(|i| {
+            let (ux, uy) = (mx[i], my[i]);
+            let vx = sxx[i] - ux * ux;
+            let vy = syy[i] - uy * uy;
+            let cxy = sxy[i] - ux * uy;
+            ((2.0 * ux * uy + c1) * (2.0 * cxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+        })
+        .sum::<f64>()
+        / n
+}
+
+/// All metrics of one `[C, H, W]` sample against its reconstruction, at a data range.
+pub fn sample_metrics(
+    orig: ArrayView3<'_, f32>,
+    rec: ArrayView3<'_, f32>,
+    range: f64,
+) -> SampleMetrics {
+    let n = orig.len() as f64;
+    let (mut sse, mut maxe) = (0f64, 0f64);
+    for (&a, &b) in orig.iter().zip(rec.iter()) {
+        let d = (a as f64 - b as f64).abs();
+        sse += d * d;
+        maxe = maxe.max(d);
+    }
+    let mse = sse / n;
+    let ssim = orig
+        .outer_iter()
+        .zip(rec.outer_iter())
+        .map(|(a, b)| ssim_channel(a, b, range))
+        .sum::<f64>()
+        / orig.shape()[0] as f64;
+    SampleMetrics {
+        mse,
+        psnr_db: psnr(mse, range),
+        ssim,
+        nrmse: mse.sqrt() / range,
+        max_abs_error: maxe,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Datasets
+
+/// A named dataset fully in memory.
+pub struct Data {
+    pub name: String,
+    pub dtype: String,
+    pub x: Array4<f32>,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Data {
+    pub fn original_bytes(&self) -> u64 {
+        (self.x.len() * input::dtype_bytes(&self.dtype)) as u64
+    }
+    pub fn range(&self) -> f64 {
+        data_range(self.min, self.max)
+    }
+}
+
+/// Turn the command-line inputs into datasets: each file is one dataset; a directory is one
+/// dataset when its images share size, channels and bit depth (the input module's rule), else
+/// one dataset per group of images that do (named `DIR[CxHxW dtype]`, or the file when alone).
+pub fn datasets(inputs: &[PathBuf]) -> Result<Vec<(String, input::Dataset)>> {
+    if inputs.is_empty() {
+        return Err(Error::Other(
+            "no input given: pass .npy files, images or directories of images".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for p in inputs {
+        let meta = fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        if !meta.is_dir() {
+            out.push((
+                p.display().to_string(),
+                input::open(std::slice::from_ref(p))?,
+            ));
+            continue;
+        }
+        if let Ok(ds) = input::open(std::slice::from_ref(p)) {
+            out.push((p.display().to_string(), ds));
+            continue;
+        }
+        let mut files: Vec<PathBuf> = fs::read_dir(p)
+            .map_err(|e| Error::io(p, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|f| {
+                f.is_file()
+                    && f.extension()
+                        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                        .is_some_and(|e| input::IMAGE_EXTENSIONS.contains(&e.as_str()))
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            // Let the input module give its own error.
+            input::open(std::slice::from_ref(p))?;
+        }
+        let mut groups: BTreeMap<(usize, usize, usize, String), Vec<PathBuf>> = BTreeMap::new();
+        for f in files {
+            let ds = input::open(std::slice::from_ref(&f))?;
+            groups
+                .entry((ds.channels, ds.height, ds.width, ds.dtype.clone()))
+                .or_default()
+                .push(f);
+        }
+        for ((c, h, w, dt), fs_) in groups {
+            let name = if fs_.len() == 1 {
+                fs_[0].display().to_string()
+            } else {
+                format!("{}[{c}x{h}x{w} {dt}]", p.display())
+            };
+            out.push((name, input::open(&fs_)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Read a whole dataset into memory, rejecting non-finite values.
+pub fn load(name: &str, ds: &input::Dataset) -> Result<Data> {
+    let mut r = ds.reader()?;
+    let x = r
+        .next_batch(ds.n.max(1))?
+        .ok_or_else(|| Error::file(ds.file_of(0), "no samples"))?;
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut bad = 0usize;
+    for &v in x.iter() {
+        if v.is_finite() {
+            lo = lo.min(v as f64);
+            hi = hi.max(v as f64);
+        } else {
+            bad += 1;
+        }
+    }
+    if bad > 0 {
+        return Err(Error::file(
+            ds.file_of(0),
+            format!("contains {bad} non-finite values (NaN or Inf): not supported"),
+        ));
+    }
+    Ok(Data {
+        name: name.to_string(),
+        dtype: ds.dtype.clone(),
+        x,
+        min: lo,
+        max: hi,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+/// A method's reconstruction and costs, before turning into rows.
+pub struct Outcome {
+    pub method: String,
+    pub config: String,
+    pub variant: Option<Variant>,
+    pub cf: Option<usize>,
+    pub block: Option<usize>,
+    pub store: Option<Store>,
+    pub param: Option<f64>,
+    pub matched_to: Option<String>,
+    pub coefficient_ratio: Option<f64>,
+    pub stored_bytes: u64,
+    pub compress_s: f64,
+    pub decompress_s: f64,
+    pub recon: Array4<f32>,
+}
+
+/// Per-sample and aggregate rows of one outcome (the aggregate first).
+pub fn rows_of(data: &Data, o: &Outcome) -> Vec<Row> {
+    let range = data.range();
+    let m: Vec<SampleMetrics> = data
+        .x
+        .outer_iter()
+        .zip(o.recon.outer_iter())
+        .map(|(a, b)| sample_metrics(a, b, range))
+        .collect();
+    let ob = data.original_bytes();
+    let base = Row {
+        dataset: data.name.clone(),
+        method: o.method.clone(),
+        config: o.config.clone(),
+        variant: o.variant.map(|v| v.to_string()),
+        cf: o.cf,
+        block: o.block,
+        store: o.store.map(|s| s.to_string()),
+        param: o.param,
+        matched_to: o.matched_to.clone(),
+        sample: None,
+        samples: m.len(),
+        coefficient_ratio: o.coefficient_ratio,
+        original_bytes: ob,
+        stored_bytes: o.stored_bytes,
+        ratio: ob as f64 / o.stored_bytes.max(1) as f64,
+        psnr_db: 0.0,
+        psnr_worst_db: 0.0,
+        ssim: 0.0,
+        ssim_worst: 0.0,
+        nrmse: 0.0,
+        nrmse_worst: 0.0,
+        max_abs_error: 0.0,
+        compress_mb_s: ob as f64 / 1e6 / o.compress_s.max(1e-9),
+        decompress_mb_s: ob as f64 / 1e6 / o.decompress_s.max(1e-9),
+    };
+    let k = m.len() as f64;
+    let mut agg = base.clone();
+    agg.psnr_db = m.iter().map(|s| s.psnr_db).sum::<f64>() / k;
+    agg.psnr_worst_db = m.iter().map(|s| s.psnr_db).fold(f64::INFINITY, f64::min);
+    agg.ssim = m.iter().map(|s| s.ssim).sum::<f64>() / k;
+    agg.ssim_worst = m.iter().map(|s| s.ssim).fold(f64::INFINITY, f64::min);
+    agg.nrmse = m.iter().map(|s| s.nrmse).sum::<f64>() / k;
+    agg.nrmse_worst = m.iter().map(|s| s.nrmse).fold(0.0, f64::max);
+    agg.max_abs_error = m.iter().map(|s| s.max_abs_error).fold(0.0, f64::max);
+    let mut rows = vec![agg];
+    for (i, s) in m.iter().enumerate() {
+        let mut r = base.clone();
+        r.sample = Some(i);
+        r.psnr_db = s.psnr_db;
+        r.psnr_worst_db = s.psnr_db;
+        r.ssim = s.ssim;
+        r.ssim_worst = s.ssim;
+        r.nrmse = s.nrmse;
+        r.nrmse_worst = s.nrmse;
+        r.max_abs_error = s.max_abs_error;
+        rows.push(r);
+    }
+    rows
+}
+
+static TMP_COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A fresh temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        let k = TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("dctchop-eval-{}-{k}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The spec of one configuration for a dataset (validated).
+pub fn spec_for(
+    data: &Data,
+    cf: usize,
+    block: usize,
+    variant: Variant,
+    batch: usize,
+) -> Result<Spec> {
+    let [n, c, h, w] = [
+        data.x.shape()[0],
+        data.x.shape()[1],
+        data.x.shape()[2],
+        data.x.shape()[3],
+    ];
+    let spec = Spec::new(h, w, cf)
+        .with_channels(c)
+        .with_batch(batch.clamp(1, n.max(1)))
+        .with_block(block)
+        .with_variant(variant);
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// Compress `data` with one dctchop configuration through a real container in a temporary
+/// directory; times are medians over `repeats` runs of the codec on the in-memory data.
+pub fn run_dctchop(
+    data: &Data,
+    spec: &Spec,
+    store: Store,
+    engine: &EngineOptions,
+    repeats: usize,
+) -> Result<Outcome> {
+    let mut codec = Codec::new(spec, engine)?;
+    let mut times = Vec::new();
+    let mut y = None;
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        let out = codec.compress(data.x.view())?;
+        times.push(t.elapsed().as_secs_f64());
+        y = Some(out);
+    }
+    let mut y = y.expect("at least one run");
+    let compress_s = median(times);
+    if store == Store::F16 {
+        y.mapv_inplace(|v| half::f16::from_f32(v).to_f32());
+    }
+    let tmp = TempDir::new()?;
+    let stem = tmp.0.join("data");
+    let n = data.x.shape()[0];
+    let mut writer = container::Writer::create(&stem, spec, store, n, u64::MAX / 4, true, &[])?;
+    writer.push(y.view())?;
+    let info = DatasetInfo {
+        dtype: data.dtype.clone(),
+        shape: [n, data.x.shape()[1], data.x.shape()[2], data.x.shape()[3]],
+        min: data.min,
+        max: data.max,
+    };
+    let shards = writer.finish(&info, &[])?;
+    let mut stored_bytes = 0u64;
+    for p in &shards {
+        stored_bytes += fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
+    }
+    let c = container::open(&stem)?;
+    let parts: Vec<_> = (0..c.shards.len())
+        .map(|i| c.read_shard(i))
+        .collect::<Result<_>>()?;
+    let views: Vec<ArrayViewD<'_, f32>> = parts.iter().map(|p| p.view()).collect();
+    let back = ndarray::concatenate(Axis(0), &views)
+        .map_err(|e| Error::Other(format!("container read back: {e}")))?;
+    let mut times = Vec::new();
+    let mut recon = None;
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        let out = codec.decompress(back.view())?;
+        times.push(t.elapsed().as_secs_f64());
+        recon = Some(out);
+    }
+    Ok(Outcome {
+        method: "dctchop".into(),
+        config: format!("{} cf{} b{} {}", spec.variant, spec.cf, spec.block, store),
+        variant: Some(spec.variant),
+        cf: Some(spec.cf),
+        block: Some(spec.block),
+        store: Some(store),
+        param: None,
+        matched_to: None,
+        coefficient_ratio: Some(spec.compression_ratio()),
+        stored_bytes,
+        compress_s,
+        decompress_s: median(times),
+        recon: recon.expect("at least one run"),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// JPEG baseline
+
+/// Why JPEG cannot run on this data, if it cannot.
+pub fn jpeg_unsupported(data: &Data) -> Option<String> {
+    if data.dtype != "uint8" {
+        return Some(format!(
+            "JPEG skipped: needs 8-bit data, this is {}",
+            data.dtype
+        ));
+    }
+    let c = data.x.shape()[1];
+    if c != 1 && c != 3 {
+        return Some(format!("JPEG skipped: needs 1 or 3 channels, this has {c}"));
+    }
+    None
+}
+
+fn jpeg_encode(x: ArrayView3<'_, f32>, quality: u8) -> Result<Vec<u8>> {
+    let (c, h, w) = x.dim();
+    let mut buf = Vec::with_capacity(h * w * c);
+    for i in 0..h {
+        for j in 0..w {
+            for k in 0..c {
+                buf.push(x[[k, i, j]].round().clamp(0.0, 255.0) as u8);
+            }
+        }
+    }
+    let color = if c == 1 {
+        image::ExtendedColorType::L8
+    } else {
+        image::ExtendedColorType::Rgb8
+    };
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode(&buf, w as u32, h as u32, color)
+        .map_err(|e| Error::Other(format!("JPEG encoder: {e}")))?;
+    Ok(out)
+}
+
+fn jpeg_decode(bytes: &[u8], c: usize, h: usize, w: usize) -> Result<Array4<f32>> {
+    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
+        .map_err(|e| Error::Other(format!("JPEG decoder: {e}")))?;
+    let mut out = Array4::<f32>::zeros((1, c, h, w));
+    if c == 1 {
+        let g = img.to_luma8();
+        for (x, y, p) in g.enumerate_pixels() {
+            out[[0, 0, y as usize, x as usize]] = p.0[0] as f32;
+        }
+    } else {
+        let g = img.to_rgb8();
+        for (x, y, p) in g.enumerate_pixels() {
+            for k in 0..3 {
+                out[[0, k, y as usize, x as usize]] = p.0[k] as f32;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// JPEG sizes per quality, computed lazily.
+pub struct JpegSweep<'a> {
+    data: &'a Data,
+    sizes: BTreeMap<u8, u64>,
+}
+
+impl<'a> JpegSweep<'a> {
+    pub fn new(data: &'a Data) -> Self {
+        JpegSweep {
+            data,
+            sizes: BTreeMap::new(),
+        }
+    }
+
+    /// Total JPEG bytes of all samples at a quality.
+    pub fn bytes(&mut self, q: u8) -> Result<u64> {
+        if let Some(&b) = self.sizes.get(&q) {
+            return Ok(b);
+        }
+        let mut total = 0u64;
+        for s in self.data.x.outer_iter() {
+            total += jpeg_encode(s, q)?.len() as u64;
+        }
+        self.sizes.insert(q, total);
+        Ok(total)
+    }
+
+    /// The quality whose ratio is closest (in log scale) to `target`: a binary search over the
+    /// (nearly monotone) size curve, then the neighbours are checked.
+    pub fn closest(&mut self, target: f64) -> Result<u8> {
+        let ob = self.data.original_bytes() as f64;
+        let want_bytes = ob / target;
+        let (mut lo, mut hi) = (1u8, 100u8);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if (self.bytes(mid)? as f64) < want_bytes {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let mut best = (f64::INFINITY, 1u8);
+        for q in [
+            lo.saturating_sub(1).max(1),
+            lo,
+            hi,
+            hi.saturating_add(1).min(100),
+        ] {
+            let r = ob / self.bytes(q)? as f64;
+            let d = (r / target).ln().abs();
+            if d < best.0 {
+                best = (d, q);
+            }
+        }
+        Ok(best.1)
+    }
+}
+
+/// Compress and decompress every sample with JPEG at one quality.
+pub fn run_jpeg(data: &Data, quality: u8, repeats: usize) -> Result<Outcome> {
+    let (c, h, w) = (data.x.shape()[1], data.x.shape()[2], data.x.shape()[3]);
+    let mut times = Vec::new();
+    let mut streams = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        streams = data
+            .x
+            .outer_iter()
+            .map(|s| jpeg_encode(s, quality))
+            .collect::<Result<Vec<_>>>()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let compress_s = median(times);
+    let mut times = Vec::new();
+    let mut recon = Array4::<f32>::zeros(data.x.raw_dim());
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        for (i, b) in streams.iter().enumerate() {
+            let one = jpeg_decode(b, c, h, w)?;
+            recon.slice_mut(s![i..i + 1, .., .., ..]).assign(&one);
+        }
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok(Outcome {
+        method: "jpeg".into(),
+        config: format!("q{quality}"),
+        variant: None,
+        cf: None,
+        block: None,
+        store: None,
+        param: Some(quality as f64),
+        matched_to: None,
+        coefficient_ratio: None,
+        stored_bytes: streams.iter().map(|s| s.len() as u64).sum(),
+        compress_s,
+        decompress_s: median(times),
+        recon,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The whole evaluation
+
+/// Check the options before any work: every configuration must be a valid spec for a small
+/// image (CF within 1..=block, known block sizes).
+pub fn validate(opts: &EvalOptions) -> Result<()> {
+    for (field, empty) in [
+        ("cf", opts.cfs.is_empty()),
+        ("variant", opts.variants.is_empty()),
+        ("block", opts.blocks.is_empty()),
+        ("store", opts.stores.is_empty()),
+    ] {
+        if empty {
+            return Err(Error::InvalidSpec {
+                field,
+                value: "(empty)".into(),
+                allowed: "at least one value".into(),
+            });
+        }
+    }
+    for &b in &opts.blocks {
+        for &cf in &opts.cfs {
+            for &v in &opts.variants {
+                Spec::new(64, 64, cf)
+                    .with_block(b)
+                    .with_variant(v)
+                    .validate()?;
+            }
+        }
+    }
+    if let Some(Target::MinPsnr(p) | Target::MaxError(p)) = opts.target {
+        if !p.is_finite() {
+            return Err(Error::InvalidSpec {
+                field: "target",
+                value: p.to_string(),
+                allowed: "a finite number".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The highest-ratio dctchop configuration (aggregate rows of one dataset) meeting the target
+/// on every sample; ties go to the better worst-sample PSNR.
+pub fn pick<'a>(rows: &'a [Row], dataset: &str, target: Target) -> Option<&'a Row> {
+    rows.iter()
+        .filter(|r| r.dataset == dataset && r.method == "dctchop" && r.sample.is_none())
+        .filter(|r| match target {
+            Target::MinPsnr(p) => r.psnr_worst_db >= p,
+            Target::MaxError(e) => r.max_abs_error <= e,
+        })
+        .max_by(|a, b| {
+            a.ratio
+                .total_cmp(&b.ratio)
+                .then(a.psnr_worst_db.total_cmp(&b.psnr_worst_db))
+        })
+}
+
+/// Per dataset: the configuration shown in the error map and its first reconstructed sample.
+pub type ErrorMapSample = (String, Array4<f32>);
+
+/// Evaluate loaded datasets. `progress` gets one line per finished configuration.
+/// Returns the report and, per dataset, one (config, reconstruction) for the error map.
+pub fn evaluate(
+    data: &[Data],
+    opts: &EvalOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Report, Vec<ErrorMapSample>)> {
+    validate(opts)?;
+    let mut rows = Vec::new();
+    let mut summaries = Vec::new();
+    let mut maps = Vec::new();
+    for d in data {
+        let mut skipped = Vec::new();
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        for &block in &opts.blocks {
+            for &variant in &opts.variants {
+                for &cf in &opts.cfs {
+                    for &store in &opts.stores {
+                        let spec = spec_for(d, cf, block, variant, opts.batch)
+                            .map_err(|e| Error::Other(format!("{}: {e}", d.name)))?;
+                        let o = run_dctchop(d, &spec, store, &opts.engine, opts.repeats)?;
+                        progress(&format!("{}: dctchop {}", d.name, o.config));
+                        outcomes.push(o);
+                    }
+                }
+            }
+        }
+        let ob = d.original_bytes() as f64;
+        let targets: Vec<(String, f64)> = outcomes
+            .iter()
+            .map(|o| (o.config.clone(), ob / o.stored_bytes as f64))
+            .collect();
+        if opts.baselines {
+            match jpeg_unsupported(d) {
+                Some(why) => skipped.push(why),
+                None => {
+                    let mut sweep = JpegSweep::new(d);
+                    let mut done: BTreeMap<u8, Outcome> = BTreeMap::new();
+                    let mut matched = Vec::new();
+                    for (cfg, r) in &targets {
+                        let q = sweep.closest(*r)?;
+                        if let std::collections::btree_map::Entry::Vacant(e) = done.entry(q) {
+                            e.insert(run_jpeg(d, q, opts.repeats)?);
+                            progress(&format!("{}: jpeg q{q}", d.name));
+                        }
+                        matched.push((cfg.clone(), q));
+                    }
+                    for (cfg, q) in matched {
+                        let o = &done[&q];
+                        rows.extend(rows_of(
+                            d,
+                            &Outcome {
+                                method: o.method.clone(),
+                                config: o.config.clone(),
+                                variant: None,
+                                cf: None,
+                                block: None,
+                                store: None,
+                                param: o.param,
+                                matched_to: Some(cfg),
+                                coefficient_ratio: None,
+                                stored_bytes: o.stored_bytes,
+                                compress_s: o.compress_s,
+                                decompress_s: o.decompress_s,
+                                recon: o.recon.clone(),
+                            },
+                        ));
+                    }
+                }
+            }
+            skipped.push("ZFP skipped: not available in this build (see README)".into());
+        }
+        for o in &outcomes {
+            rows.extend(rows_of(d, o));
+        }
+        let pick_cfg = opts
+            .target
+            .and_then(|t| pick(&rows, &d.name, t))
+            .map(|r| r.config.clone());
+        // Error map: the picked configuration, else chop CF 4 when evaluated, else the first.
+        let map_o = pick_cfg
+            .as_ref()
+            .and_then(|c| outcomes.iter().find(|o| &o.config == c))
+            .or_else(|| {
+                outcomes
+                    .iter()
+                    .find(|o| o.cf == Some(4) && o.variant == Some(Variant::Chop))
+            })
+            .or(outcomes.first());
+        if let Some(o) = map_o {
+            maps.push((
+                o.config.clone(),
+                o.recon.slice(s![0..1, .., .., ..]).to_owned(),
+            ));
+        }
+        summaries.push(DatasetSummary {
+            name: d.name.clone(),
+            shape: [
+                d.x.shape()[0],
+                d.x.shape()[1],
+                d.x.shape()[2],
+                d.x.shape()[3],
+            ],
+            dtype: d.dtype.clone(),
+            value_min: d.min,
+            value_max: d.max,
+            original_bytes: d.original_bytes(),
+            skipped,
+            pick: pick_cfg,
+        });
+    }
+    Ok((
+        Report {
+            datasets: summaries,
+            target: opts.target,
+            rows,
+        },
+        maps,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+fn fmt_f(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The rows as CSV (one header line; PSNR `inf` for exact reconstructions).
+pub fn to_csv(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "dataset,method,config,variant,cf,block,store,param,matched_to,sample,samples,\
+         coefficient_ratio,original_bytes,stored_bytes,ratio,psnr_db,psnr_worst_db,ssim,\
+         ssim_worst,nrmse,nrmse_worst,max_abs_error,compress_mb_s,decompress_mb_s\n",
+    );
+    let q = |t: &str| {
+        if t.contains([',', '"', '\n']) {
+            format!("\"{}\"", t.replace('"', "\"\""))
+        } else {
+            t.to_string()
+        }
+    };
+    for r in rows {
+        let cols = [
+            q(&r.dataset),
+            r.method.clone(),
+            q(&r.config),
+            opt(&r.variant),
+            opt(&r.cf),
+            opt(&r.block),
+            opt(&r.store),
+            r.param.map(fmt_f).unwrap_or_default(),
+            q(&opt(&r.matched_to)),
+            r.sample
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "all".into()),
+            r.samples.to_string(),
+            r.coefficient_ratio.map(fmt_f).unwrap_or_default(),
+            r.original_bytes.to_string(),
+            r.stored_bytes.to_string(),
+            fmt_f(r.ratio),
+            fmt_f(r.psnr_db),
+            fmt_f(r.psnr_worst_db),
+            fmt_f(r.ssim),
+            fmt_f(r.ssim_worst),
+            fmt_f(r.nrmse),
+            fmt_f(r.nrmse_worst),
+            fmt_f(r.max_abs_error),
+            fmt_f(r.compress_mb_s),
+            fmt_f(r.decompress_mb_s),
+        ];
+        s.push_str(&cols.join(","));
+        s.push('\n');
+    }
+    s
+}
+
+/// The terminal table: aggregate rows, one block per dataset.
+pub fn to_table(report: &Report) -> String {
+    let mut s = String::new();
+    for d in &report.datasets {
+        s.push_str(&format!(
+            "{}  [{}x{}x{}x{} {}, range {}..{}, {:.2} MB]\n",
+            d.name,
+            d.shape[0],
+            d.shape[1],
+            d.shape[2],
+            d.shape[3],
+            d.dtype,
+            d.value_min,
+            d.value_max,
+            d.original_bytes as f64 / 1e6
+        ));
+        s.push_str(&format!(
+            "  {:<8} {:<20} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>9} {:>9} {:>8} {:>8}  {}\n",
+            "method",
+            "config",
+            "coef.r",
+            "ratio",
+            "PSNR",
+            "worst",
+            "SSIM",
+            "worst",
+            "NRMSE",
+            "max err",
+            "comp",
+            "decomp",
+            "matched to"
+        ));
+        for r in report
+            .rows
+            .iter()
+            .filter(|r| r.dataset == d.name && r.sample.is_none())
+        {
+            s.push_str(&format!(
+                "  {:<8} {:<20} {:>7} {:>8.3} {:>8.2} {:>8.2} {:>7.4} {:>7.4} {:>9.5} {:>9.3} {:>8.1} {:>8.1}  {}\n",
+                r.method,
+                r.config,
+                r.coefficient_ratio.map(|v| format!("{v:.3}")).unwrap_or_default(),
+                r.ratio,
+                r.psnr_db,
+                r.psnr_worst_db,
+                r.ssim,
+                r.ssim_worst,
+                r.nrmse,
+                r.max_abs_error,
+                r.compress_mb_s,
+                r.decompress_mb_s,
+                opt(&r.matched_to)
+            ));
+        }
+        for why in &d.skipped {
+            s.push_str(&format!("  ({why})\n"));
+        }
+        if let Some(t) = report.target {
+            let what = match t {
+                Target::MinPsnr(p) => format!("worst-sample PSNR >= {p} dB"),
+                Target::MaxError(e) => format!("max abs error <= {e}"),
+            };
+            match &d.pick {
+                Some(c) => s.push_str(&format!("  target {what}: pick {c}\n")),
+                None => s.push_str(&format!(
+                    "  target {what}: no evaluated configuration meets it\n"
+                )),
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Check the output directory: a missing or empty directory is fine; a non-empty one needs
+/// `force`; a file is refused.
+pub fn check_out_dir(dir: &Path, force: bool) -> Result<()> {
+    if dir.is_file() {
+        return Err(Error::file(dir, "is a file; -o must name a directory"));
+    }
+    if dir.is_dir() {
+        let nonempty = fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .next()
+            .is_some();
+        if nonempty && !force {
+            return Err(Error::file(
+                dir,
+                "already exists and is not empty; pass --force to write into it, or choose \
+                 another -o",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A file-name-safe version of a dataset name.
+pub fn slug(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.trim_matches('_').chars().take(80).collect()
+}
+
+/// Write results.csv, results.json and the plots into `dir` (created if missing). Returns the
+/// written paths.
+pub fn write_outputs(
+    dir: &Path,
+    report: &Report,
+    data: &[Data],
+    maps: &[ErrorMapSample],
+) -> Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let csv = dir.join("results.csv");
+    let json = dir.join("results.json");
+    let json_text =
+        serde_json::to_string_pretty(report).map_err(|e| Error::Other(format!("JSON: {e}")))?;
+    crate::export::write_all_atomic(&[
+        (&csv, to_csv(&report.rows).as_bytes()),
+        (&json, json_text.as_bytes()),
+    ])?;
+    let mut written = vec![csv, json];
+    for (i, d) in data.iter().enumerate() {
+        let short = Path::new(&d.name)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| d.name.clone());
+        let tag = format!("{i:02}-{}", slug(&short));
+        let rd = dir.join(format!("rd-{tag}.png"));
+        let png = plot::rate_distortion(&d.name, &report.rows)?;
+        crate::export::write_all_atomic(&[(&rd, &png)])?;
+        written.push(rd);
+        if let Some((cfg, rec)) = maps.get(i) {
+            let em = dir.join(format!("errormap-{tag}.png"));
+            let png = plot::error_map(
+                d.x.index_axis(Axis(0), 0),
+                rec.index_axis(Axis(0), 0),
+                d.min,
+                d.max,
+                &format!("{} sample 0, {cfg}", d.name),
+            )?;
+            crate::export::write_all_atomic(&[(&em, &png)])?;
+            written.push(em);
+        }
+    }
+    Ok(written)
+}
+
+/// The default output directory: `dctchop-eval-YYYYmmdd-HHMMSS` (UTC) in the current directory.
+pub fn default_out_dir() -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    PathBuf::from(format!(
+        "dctchop-eval-{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    ))
+}

@@ -1,0 +1,228 @@
+//! PNG plots for `dctchop eval`, drawn with `plotters` into an in-memory RGB buffer and encoded
+//! with the `image` crate. Text uses the vendored DejaVu Sans Mono (`assets/fonts/`, Bitstream
+//! Vera license), registered from bytes: no system font library is needed.
+
+use ndarray::ArrayView3;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use std::sync::Once;
+
+use super::Row;
+use crate::error::{Error, Result};
+
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        // The font is vendored and valid; a failure would only leave the text out.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
+    Error::Other(format!("plot: {e:?}"))
+}
+
+fn encode_png(buf: Vec<u8>, w: u32, h: u32) -> Result<Vec<u8>> {
+    let img = image::RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| Error::Other("plot: buffer size".into()))?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| Error::Other(format!("plot: PNG encoder: {e}")))?;
+    Ok(out.into_inner())
+}
+
+/// The curves of one dataset: (label, points (ratio, PSNR)) sorted by ratio, finite PSNR only.
+pub fn curves(dataset: &str, rows: &[Row]) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut out: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.dataset == dataset && r.sample.is_none() && r.psnr_db.is_finite())
+    {
+        let label = match r.method.as_str() {
+            "dctchop" => format!(
+                "dctchop {} b{} {}",
+                r.variant.clone().unwrap_or_default(),
+                r.block.unwrap_or(0),
+                r.store.clone().unwrap_or_default()
+            ),
+            m => m.to_string(),
+        };
+        let p = (r.ratio, r.psnr_db);
+        match out.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, v)) => {
+                if !v.contains(&p) {
+                    v.push(p)
+                }
+            }
+            None => out.push((label, vec![p])),
+        }
+    }
+    for (_, v) in &mut out {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    out
+}
+
+/// Rate–distortion plot (PSNR vs ratio as stored, log ratio axis) of one dataset as PNG bytes.
+pub fn rate_distortion(dataset: &str, rows: &[Row]) -> Result<Vec<u8>> {
+    register_font();
+    let (w, h) = (800u32, 520u32);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let series = curves(dataset, rows);
+    let pts = series.iter().flat_map(|(_, v)| v.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, 0f64, f64::INFINITY, f64::MIN);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() {
+        (x0, x1, y0, y1) = (0.5, 2.0, 0.0, 1.0);
+    }
+    let (x0, x1) = (x0 / 1.2, x1 * 1.2);
+    let (y0, y1) = (y0 - 2.0, y1 + 2.0);
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let title: String = dataset
+            .chars()
+            .rev()
+            .take(60)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("rate-distortion: {title}"), ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("compression ratio as stored (original bytes / stored bytes)")
+            .y_desc("PSNR (dB)")
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(plot_err)?;
+        let colors = [
+            RGBColor(31, 119, 180),
+            RGBColor(255, 127, 14),
+            RGBColor(44, 160, 44),
+            RGBColor(214, 39, 40),
+            RGBColor(148, 103, 189),
+            RGBColor(140, 86, 75),
+            RGBColor(227, 119, 194),
+            RGBColor(127, 127, 127),
+        ];
+        for (i, (label, v)) in series.iter().enumerate() {
+            let c = colors[i % colors.len()];
+            chart
+                .draw_series(LineSeries::new(v.iter().copied(), c.stroke_width(2)))
+                .map_err(plot_err)?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(v.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(plot_err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    encode_png(buf, w, h)
+}
+
+/// A perceptually ordered colour map (dark blue → green → yellow), t in 0..=1.
+fn colormap(t: f64) -> [u8; 3] {
+    let stops = [
+        (0.0, [68.0, 1.0, 84.0]),
+        (0.25, [59.0, 82.0, 139.0]),
+        (0.5, [33.0, 145.0, 140.0]),
+        (0.75, [94.0, 201.0, 98.0]),
+        (1.0, [253.0, 231.0, 37.0]),
+    ];
+    let t = t.clamp(0.0, 1.0);
+    for w in stops.windows(2) {
+        let (a, ca) = w[0];
+        let (b, cb) = w[1];
+        if t <= b {
+            let u = (t - a) / (b - a);
+            return [0, 1, 2].map(|k| (ca[k] + u * (cb[k] - ca[k])).round() as u8);
+        }
+    }
+    [253, 231, 37]
+}
+
+/// The original (gray, or RGB for 3 channels; scaled to its range) beside |orig − recon|
+/// (mean over channels, colour-mapped from 0 to the largest error), with a caption.
+pub fn error_map(
+    orig: ArrayView3<'_, f32>,
+    rec: ArrayView3<'_, f32>,
+    min: f64,
+    max: f64,
+    title: &str,
+) -> Result<Vec<u8>> {
+    register_font();
+    let (c, h, w) = orig.dim();
+    let top = 28usize;
+    let gap = 8usize;
+    let (iw, ih) = (2 * w + gap, h + top);
+    let mut buf = vec![255u8; iw * ih * 3];
+    let range = super::data_range(min, max);
+    let norm = |v: f32| (((v as f64 - min) / range).clamp(0.0, 1.0) * 255.0).round() as u8;
+    let mut err = vec![0f64; h * w];
+    for i in 0..h {
+        for j in 0..w {
+            err[i * w + j] = (0..c)
+                .map(|k| (orig[[k, i, j]] as f64 - rec[[k, i, j]] as f64).abs())
+                .sum::<f64>()
+                / c as f64;
+        }
+    }
+    let emax = err.iter().copied().fold(0.0, f64::max);
+    for i in 0..h {
+        for j in 0..w {
+            let px = if c == 3 {
+                [
+                    norm(orig[[0, i, j]]),
+                    norm(orig[[1, i, j]]),
+                    norm(orig[[2, i, j]]),
+                ]
+            } else {
+                let g = norm(orig[[0, i, j]]);
+                [g, g, g]
+            };
+            let o = ((i + top) * iw + j) * 3;
+            buf[o..o + 3].copy_from_slice(&px);
+            let t = if emax > 0.0 {
+                err[i * w + j] / emax
+            } else {
+                0.0
+            };
+            let o = ((i + top) * iw + w + gap + j) * 3;
+            buf[o..o + 3].copy_from_slice(&colormap(t));
+        }
+    }
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (iw as u32, ih as u32)).into_drawing_area();
+        let text = format!("{title} | right: |error| 0..{emax:.3}");
+        let text: String = text.chars().take((iw / 8).max(10)).collect();
+        root.draw_text(&text, &("sans-serif", 13).into_font().color(&BLACK), (4, 6))
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    encode_png(buf, iw as u32, ih as u32)
+}

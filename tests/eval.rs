@@ -1,0 +1,437 @@
+//! The accuracy harness (`dctchop eval`): metrics against independent references, the stored
+//! ratio against the container files, target picking, the CLI on the sample images, bad input.
+
+use dctchop::container::Store;
+use dctchop::eval::{self, Data, EvalOptions, Target};
+use dctchop::{EngineOptions, Variant};
+use ndarray::{Array2, Array3, Array4};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dctchop-evaltest-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn dctchop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dctchop"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Deterministic standard normal numbers (64-bit LCG + Box–Muller).
+struct Normal(u64);
+impl Normal {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+    fn next(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// A smooth, textured 8-bit-valued test image [n, c, h, w].
+fn synthetic(n: usize, c: usize, h: usize, w: usize) -> Array4<f32> {
+    Array4::from_shape_fn((n, c, h, w), |(s, k, i, j)| {
+        let v = 128.0
+            + 60.0 * ((i as f64 * 0.11 + s as f64).sin() * (j as f64 * 0.07 + k as f64).cos())
+            + 30.0 * ((i * j) as f64 * 0.013).sin();
+        v.round().clamp(0.0, 255.0) as f32
+    })
+}
+
+fn data(name: &str, x: Array4<f32>, dtype: &str) -> Data {
+    let min = x.iter().fold(f64::INFINITY, |a, &b| a.min(b as f64));
+    let max = x.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+    Data {
+        name: name.into(),
+        dtype: dtype.into(),
+        x,
+        min,
+        max,
+    }
+}
+
+#[test]
+fn identical_data_has_infinite_psnr_and_ssim_one() {
+    let x = synthetic(1, 3, 40, 50);
+    let s = x.index_axis(ndarray::Axis(0), 0);
+    let m = eval::sample_metrics(s, s, 255.0);
+    assert_eq!(m.psnr_db, f64::INFINITY);
+    assert!((m.ssim - 1.0).abs() < 1e-12, "{}", m.ssim);
+    assert_eq!(m.max_abs_error, 0.0);
+    assert_eq!(m.nrmse, 0.0);
+    // JSON writes the infinite PSNR as null (documented), CSV as "inf".
+    let d = data("same", x.clone(), "uint8");
+    let o = eval::Outcome {
+        method: "identity".into(),
+        config: "none".into(),
+        variant: None,
+        cf: None,
+        block: None,
+        store: None,
+        param: None,
+        matched_to: None,
+        coefficient_ratio: None,
+        stored_bytes: d.original_bytes(),
+        compress_s: 1.0,
+        decompress_s: 1.0,
+        recon: x,
+    };
+    let rows = eval::rows_of(&d, &o);
+    let json = serde_json::to_value(&rows[0]).unwrap();
+    assert!(json["psnr_db"].is_null(), "{json}");
+    assert!(eval::to_csv(&rows).contains(",inf,inf,"));
+}
+
+#[test]
+fn gaussian_noise_gives_the_expected_psnr() {
+    // A ramp 0..255 (range 255) plus N(0, sigma^2) noise: PSNR = 20 log10(255 / sigma).
+    let (h, w, sigma) = (256, 256, 5.0f64);
+    let orig = Array3::from_shape_fn((1, h, w), |(_, i, j)| (i + j) as f32 * 255.0 / 510.0);
+    let mut g = Normal(42);
+    let noisy = orig.mapv(|v| (v as f64 + sigma * g.next()) as f32);
+    let m = eval::sample_metrics(orig.view(), noisy.view(), 255.0);
+    let expected = 20.0 * (255.0f64 / sigma).log10();
+    assert!(
+        (m.psnr_db - expected).abs() < 0.1,
+        "{} vs {expected}",
+        m.psnr_db
+    );
+    assert!((m.nrmse - sigma / 255.0).abs() < 0.01 * sigma / 255.0 * 10.0);
+}
+
+#[test]
+fn ssim_tiny_case_by_hand() {
+    // 2x2 image: below 7 pixels a side, one global window. x = [0,1,2,3], y = [0,1,2,4], L = 3:
+    // mx = 1.5, my = 1.75, vx = 1.25, vy = 2.1875, cov = 1.625, C1 = 0.0009, C2 = 0.0081.
+    let x = Array2::from_shape_vec((2, 2), vec![0f32, 1., 2., 3.]).unwrap();
+    let y = Array2::from_shape_vec((2, 2), vec![0f32, 1., 2., 4.]).unwrap();
+    let hand = (2.0 * 1.5 * 1.75 + 0.0009) * (2.0 * 1.625 + 0.0081)
+        / ((1.5f64 * 1.5 + 1.75 * 1.75 + 0.0009) * (1.25 + 2.1875 + 0.0081));
+    let got = eval::ssim_channel(x.view(), y.view(), 3.0);
+    assert!((got - hand).abs() < 1e-12, "{got} vs {hand}");
+    assert!((hand - 0.934_46).abs() < 1e-4);
+}
+
+#[test]
+fn ssim_gaussian_window_matches_a_direct_2d_sum() {
+    // Independent reference: the 11x11 Gaussian (sigma 1.5) as one 2-D window, summed directly.
+    let (h, w) = (19, 23);
+    let mut g = Normal(7);
+    let x = Array2::from_shape_fn((h, w), |_| (100.0 + 40.0 * g.next()) as f32);
+    let y = x.mapv(|v| v + (10.0 * g.next()) as f32);
+    let l = 255.0f64;
+    let (c1, c2) = ((0.01 * l).powi(2), (0.03 * l).powi(2));
+    let mut win = [[0f64; 11]; 11];
+    let mut tot = 0.0;
+    for (a, row) in win.iter_mut().enumerate() {
+        for (b, v) in row.iter_mut().enumerate() {
+            let (da, db) = (a as f64 - 5.0, b as f64 - 5.0);
+            *v = (-(da * da + db * db) / (2.0 * 1.5 * 1.5)).exp();
+            tot += *v;
+        }
+    }
+    let mut sum = 0.0;
+    let mut count = 0.0;
+    for i in 0..=h - 11 {
+        for j in 0..=w - 11 {
+            let (mut mx, mut my, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for a in 0..11 {
+                for b in 0..11 {
+                    let wt = win[a][b] / tot;
+                    let (p, q) = (x[[i + a, j + b]] as f64, y[[i + a, j + b]] as f64);
+                    mx += wt * p;
+                    my += wt * q;
+                    sxx += wt * p * p;
+                    syy += wt * q * q;
+                    sxy += wt * p * q;
+                }
+            }
+            let (vx, vy, cxy) = (sxx - mx * mx, syy - my * my, sxy - mx * my);
+            sum += ((2.0 * mx * my + c1) * (2.0 * cxy + c2))
+                / ((mx * mx + my * my + c1) * (vx + vy + c2));
+            count += 1.0;
+        }
+    }
+    let want = sum / count;
+    let got = eval::ssim_channel(x.view(), y.view(), l);
+    assert!((got - want).abs() < 1e-9, "{got} vs {want}");
+    assert!(got < 0.99 && got > 0.0);
+}
+
+#[test]
+fn stored_ratio_is_original_bytes_over_container_file_size() {
+    // The eval row's ratio against a container written by the compress pipeline, sized here.
+    let dir = tmpdir("ratio");
+    let x = synthetic(3, 3, 30, 45);
+    let png = dir.join("a.png");
+    let npy = dir.join("a.npy");
+    dctchop::npy::write_npy(&npy, x.view().into_dyn(), dctchop::npy::NpyType::F32).unwrap();
+    let _ = png;
+    for store in [Store::F32, Store::F16] {
+        let sets = eval::datasets(std::slice::from_ref(&npy)).unwrap();
+        let d = eval::load(&sets[0].0, &sets[0].1).unwrap();
+        let spec = eval::spec_for(&d, 3, 8, Variant::Chop, 8).unwrap();
+        let o = eval::run_dctchop(&d, &spec, store, &EngineOptions::tract(), 1).unwrap();
+        let row = &eval::rows_of(&d, &o)[0];
+        let opts = dctchop::pipeline::CompressOptions {
+            cf: 3,
+            store,
+            force: true,
+            ..Default::default()
+        };
+        let out = dir.join(format!("c-{store}"));
+        let rep =
+            dctchop::pipeline::compress(std::slice::from_ref(&npy), &out, &opts, &mut |_, _| {})
+                .unwrap();
+        let file_bytes: u64 = rep
+            .shards
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum();
+        let original = (3 * 3 * 30 * 45 * 4) as f64;
+        assert_eq!(row.original_bytes as f64, original);
+        assert_eq!(row.stored_bytes, file_bytes, "{store}");
+        assert!((row.ratio - original / file_bytes as f64).abs() < 1e-12);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn target_psnr_picks_the_highest_ratio_that_meets_it() {
+    let d = data("synthetic", synthetic(2, 1, 48, 64), "uint8");
+    let opts = EvalOptions {
+        cfs: (1..=8).collect(),
+        variants: vec![Variant::Chop, Variant::Triangle],
+        stores: vec![Store::F32, Store::F16],
+        repeats: 1,
+        baselines: false,
+        ..Default::default()
+    };
+    let (report, _) = eval::evaluate(std::slice::from_ref(&d), &opts, &mut |_| {}).unwrap();
+    let agg: Vec<_> = report
+        .rows
+        .iter()
+        .filter(|r| r.sample.is_none() && r.method == "dctchop")
+        .collect();
+    assert_eq!(agg.len(), 32);
+    // Targets between the configurations' worst PSNRs: the pick must be, by brute force, the
+    // largest ratio among those whose worst sample meets the target.
+    let mut ps: Vec<f64> = agg
+        .iter()
+        .map(|r| r.psnr_worst_db)
+        .filter(|p| p.is_finite())
+        .collect();
+    ps.sort_by(|a, b| a.total_cmp(b));
+    for t in ps.windows(2).map(|w| (w[0] + w[1]) / 2.0) {
+        let got = eval::pick(&report.rows, "synthetic", Target::MinPsnr(t)).unwrap();
+        let best = agg
+            .iter()
+            .filter(|r| r.psnr_worst_db >= t)
+            .map(|r| r.ratio)
+            .fold(0.0, f64::max);
+        assert_eq!(got.ratio, best, "target {t}");
+        assert!(got.psnr_worst_db >= t);
+    }
+    assert!(eval::pick(&report.rows, "synthetic", Target::MinPsnr(1e9)).is_none());
+    let e = eval::pick(&report.rows, "synthetic", Target::MaxError(1e-3)).unwrap();
+    assert!(e.max_abs_error <= 1e-3);
+    // Through the options, the summary records the pick.
+    let opts = EvalOptions {
+        cfs: vec![2, 4, 6],
+        variants: vec![Variant::Chop],
+        repeats: 1,
+        baselines: false,
+        target: Some(Target::MinPsnr(ps[ps.len() / 2])),
+        ..Default::default()
+    };
+    let (report, _) = eval::evaluate(std::slice::from_ref(&d), &opts, &mut |_| {}).unwrap();
+    let want =
+        eval::pick(&report.rows, "synthetic", opts.target.unwrap()).map(|r| r.config.clone());
+    assert_eq!(report.datasets[0].pick, want);
+}
+
+#[test]
+fn cf_lists_parse() {
+    use eval::cli::{parse_cf_list, CfList};
+    assert_eq!(
+        parse_cf_list("2..7").unwrap(),
+        CfList(vec![2, 3, 4, 5, 6, 7])
+    );
+    assert_eq!(parse_cf_list("2..=4").unwrap(), CfList(vec![2, 3, 4]));
+    assert_eq!(parse_cf_list("2,4,6").unwrap(), CfList(vec![2, 4, 6]));
+    assert_eq!(parse_cf_list("5").unwrap(), CfList(vec![5]));
+    for bad in ["", "a", "7..2", "2,,4", "1..x"] {
+        assert!(parse_cf_list(bad).unwrap_err().contains("--cf"), "{bad}");
+    }
+}
+
+fn images_dir() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/images");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipped: {} not found", p.display());
+        None
+    }
+}
+
+#[test]
+fn cli_runs_on_the_sample_images() {
+    let Some(images) = images_dir() else { return };
+    let dir = tmpdir("cli");
+    let out = dir.join("out");
+    let o = dctchop(&[
+        "eval",
+        images.to_str().unwrap(),
+        "--cf",
+        "2,4",
+        "--variant",
+        "chop",
+        "--repeats",
+        "1",
+        "--target-psnr",
+        "30",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("chelsea.png") && t.contains("jpeg") && t.contains("target"),
+        "{t}"
+    );
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    // 5 images of different sizes: 5 datasets; dctchop and JPEG rows, aggregate and per sample.
+    assert_eq!(json["datasets"].as_array().unwrap().len(), 5);
+    assert!(csv.lines().count() > 20);
+    for d in json["datasets"].as_array().unwrap() {
+        let name = d["name"].as_str().unwrap();
+        let rows: Vec<_> = json["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["dataset"] == name && r["sample"].is_null())
+            .collect();
+        assert_eq!(rows.iter().filter(|r| r["method"] == "dctchop").count(), 2);
+        assert_eq!(rows.iter().filter(|r| r["method"] == "jpeg").count(), 2);
+        for r in rows {
+            let p = r["psnr_db"].as_f64().unwrap();
+            assert!(p > 20.0 && p < 80.0, "{r}");
+        }
+    }
+    let pngs: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "png"))
+        .collect();
+    assert_eq!(pngs.len(), 10, "5 rate-distortion plots and 5 error maps");
+    for p in pngs {
+        let img = image::open(p.path()).unwrap();
+        assert!(img.width() > 100 && img.height() > 100);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = tmpdir("bad");
+    let x = synthetic(1, 1, 16, 16);
+    let npy = dir.join("x.npy");
+    dctchop::npy::write_npy(&npy, x.view().into_dyn(), dctchop::npy::NpyType::F32).unwrap();
+    let npy_s = npy.to_str().unwrap();
+    let full = dir.join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    std::fs::write(full.join("keep.txt"), "mine").unwrap();
+    let missing = dir.join("nope.npy");
+    let o1 = dir.join("o1");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "eval",
+                missing.to_str().unwrap(),
+                "-o",
+                o1.to_str().unwrap(),
+            ],
+            "nope.npy",
+        ),
+        (
+            vec!["eval", npy_s, "--cf", "9", "-o", o1.to_str().unwrap()],
+            "invalid cf = 9: allowed is 1..=8",
+        ),
+        (
+            vec!["eval", npy_s, "--cf", "x", "-o", o1.to_str().unwrap()],
+            "--cf",
+        ),
+        (
+            vec![
+                "eval",
+                npy_s,
+                "--variant",
+                "circle",
+                "-o",
+                o1.to_str().unwrap(),
+            ],
+            "circle",
+        ),
+        (
+            vec!["eval", npy_s, "--cf", "2", "-o", full.to_str().unwrap()],
+            "--force",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = dctchop(&args);
+        let t = text(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(if args.contains(&"x") || args.contains(&"circle") {
+                2
+            } else {
+                1
+            }),
+            "{args:?}: {t}"
+        );
+        assert!(t.contains(want), "{args:?}: {t}");
+        assert!(!t.contains("panicked"), "{t}");
+    }
+    assert!(!o1.exists(), "no output on error");
+    assert_eq!(
+        std::fs::read_to_string(full.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    // With --force it writes beside the existing file; float data: JPEG is skipped, said so.
+    let o = dctchop(&[
+        "eval",
+        npy_s,
+        "--cf",
+        "2",
+        "--repeats",
+        "1",
+        "-o",
+        full.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("JPEG skipped: needs 8-bit data, this is float32"));
+    assert!(full.join("results.csv").is_file() && full.join("keep.txt").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
