@@ -65,9 +65,35 @@ def line_plot(rows, xkey, xlabel, title, path, logx=True):
     print(f"plot: wrote {path}")
 
 
+def summary(rows, path):
+    """Markdown table: per engine and resolution, the dense form, every tile, auto and the copy."""
+    res_rows = [r for r in rows if r["section"].startswith("resolution") and r["cf"] == "4"
+                and r["variant"] == "chop"]
+    if not res_rows:
+        return
+    lines = ["| engine | res | batch | form (tile) | compress GB/s | decompress GB/s | copy GB/s "
+             "| c / copy | d / copy | c / dense | d / dense | c ns/px | d ns/px |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    key = lambda r: (r["engine"], npix(r["res"]), r["form"] != "full", r["form"] == "auto",
+                     int(r["form"]) if r["form"].isdigit() else 0)
+    for r in sorted(res_rows, key=key):
+        form = "dense (paper)" if r["form"] == "full" else r["form"]
+        if r["form"] == "auto":
+            form = f"**auto ({r['tile_resolved']})**"
+        f = lambda k: f"{float(r[k]):.2f}" if r[k] else "-"
+        lines.append(f"| {r['engine']} | {r['res']} | {r['batch']} | {form} | {f('compress_gbps')} "
+                     f"| {f('decompress_gbps')} | {f('memcpy_gbps')} | {f('compress_vs_memcpy')} "
+                     f"| {f('decompress_vs_memcpy')} | {f('compress_vs_dense')} "
+                     f"| {f('decompress_vs_dense')} | {f('compress_ns_per_pixel')} "
+                     f"| {f('decompress_ns_per_pixel')} |")
+    Path(path).write_text("\n".join(lines) + "\n")
+    print(f"summary: wrote {path}")
+
+
 def main():
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results")
     rows = [r for r in load(folder) if r["threads"] != "1" or r["section"] != "threads"]
+    summary(rows, folder / "summary.md")
     res_rows = [r for r in rows if r["section"].startswith("resolution") and r["variant"] == "chop"
                 and r["cf"] == "4"]
     if res_rows:
