@@ -435,3 +435,24 @@ fn bad_input_is_a_clear_error() {
     assert!(full.join("results.csv").is_file() && full.join("keep.txt").is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn downstream_task_runs_and_compression_costs_little_accuracy() {
+    let Some(images) = images_dir() else { return };
+    let opts = EvalOptions {
+        cfs: vec![4],
+        variants: vec![Variant::Chop],
+        ..Default::default()
+    };
+    let r = eval::downstream::run(&images, &opts).unwrap();
+    assert_eq!(r.rows.len(), 2);
+    assert_eq!(r.images.len(), 5);
+    assert!(r.train_patches > 1000 && r.test_patches > 300);
+    let (orig, cf4) = (&r.rows[0], &r.rows[1]);
+    assert_eq!(orig.training_data, "original");
+    // Five classes: chance is at most the largest class share; the model must beat it clearly.
+    assert!(orig.test_accuracy > 0.5, "{}", orig.test_accuracy);
+    assert!((cf4.accuracy_change - (cf4.test_accuracy - orig.test_accuracy)).abs() < 1e-12);
+    assert!(cf4.accuracy_change.abs() < 0.1, "{}", cf4.accuracy_change);
+    assert!(cf4.train_psnr_db.unwrap() > 30.0);
+}
