@@ -44,10 +44,16 @@ def line_plot(rows, xkey, xlabel, title, path, logx=True):
             x = xkey(r)
             series[label(r)].append((x, float(r[f"{direction}_gbps"])))
             copy[x].append(float(r["memcpy_gbps"]))
+        forms = sorted({n.split(" ", 1)[1] for n in series})
+        colors = {f: plt.cm.tab10(i) for i, f in enumerate(forms)}
         for name, pts in sorted(series.items()):
             pts.sort()
-            style = "--" if "dense" in name else "-"
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3, label=name)
+            engine, form = name.split(" ", 1)
+            # Colour = form, line style = engine; the paper's dense form is drawn thicker.
+            style = "-" if engine == "ort" else "--"
+            marker = "o" if engine == "ort" else "s"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker=marker, ms=3,
+                    color=colors[form], lw=2.5 if "dense" in form else 1.2, label=name)
         xs = sorted(copy)
         ax.plot(xs, [sorted(copy[x])[len(copy[x]) // 2] for x in xs], ":k", lw=2, label="memcpy")
         if logx:

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchPoint {
     pub engine: String,
+    /// `cpu` or `cuda:N` (on CUDA, input and output stay on the device while timed).
+    pub device: String,
     pub threads: usize,
     /// The spec's tile setting (`full` is the paper's dense form).
     pub form: String,
@@ -60,7 +62,7 @@ pub fn relate_to_dense(points: &mut [BenchPoint]) {
 }
 
 /// CSV columns, in the order of [`BenchPoint`]'s fields.
-pub const CSV_HEADER: &str = "engine,threads,form,tile_resolved,variant,res,cf,block,batch,\
+pub const CSV_HEADER: &str = "engine,device,threads,form,tile_resolved,variant,res,cf,block,batch,\
 channels,dtype,bytes,reps,compress_s,decompress_s,memcpy_s,compress_gbps,decompress_gbps,\
 memcpy_gbps,compress_vs_memcpy,decompress_vs_memcpy,compress_ns_per_pixel,\
 decompress_ns_per_pixel,compress_vs_dense,decompress_vs_dense";
@@ -70,9 +72,10 @@ impl BenchPoint {
     pub fn csv_row(&self) -> String {
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6e},{:.6e},{:.6e},{:.4},{:.4},{:.4},{:.4},\
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6e},{:.6e},{:.6e},{:.4},{:.4},{:.4},{:.4},\
              {:.4},{:.4},{:.4},{},{}",
             self.engine,
+            self.device,
             self.threads,
             self.form,
             self.tile_resolved.replace(',', ";"),
@@ -198,6 +201,7 @@ pub fn measure(spec: &Spec, opts: &EngineOptions, budget_s: f64) -> Result<Bench
     let pixels = (spec.batch * spec.channels * spec.height * spec.width) as f64;
     Ok(BenchPoint {
         engine: opts.kind.to_string(),
+        device: opts.device.to_string(),
         threads: opts.resolved_threads(),
         form: spec.tile.to_string(),
         tile_resolved: plan.tile_label(),

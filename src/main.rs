@@ -253,6 +253,10 @@ struct BenchArgs {
     /// Thread counts (comma list); 0 = all cores.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     threads: Vec<usize>,
+    /// cpu or cuda[:N] (CUDA needs --engine ort and an onnxruntime-gpu library; input and
+    /// output are bound on the device, so the times exclude host transfers).
+    #[arg(long, default_value = "cpu")]
+    device: dctchop::Device,
     #[arg(long, default_value = "f32")]
     dtype: Dtype,
     /// Seconds of timed runs per direction and configuration (at least 3 runs).
@@ -301,7 +305,9 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
                 for &res in &a.res {
                     for &cf in &a.cf {
                         for &batch in &a.batch {
-                            let mut opts = dctchop::EngineOptions::default().with_kind(engine);
+                            let mut opts = dctchop::EngineOptions::default()
+                                .with_kind(engine)
+                                .with_device(a.device);
                             if threads > 0 {
                                 opts = opts.with_threads(threads);
                             }
