@@ -18,7 +18,12 @@ fn main() -> TractResult<()> {
             .iter()
             .map(|o| format!("{:?}", o.fact.shape))
             .collect();
-        println!("{:>3} {:<14} -> [{}]", node.id, node.op().name(), shapes.join("; "));
+        println!(
+            "{:>3} {:<14} -> [{}]",
+            node.id,
+            node.op().name(),
+            shapes.join("; ")
+        );
     }
     Ok(())
 }
