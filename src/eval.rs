@@ -17,7 +17,7 @@
 //!
 //! Baselines on the same samples, matched to each dctchop ratio: JPEG (the `image` crate's
 //! encoder, 8-bit data with 1 or 3 channels; the quality in 1..=100 whose real byte ratio is
-//! closest in log scale).
+//! closest in log scale) and, with the `zfp` cargo feature, ZFP fixed-rate (see `eval::zfp`).
 
 use ndarray::{s, Array4, ArrayView2, ArrayView3, ArrayViewD, Axis};
 use serde::Serialize;
@@ -35,6 +35,8 @@ use crate::{Codec, EngineOptions};
 pub mod cli;
 pub mod downstream;
 pub mod plot;
+#[cfg(feature = "zfp")]
+pub mod zfp;
 
 /// A quality target: the highest-ratio dctchop configuration that meets it on every sample.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -274,7 +276,7 @@ pub fn sample_metrics(
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
@@ -876,7 +878,39 @@ pub fn evaluate(
                     }
                 }
             }
-            skipped.push("ZFP skipped: not available in this build (see README)".into());
+            #[cfg(feature = "zfp")]
+            {
+                let mut done: Vec<(f64, Outcome)> = Vec::new();
+                for (cfg, r) in &targets {
+                    let rate = zfp::rate_for(d, *r);
+                    if !done.iter().any(|(x, _)| *x == rate) {
+                        let o = zfp::run_zfp(d, *r, opts.repeats, None)?;
+                        progress(&format!("{}: zfp {}", d.name, o.config));
+                        done.push((rate, o));
+                    }
+                    let o = &done.iter().find(|(x, _)| *x == rate).expect("just run").1;
+                    rows.extend(rows_of(
+                        d,
+                        &Outcome {
+                            method: o.method.clone(),
+                            config: o.config.clone(),
+                            variant: None,
+                            cf: None,
+                            block: None,
+                            store: None,
+                            param: o.param,
+                            matched_to: Some(cfg.clone()),
+                            coefficient_ratio: None,
+                            stored_bytes: o.stored_bytes,
+                            compress_s: o.compress_s,
+                            decompress_s: o.decompress_s,
+                            recon: o.recon.clone(),
+                        },
+                    ));
+                }
+            }
+            #[cfg(not(feature = "zfp"))]
+            skipped.push("ZFP skipped: built without the `zfp` cargo feature (see README)".into());
         }
         for o in &outcomes {
             rows.extend(rows_of(d, o));
@@ -1122,7 +1156,7 @@ pub fn write_outputs(
     let mut written = vec![csv, json];
     for (i, d) in data.iter().enumerate() {
         let short = Path::new(&d.name)
-            .file_name()
+            .file_stem()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_else(|| d.name.clone());
         let tag = format!("{i:02}-{}", slug(&short));

@@ -456,3 +456,30 @@ fn downstream_task_runs_and_compression_costs_little_accuracy() {
     assert!(cf4.accuracy_change.abs() < 0.1, "{}", cf4.accuracy_change);
     assert!(cf4.train_psnr_db.unwrap() > 30.0);
 }
+
+#[cfg(feature = "zfp")]
+#[test]
+fn zfp_fixed_rate_hits_the_matched_ratio() {
+    // f32 data: rate = 32 / ratio bits per value; 48x64 fields are whole 4x4 blocks, so the
+    // achieved ratio equals the target exactly.
+    let x = synthetic(2, 3, 48, 64).mapv(|v| v / 255.0);
+    let d = data("f", x, "float32");
+    for ratio in [2.0, 4.0, 8.0] {
+        assert_eq!(eval::zfp::rate_for(&d, ratio), 32.0 / ratio);
+        let o = eval::zfp::run_zfp(&d, ratio, 1, None).unwrap();
+        let row = &eval::rows_of(&d, &o)[0];
+        assert!(
+            (row.ratio - ratio).abs() / ratio < 0.01,
+            "{} vs {ratio}",
+            row.ratio
+        );
+        assert!(
+            row.psnr_db.is_finite() && row.psnr_db > 20.0,
+            "{}",
+            row.psnr_db
+        );
+    }
+    // uint8 data: 8 bits per original value.
+    let d8 = data("u", synthetic(1, 1, 16, 16), "uint8");
+    assert_eq!(eval::zfp::rate_for(&d8, 2.0), 4.0);
+}

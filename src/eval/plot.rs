@@ -134,7 +134,7 @@ pub fn rate_distortion(dataset: &str, rows: &[Row]) -> Result<Vec<u8>> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 13))
