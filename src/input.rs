@@ -10,6 +10,11 @@
 //!   directory, where files with other extensions are ignored) form one dataset and must all
 //!   have the same size, channels and bit depth.
 //!
+//! - HDF5 (cargo feature `hdf5`): `FILE.h5:/DATASET[:LAYOUT]` (or `.hdf5`; the dataset may be
+//!   omitted when the file has exactly one). Same dtypes as `.npy`; shapes (H, W), (C, H, W),
+//!   (N, C, H, W), or with LAYOUT `nhw`, `hwc`, `nhwc` (N, H, W), (H, W, C), (N, H, W, C).
+//!   Read in hyperslabs of whole samples along N (one batch in memory at a time).
+//!
 //! Non-finite values (NaN, ±Inf) are not checked here; the compress pipeline rejects them.
 
 use ndarray::{Array4, ShapeBuilder};
@@ -19,10 +24,17 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+#[cfg(feature = "hdf5")]
+mod h5;
+
 /// Image file extensions recognized (lower case).
 pub const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "tif", "tiff"];
 
-const FORMATS: &str = ".npy, .png, .jpg/.jpeg, .tif/.tiff, or a directory of images";
+const FORMATS: &str =
+    ".npy, .png, .jpg/.jpeg, .tif/.tiff, a directory of images, or FILE.h5:/DATASET (HDF5)";
+
+/// Axis layouts accepted after an HDF5 dataset name (`FILE.h5:/DATASET:LAYOUT`).
+pub const HDF5_LAYOUTS: [&str; 6] = ["hw", "chw", "nhw", "hwc", "nchw", "nhwc"];
 
 /// Element type of a `.npy` file's data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +115,8 @@ enum Source {
         fortran: bool,
     },
     Images(Vec<PathBuf>),
+    #[cfg(feature = "hdf5")]
+    Hdf5(h5::Source),
 }
 
 /// An opened input: its shape, original dtype and where the data is. Nothing is decoded yet
@@ -134,6 +148,8 @@ impl Dataset {
         match &self.source {
             Source::Npy { path, .. } => vec![path.clone()],
             Source::Images(v) => v.clone(),
+            #[cfg(feature = "hdf5")]
+            Source::Hdf5(s) => vec![s.file.clone()],
         }
     }
 
@@ -143,6 +159,8 @@ impl Dataset {
             Source::Npy { path, .. } => path.display().to_string(),
             Source::Images(v) if v.len() == 1 => v[0].display().to_string(),
             Source::Images(v) => format!("{} images ({} ...)", v.len(), v[0].display()),
+            #[cfg(feature = "hdf5")]
+            Source::Hdf5(s) => format!("{}:{}", s.file.display(), s.dataset),
         }
     }
 
@@ -151,6 +169,8 @@ impl Dataset {
         match &self.source {
             Source::Npy { path, .. } => path.clone(),
             Source::Images(v) => v[i.min(v.len() - 1)].clone(),
+            #[cfg(feature = "hdf5")]
+            Source::Hdf5(s) => s.file.clone(),
         }
     }
 
@@ -181,6 +201,8 @@ impl Dataset {
                 }
             }
             Source::Images(_) => Inner::Images,
+            #[cfg(feature = "hdf5")]
+            Source::Hdf5(_) => Inner::Hdf5,
         };
         Ok(Reader {
             ds: self,
@@ -205,6 +227,8 @@ enum Inner {
     Npy(BufReader<File>, Elem, PathBuf),
     Memory(Array4<f32>),
     Images,
+    #[cfg(feature = "hdf5")]
+    Hdf5,
 }
 
 /// Reads a [`Dataset`] in batches.
@@ -258,6 +282,13 @@ impl Reader<'_> {
                 }
                 out
             }
+            #[cfg(feature = "hdf5")]
+            Inner::Hdf5 => {
+                let Source::Hdf5(src) = &ds.source else {
+                    unreachable!()
+                };
+                h5::read(src, &ds.dtype, self.next, k)?
+            }
         };
         self.next += k;
         Ok(Some(batch))
@@ -286,6 +317,15 @@ fn read_elems(r: &mut impl Read, path: &Path, elem: Elem, n: usize) -> Result<Ve
 pub fn open(inputs: &[PathBuf]) -> Result<Dataset> {
     if inputs.is_empty() {
         return Err(Error::Other(format!("no input given: pass {FORMATS}")));
+    }
+    if let Some((file, dataset, layout)) = inputs.iter().find_map(|p| split_hdf5_spec(p)) {
+        if inputs.len() != 1 {
+            return Err(Error::file(
+                file,
+                "pass exactly one HDF5 dataset, alone (several inputs with HDF5 are not supported)",
+            ));
+        }
+        return open_hdf5(&file, dataset.as_deref(), layout.as_deref());
     }
     let mut npys = Vec::new();
     let mut images = Vec::new();
@@ -325,6 +365,55 @@ pub fn open(inputs: &[PathBuf]) -> Result<Dataset> {
              are not supported)",
         )),
     }
+}
+
+/// `FILE.h5[:DATASET[:LAYOUT]]` (or `.hdf5`, any case) → (file, dataset, layout); None when `p`
+/// does not name an HDF5 file. The layout is taken only when it is one of [`HDF5_LAYOUTS`].
+pub fn split_hdf5_spec(p: &Path) -> Option<(PathBuf, Option<String>, Option<String>)> {
+    let s = p.to_str()?;
+    let is_h5 = |f: &str| {
+        let l = f.to_ascii_lowercase();
+        l.ends_with(".h5") || l.ends_with(".hdf5")
+    };
+    let (file, rest) = if is_h5(s) {
+        (s, "")
+    } else {
+        let i = s
+            .match_indices(':')
+            .map(|(i, _)| i)
+            .find(|&i| is_h5(&s[..i]))?;
+        (&s[..i], &s[i + 1..])
+    };
+    let (dataset, layout) = match rest.rsplit_once(':') {
+        Some((d, l)) if HDF5_LAYOUTS.contains(&l.to_ascii_lowercase().as_str()) => {
+            (d, Some(l.to_ascii_lowercase()))
+        }
+        _ => (rest, None),
+    };
+    let dataset = (!dataset.is_empty()).then(|| dataset.to_string());
+    Some((PathBuf::from(file), dataset, layout))
+}
+
+#[cfg(feature = "hdf5")]
+fn open_hdf5(file: &Path, dataset: Option<&str>, layout: Option<&str>) -> Result<Dataset> {
+    let ([n, c, h, w], dtype, src) = h5::open(file, dataset, layout)?;
+    Ok(Dataset {
+        n,
+        channels: c,
+        height: h,
+        width: w,
+        dtype: dtype.to_string(),
+        source: Source::Hdf5(src),
+    })
+}
+
+#[cfg(not(feature = "hdf5"))]
+fn open_hdf5(file: &Path, _dataset: Option<&str>, _layout: Option<&str>) -> Result<Dataset> {
+    Err(Error::file(
+        file,
+        "HDF5 input needs dctchop built with `--features hdf5` (apt-get install libhdf5-dev; \
+         cargo install --path . --features hdf5)",
+    ))
 }
 
 fn extension(p: &Path) -> Option<String> {

@@ -654,7 +654,8 @@ fn cmd_run(a: RunArgs) -> Result<()> {
 #[derive(Args)]
 struct CompressArgs {
     /// Inputs: one .npy (uint8/uint16/int16/int32/float16/32/64; (H,W), (C,H,W) or (N,C,H,W)),
-    /// or image files (PNG, JPEG, TIFF) and directories of images, all of one size.
+    /// or image files (PNG, JPEG, TIFF) and directories of images, all of one size, or one HDF5
+    /// dataset FILE.h5:/DATASET[:LAYOUT] (LAYOUT nhw, hwc, nhwc; needs `--features hdf5`).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Container stem: writes OUT.00000.safetensors, ... and OUT.decompress.onnx.

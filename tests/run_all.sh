@@ -17,6 +17,14 @@ echo "== ONNX Runtime for the ort engine: $ORT_DYLIB_PATH"
 echo "== cargo test --workspace"
 cargo test --workspace --locked
 
+# HDF5 input is behind the `hdf5` feature (links the system libhdf5); .ci/run installs it as root.
+if pkg-config --exists hdf5 2>/dev/null; then
+    echo "== cargo test --features hdf5 --test hdf5_input (libhdf5 $(pkg-config --modversion hdf5))"
+    cargo test --locked --features hdf5 --test hdf5_input
+else
+    echo "== skipping HDF5 tests: libhdf5-dev not installed"
+fi
+
 echo "== python cross-check: onnx.checker, onnxruntime, OpenVINO on $(ls "$DCTCHOP_CROSSCHECK_DIR" | wc -l) graph pairs"
 .venv/bin/python python/crosscheck.py "$DCTCHOP_CROSSCHECK_DIR" --openvino --quiet
 
