@@ -25,6 +25,13 @@ else
     echo "== skipping HDF5 tests: libhdf5-dev not installed"
 fi
 
+if command -v cmake >/dev/null && ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1; then
+    echo "== cargo test --features zfp --test eval (ZFP baseline of dctchop eval)"
+    cargo test --locked --features zfp --test eval
+else
+    echo "== skipping ZFP tests: cmake or libclang-dev not installed"
+fi
+
 echo "== python cross-check: onnx.checker, onnxruntime, OpenVINO on $(ls "$DCTCHOP_CROSSCHECK_DIR" | wc -l) graph pairs"
 .venv/bin/python python/crosscheck.py "$DCTCHOP_CROSSCHECK_DIR" --openvino --quiet
 
