@@ -3,26 +3,17 @@
 //! a table of bad inputs through the CLI (one-line error naming the file, nothing written,
 //! input unmodified).
 
+mod common;
+use common::dctchop;
 use ndarray::{Array4, ArrayD, IxDyn};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use dctchop::container::{self, Store};
 use dctchop::pipeline::{self, CompressOptions};
 use dctchop::{input, Codec, EngineOptions, Spec};
 
 fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dctchop-dataio-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn dctchop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dctchop"))
-        .args(args)
-        .output()
-        .expect("binary runs")
+    common::fresh_dir("dataio", tag)
 }
 
 fn write_npy<T: npyz::Serialize + npyz::AutoSerialize + Copy>(

@@ -1,25 +1,17 @@
 //! The accuracy harness (`dctchop eval`): metrics against independent references, the stored
 //! ratio against the container files, target picking, the CLI on the sample images, bad input.
 
+mod common;
+use common::dctchop;
 use dctchop::container::Store;
 use dctchop::eval::{self, Data, EvalOptions, Target};
 use dctchop::{EngineOptions, Variant};
 use ndarray::{Array2, Array3, Array4};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dctchop-evaltest-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn dctchop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dctchop"))
-        .args(args)
-        .output()
-        .expect("binary runs")
+    common::fresh_dir("evaltest", tag)
 }
 
 fn text(o: &Output) -> String {

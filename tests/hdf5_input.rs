@@ -3,26 +3,17 @@
 //! a wrong rank and a bad layout.
 #![cfg(feature = "hdf5")]
 
+mod common;
+use common::dctchop;
 use ndarray::{Array2, Array3, Array4, Axis};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use dctchop::input;
 use dctchop::pipeline::{self, CompressOptions};
 use dctchop::EngineOptions;
 
 fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dctchop-hdf5-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn dctchop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dctchop"))
-        .args(args)
-        .output()
-        .expect("binary runs")
+    common::fresh_dir("hdf5", tag)
 }
 
 fn smooth(s: usize, i: usize, j: usize) -> f64 {

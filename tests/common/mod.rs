@@ -54,3 +54,19 @@ pub fn ort_ready() -> bool {
         }
     }
 }
+
+/// An empty directory `dctchop-{suite}-{tag}-{pid}` in the system temp dir.
+pub fn fresh_dir(suite: &str, tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("dctchop-{suite}-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Run the `dctchop` binary built for this test run.
+pub fn dctchop(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dctchop"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
