@@ -478,15 +478,8 @@ struct RunArgs {
     /// Output tensor (.npy, written in the graph's output dtype).
     #[arg(short, long)]
     out: PathBuf,
-    /// tract (built in) or ort (ONNX Runtime 1.31, loaded at run time).
-    #[arg(long, default_value = "tract")]
-    engine: dctchop::EngineKind,
-    /// cpu, or cuda[:N] (ort engine with onnxruntime-gpu only).
-    #[arg(long, default_value = "cpu")]
-    device: dctchop::Device,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Overwrite the output file if it exists.
     #[arg(long)]
     force: bool,
@@ -580,15 +573,11 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         );
     }
 
-    let opts = dctchop::EngineOptions {
-        kind: a.engine,
-        threads: a.threads,
-        device: a.device,
-    };
+    let opts = a.engine.options();
     let t0 = Instant::now();
     let mut runner = dctchop::engine::compile_bytes(&bytes, dtype, &opts)?;
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let engine = match a.engine {
+    let engine = match a.engine.engine {
         dctchop::EngineKind::Ort => {
             let (path, version) = dctchop::engine::ort_library()?;
             format!("ort (ONNX Runtime {version}, {})", path.display())
@@ -597,8 +586,9 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     };
     println!(
         "engine {engine}, device {}, {} threads; compiled in {compile_ms:.1} ms",
-        a.device,
-        a.threads
+        a.engine.device,
+        a.engine
+            .threads
             .unwrap_or_else(|| { std::thread::available_parallelism().map_or(1, |n| n.get()) })
     );
 
@@ -673,12 +663,8 @@ struct CompressArgs {
     /// Strip size of the matrix products: a multiple of the block, 'full' or 'auto'.
     #[arg(long, default_value = "auto")]
     tile: Tile,
-    /// tract (built in) or ort (ONNX Runtime, loaded at run time).
-    #[arg(long, default_value = "tract")]
-    engine: dctchop::EngineKind,
-    /// cpu, or cuda[:N] (ort engine only).
-    #[arg(long, default_value = "cpu")]
-    device: dctchop::Device,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Element type of the stored coefficients: f32 or f16.
     #[arg(long, default_value = "f32")]
     store: dctchop::container::Store,
@@ -709,12 +695,8 @@ struct DecompressArgs {
     /// OUT.npy (float32 [N,C,H,W]), OUT.png (one sample) or a directory (one PNG per sample).
     #[arg(short, long)]
     out: PathBuf,
-    /// tract (built in) or ort (ONNX Runtime, loaded at run time).
-    #[arg(long, default_value = "tract")]
-    engine: dctchop::EngineKind,
-    /// cpu, or cuda[:N] (ort engine only).
-    #[arg(long, default_value = "cpu")]
-    device: dctchop::Device,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Samples per graph run.
     #[arg(long, default_value_t = 8)]
     batch: usize,
@@ -776,10 +758,28 @@ impl Progress {
     }
 }
 
-fn engine_options(kind: dctchop::EngineKind, device: dctchop::Device) -> dctchop::EngineOptions {
-    let mut o = dctchop::EngineOptions::default().with_kind(kind);
-    o.device = device;
-    o
+/// The engine flags shared by `run`, `compress` and `decompress`.
+#[derive(Args)]
+struct EngineArgs {
+    /// tract (built in) or ort (ONNX Runtime 1.31, loaded at run time).
+    #[arg(long, default_value = "tract")]
+    engine: dctchop::EngineKind,
+    /// cpu, or cuda[:N] (ort engine with onnxruntime-gpu only).
+    #[arg(long, default_value = "cpu")]
+    device: dctchop::Device,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl EngineArgs {
+    fn options(&self) -> dctchop::EngineOptions {
+        dctchop::EngineOptions {
+            kind: self.engine,
+            threads: self.threads,
+            device: self.device,
+        }
+    }
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -799,7 +799,7 @@ fn cmd_compress(a: CompressArgs) -> Result<()> {
         store: a.store,
         shard_bytes: a.shard_mb.saturating_mul(1_000_000),
         max_memory_mb: a.max_memory_mb,
-        engine: engine_options(a.engine, a.device),
+        engine: a.engine.options(),
         force: a.force,
     };
     let mut p = Progress::new(a.quiet, "compress");
@@ -833,7 +833,7 @@ fn cmd_compress(a: CompressArgs) -> Result<()> {
 }
 
 fn cmd_decompress(a: DecompressArgs) -> Result<()> {
-    let engine = engine_options(a.engine, a.device);
+    let engine = a.engine.options();
     let mut p = Progress::new(a.quiet, "decompress");
     let r =
         dctchop::pipeline::decompress(&a.input, &a.out, &engine, a.batch, a.force, &mut |d, t| {
