@@ -7,10 +7,25 @@ mod common;
 use common::dctchop;
 use ndarray::{Array2, Array3, Array4, Axis};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use dctchop::input;
 use dctchop::pipeline::{self, CompressOptions};
 use dctchop::EngineOptions;
+
+/// HDF5 takes an exclusive `flock` on a file open for writing, and its file descriptors are not
+/// close-on-exec: a child process spawned by another test while a fixture is being written
+/// inherits the descriptor and keeps the lock for its whole life, so the later read-only open
+/// fails with EAGAIN. Fixture writes and spawns therefore never overlap.
+static WRITE_OR_SPAWN: Mutex<()> = Mutex::new(());
+
+/// Create `path` and fill it with `fill`; the file is closed before the lock is released.
+fn write_h5(path: &Path, fill: impl FnOnce(&hdf5::File)) {
+    let _g = WRITE_OR_SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+    let f = hdf5::File::create(path).unwrap();
+    fill(&f);
+    f.close().unwrap();
+}
 
 fn tmpdir(tag: &str) -> PathBuf {
     common::fresh_dir("hdf5", tag)
@@ -74,13 +89,12 @@ fn f32_2d_dataset_round_trip() {
     let file = dir.join("one.h5");
     let (h, w) = (20, 27);
     let x = Array2::from_shape_fn((h, w), |(i, j)| smooth(0, i, j) as f32);
-    {
-        let f = hdf5::File::create(&file).unwrap();
+    write_h5(&file, |f| {
         f.new_dataset_builder()
             .with_data(&x)
             .create("image")
             .unwrap();
-    }
+    });
     // The only dataset: the name may be omitted.
     for spec in [
         format!("{}:/image", file.display()),
@@ -113,8 +127,7 @@ fn u16_nhw_stack_in_group_chunked_round_trip() {
     let file = dir.join("stack.hdf5");
     let (n, h, w) = (7, 16, 24);
     let x = Array3::from_shape_fn((n, h, w), |(s, i, j)| (smooth(s, i, j) * 200.0) as u16);
-    {
-        let f = hdf5::File::create(&file).unwrap();
+    write_h5(&file, |f| {
         let g = f.create_group("train").unwrap();
         g.new_dataset_builder()
             .chunk((2, h, w))
@@ -126,7 +139,7 @@ fn u16_nhw_stack_in_group_chunked_round_trip() {
             .with_data(&ndarray::arr1(&[1u8, 2, 3]))
             .create("labels")
             .unwrap();
-    }
+    });
     let want = x.mapv(|v| v as f32).insert_axis(Axis(1)); // [N, 1, H, W]
     let spec = format!("{}:/train/images:nhw", file.display());
     let ds = input::open(&[PathBuf::from(&spec)]).unwrap();
@@ -160,10 +173,9 @@ fn nhwc_f64_is_permuted() {
     let x = Array4::from_shape_fn((n, h, w, c), |(s, i, j, k)| {
         (s * 1000 + i * 100 + j * 10 + k) as f64
     });
-    {
-        let f = hdf5::File::create(&file).unwrap();
+    write_h5(&file, |f| {
         f.new_dataset_builder().with_data(&x).create("rgb").unwrap();
-    }
+    });
     let ds = input::open(&[PathBuf::from(format!("{}::nhwc", file.display()))]).unwrap();
     assert_eq!(ds.shape(), [n, c, h, w]);
     assert_eq!(ds.dtype, "float64");
@@ -175,8 +187,7 @@ fn nhwc_f64_is_permuted() {
 fn errors_list_datasets_and_name_rank_and_layout() {
     let dir = tmpdir("err");
     let file = dir.join("multi.h5");
-    {
-        let f = hdf5::File::create(&file).unwrap();
+    write_h5(&file, |f| {
         let g = f.create_group("data").unwrap();
         g.new_dataset_builder()
             .with_data(&Array2::<f32>::zeros((4, 4)))
@@ -190,7 +201,7 @@ fn errors_list_datasets_and_name_rank_and_layout() {
             .with_data(&Array3::<f32>::zeros((2, 4, 4)))
             .create("cube")
             .unwrap();
-    }
+    });
     let err = |spec: String| {
         input::open(&[PathBuf::from(spec)])
             .map(|d| d.shape())
@@ -215,12 +226,15 @@ fn errors_list_datasets_and_name_rank_and_layout() {
 
     // The CLI: one line, naming the file and listing the datasets.
     let out = dir.join("o");
-    let o = dctchop(&[
-        "compress",
-        &format!("{f}:/nope"),
-        "-o",
-        &out.display().to_string(),
-    ]);
+    let o = {
+        let _g = WRITE_OR_SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+        dctchop(&[
+            "compress",
+            &format!("{f}:/nope"),
+            "-o",
+            &out.display().to_string(),
+        ])
+    };
     assert!(!o.status.success());
     let msg = String::from_utf8_lossy(&o.stderr);
     assert!(msg.contains("multi.h5") && msg.contains("/data/a"), "{msg}");
