@@ -106,6 +106,36 @@ fn ort_single_thread_and_reuse() {
     }
 }
 
+/// The ort engine runs a tiled graph without its trailing output Reshape (ONNX Runtime would copy
+/// the whole output there) and hands back the declared shape, on both the plain and the timed
+/// (IO-binding) path.
+#[test]
+fn ort_elides_the_output_reshape_and_keeps_the_declared_shape() {
+    if !ort_ready() {
+        return;
+    }
+    let spec = Spec::new(48, 64, 4).with_tile(Tile::Size(16)).with_batch(2);
+    let plan = dctchop::Plan::new(&spec).unwrap();
+    let ort = EngineOptions::default().with_kind(EngineKind::Ort);
+    for d in [dctchop::Direction::Compress, dctchop::Direction::Decompress] {
+        let bytes = plan.model(d, 13).unwrap().encode().unwrap();
+        let elided = dctchop::engine::rewrite::elide_output_reshape(&bytes)
+            .expect("tiled graphs end in a Reshape");
+        let mut r = dctchop::engine::compile_bytes(&bytes, Dtype::F32, &ort).unwrap();
+        let mut t =
+            dctchop::engine::compile_bytes(&bytes, Dtype::F32, &EngineOptions::default()).unwrap();
+        assert_eq!(r.output_shape(), &elided.declared[..], "{d:?}");
+        assert_eq!(r.output_shape(), t.output_shape(), "{d:?}");
+        let x = image(1, 1, 1, r.input_shape().iter().product(), 5)
+            .into_shape_with_order(r.input_shape().to_vec())
+            .unwrap();
+        let yr = r.run(x.view()).unwrap();
+        let yt = t.run(x.view()).unwrap();
+        assert!(rel_err(&yr, &yt) <= 1e-5, "{d:?}");
+        assert_eq!(r.time_runs(x.view(), 2).unwrap().len(), 2);
+    }
+}
+
 #[test]
 fn ort_cuda_on_a_cpu_only_library_is_an_error() {
     if !ort_ready() {

@@ -4,6 +4,7 @@
 #[cfg(feature = "ort")]
 pub mod ort;
 pub mod reference;
+pub mod rewrite;
 pub mod tract;
 
 use ndarray::{ArrayD, ArrayViewD};

@@ -276,14 +276,36 @@ pub struct OrtRunner {
     device: Device,
     dtype: Dtype,
     input: Vec<usize>,
+    /// The output shape the graph declares (what callers get).
     output: Vec<usize>,
+    /// The shape the session produces: `output`, or the same elements in another shape when the
+    /// graph's trailing Reshape was elided.
+    produced: Vec<usize>,
 }
 
 impl OrtRunner {
     /// Compile an ONNX model (bytes) whose input and output are `dtype` tensors: graph
     /// optimization level 3, `opts.threads` intra-op threads (all cores by default), on
     /// `opts.device`.
+    ///
+    /// A graph that ends in a Reshape is compiled without it (see
+    /// [`super::rewrite::elide_output_reshape`]) and its result is given the declared shape on
+    /// this side, for free: ONNX Runtime would copy the whole output there.
     pub fn from_bytes(bytes: &[u8], dtype: Dtype, opts: &EngineOptions) -> Result<Self> {
+        if let Some(e) = super::rewrite::elide_output_reshape(bytes) {
+            let elided = Self::session(&e.bytes, opts).and_then(|s| Self::checked(s, dtype, opts));
+            if let Ok(mut r) = elided {
+                if r.produced.iter().product::<usize>() == e.declared.iter().product::<usize>() {
+                    r.output = e.declared;
+                    return Ok(r);
+                }
+            }
+        }
+        Self::checked(Self::session(bytes, opts)?, dtype, opts)
+    }
+
+    /// A session for `bytes` with the engine's settings.
+    fn session(bytes: &[u8], opts: &EngineOptions) -> Result<Session> {
         let loaded = loaded()?;
         let mut builder = Session::builder(&loaded.env)
             .map_err(err)?
@@ -316,9 +338,13 @@ impl OrtRunner {
                 .with_disable_cpu_fallback()
                 .map_err(err)?;
         }
-        let session = builder
+        builder
             .commit_from_memory(bytes)
-            .map_err(|e| err(format!("compiling the graph on {}: {e}", opts.device)))?;
+            .map_err(|e| err(format!("compiling the graph on {}: {e}", opts.device)))
+    }
+
+    /// Check a session's input and output (one each, static, of `dtype`) and wrap it.
+    fn checked(session: Session, dtype: Dtype, opts: &EngineOptions) -> Result<Self> {
         if session.inputs().len() != 1 || session.outputs().len() != 1 {
             return Err(err(format!(
                 "the graph has {} inputs and {} outputs; dctchop graphs have one of each",
@@ -348,13 +374,14 @@ impl OrtRunner {
                 .ok_or_else(|| err("graph has a symbolic shape; dctchop graphs are static"))
         };
         let input = fact("input", &session.inputs()[0])?;
-        let output = fact("output", &session.outputs()[0])?;
+        let produced = fact("output", &session.outputs()[0])?;
         Ok(OrtRunner {
             session,
             device: opts.device,
             dtype,
             input,
-            output,
+            output: produced.clone(),
+            produced,
         })
     }
 }
@@ -375,8 +402,8 @@ impl OrtRunner {
         binding.bind_input(&in_name, &x).map_err(err)?;
         match self.device {
             Device::Cpu => {
-                let y =
-                    Tensor::<T>::new(self.session.allocator(), self.output.clone()).map_err(err)?;
+                let y = Tensor::<T>::new(self.session.allocator(), self.produced.clone())
+                    .map_err(err)?;
                 binding.bind_output(&out_name, y).map_err(err)?;
             }
             Device::Cuda(id) => {
@@ -406,6 +433,14 @@ impl OrtRunner {
     }
 }
 
+impl OrtRunner {
+    /// Give a produced (standard-layout) output the declared shape: no copy.
+    fn declared(&self, y: ArrayD<f32>) -> Result<ArrayD<f32>> {
+        y.into_shape_with_order(self.output.clone())
+            .map_err(|e| err(format!("output of shape {:?}: {e}", self.produced)))
+    }
+}
+
 impl Runner for OrtRunner {
     fn input_shape(&self) -> &[usize] {
         &self.input
@@ -419,17 +454,23 @@ impl Runner for OrtRunner {
             Dtype::F32 => {
                 let x = input.as_standard_layout();
                 let t = TensorRef::from_array_view(x.view()).map_err(err)?;
-                let out = self.session.run(ort::inputs![t]).map_err(err)?;
-                Ok(out[0].try_extract_array::<f32>().map_err(err)?.to_owned())
+                let y = {
+                    let out = self.session.run(ort::inputs![t]).map_err(err)?;
+                    out[0].try_extract_array::<f32>().map_err(err)?.to_owned()
+                };
+                self.declared(y)
             }
             Dtype::F16 => {
                 let x = input.mapv(half::f16::from_f32);
                 let t = TensorRef::from_array_view(x.view()).map_err(err)?;
-                let out = self.session.run(ort::inputs![t]).map_err(err)?;
-                Ok(out[0]
-                    .try_extract_array::<half::f16>()
-                    .map_err(err)?
-                    .mapv(|v| v.to_f32()))
+                let y = {
+                    let out = self.session.run(ort::inputs![t]).map_err(err)?;
+                    out[0]
+                        .try_extract_array::<half::f16>()
+                        .map_err(err)?
+                        .mapv(|v| v.to_f32())
+                };
+                self.declared(y)
             }
         }
     }
