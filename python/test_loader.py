@@ -146,6 +146,30 @@ def main():
         assert abs(got - rep["psnr_db"]) <= 0.1, (got, rep["psnr_db"])
         checks += 1
 
+        # With onnx installed the loader runs the graph without its final Reshape: same values
+        # and shape as the graph run as is.
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime as ort
+
+            # 128 x 203 is cropped by a final Gather; a size of whole tiles ends in a Reshape.
+            assert dctchop_loader.Loader(stem).declared is None
+            npy2 = os.path.join(tmp, "whole.npy")
+            np.save(npy2, x[:8, :, :64, :96].copy())
+            stem2 = os.path.join(tmp, "whole")
+            compress(a.bin, [npy2, "-o", stem2, "--cf", "4", "--batch", "4"])
+            ld = dctchop_loader.Loader(stem2, batch_size=4)
+            assert ld.declared == (4, 2, 64, 96), ld.declared
+            y = ld.container.read_shard(0)[:4]
+            plain = ort.InferenceSession(ld.container.graph, providers=["CPUExecutionProvider"])
+            (want,) = plain.run(None, {plain.get_inputs()[0].name: y})
+            got = ld._decompress(y)
+            assert got.shape == want.shape and np.array_equal(got, want), (got.shape, want.shape)
+            print("loader without the final Reshape: equal to the graph run as is")
+            checks += 1
+        except ImportError:
+            print("SKIP final-Reshape check: onnx is not installed")
+
         # Damage: flip the last payload byte -> checksum mismatch.
         shard = dctchop_loader.shard_path(stem, 0)
         b = bytearray(open(shard, "rb").read())
