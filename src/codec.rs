@@ -57,11 +57,21 @@ impl Codec {
         let mut out_shape = spec.compressed_shape();
         out_shape[0] = n;
         let mut out = ArrayD::<f32>::zeros(IxDyn(&out_shape));
-        for (start, batch) in batches(x.into_dyn(), spec.batch) {
-            let y = self.compress_batch(batch.view().into_dimensionality().expect("rank 4"))?;
-            let take = (n - start).min(spec.batch);
-            out.slice_axis_mut(Axis(0), (start..start + take).into())
-                .assign(&y.slice_axis(Axis(0), (0..take).into()));
+        let b = spec.batch;
+        for start in (0..n).step_by(b) {
+            let take = (n - start).min(b);
+            let dst = out.slice_axis_mut(Axis(0), (start..start + take).into());
+            if take == b && spec.serialize == 1 {
+                // A whole batch: the engine reads the caller's samples and writes the result
+                // into place, with no batch copy on either side.
+                let src = x.slice_axis(Axis(0), (start..start + b).into());
+                self.compress.run_into(src.into_dyn(), dst)?;
+            } else {
+                let batch = padded_batch(x.into_dyn(), start, b);
+                let y = self.compress_batch(batch.view().into_dimensionality().expect("rank 4"))?;
+                let mut dst = dst;
+                dst.assign(&y.slice_axis(Axis(0), (0..take).into()));
+            }
         }
         Ok(out)
     }
@@ -79,11 +89,18 @@ impl Codec {
         }
         let n = y.shape()[0];
         let mut out = Array4::<f32>::zeros((n, spec.channels, spec.height, spec.width));
-        for (start, batch) in batches(y, spec.batch) {
-            let x = self.decompress_batch(batch.view())?;
-            let take = (n - start).min(spec.batch);
-            out.slice_mut(s![start..start + take, .., .., ..])
-                .assign(&x.slice(s![0..take, .., .., ..]));
+        let b = spec.batch;
+        for start in (0..n).step_by(b) {
+            let take = (n - start).min(b);
+            let mut dst = out.slice_mut(s![start..start + take, .., .., ..]);
+            if take == b && spec.serialize == 1 {
+                let src = y.slice_axis(Axis(0), (start..start + b).into());
+                self.decompress.run_into(src, dst.into_dyn())?;
+            } else {
+                let batch = padded_batch(y.view(), start, b);
+                let x = self.decompress_batch(batch.view())?;
+                dst.assign(&x.slice(s![0..take, .., .., ..]));
+            }
         }
         Ok(out)
     }
@@ -132,17 +149,12 @@ impl Codec {
     }
 }
 
-/// Split along axis 0 into batches of exactly `batch`, padding the last one with copies of its
-/// last sample. Yields (start index, owned batch).
-fn batches(
-    x: ArrayViewD<'_, f32>,
-    batch: usize,
-) -> impl Iterator<Item = (usize, ArrayD<f32>)> + '_ {
+/// Samples `start..start + batch` along axis 0 as an owned batch, padding past the end with
+/// copies of the last sample.
+fn padded_batch(x: ArrayViewD<'_, f32>, start: usize, batch: usize) -> ArrayD<f32> {
     let n = x.shape()[0];
-    (0..n).step_by(batch).map(move |start| {
-        let idx: Vec<usize> = (start..start + batch).map(|i| i.min(n - 1)).collect();
-        (start, x.select(Axis(0), &idx))
-    })
+    let idx: Vec<usize> = (start..start + batch).map(|i| i.min(n - 1)).collect();
+    x.select(Axis(0), &idx)
 }
 
 /// Chunk (ci, cj) of the mirror-padded image: `[B, C, ch, cw]`.

@@ -136,25 +136,8 @@ struct ExportArgs {
     json: bool,
 }
 
-/// Graph runs allocate their large tensors afresh each time. glibc serves every allocation above
-/// 32 MiB with a new mmap that page-faults on first touch, on every run; keeping freed memory in
-/// the heap instead measured 4x faster on a 78 MB Reshape under tract and 2.6x faster ORT
-/// decompression (bench/README.md). One arena: tract's worker threads otherwise allocate their
-/// packing buffers in per-thread arenas that return pages to the kernel; with a single arena a
-/// tile-32 compress at 256² x 300 ran 191 -> 136 ms. Process-wide policy, so it lives in the
-/// binary, not the library.
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning parameters; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_MAX, 0);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
-}
-
 fn main() {
-    keep_freed_memory();
+    dctchop::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Export(a) => cmd_export(a),

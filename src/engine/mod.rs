@@ -7,7 +7,7 @@ pub mod reference;
 pub mod rewrite;
 pub mod tract;
 
-use ndarray::{ArrayD, ArrayViewD};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD};
 use std::fmt;
 use std::str::FromStr;
 
@@ -130,6 +130,14 @@ pub trait Runner: Send {
     /// Run once on an input of exactly `input_shape()`.
     fn run(&mut self, input: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>>;
 
+    /// Run once and write the result into `out`, of exactly `output_shape()`. Engines override
+    /// it to copy straight from their own output buffer, one full-size copy fewer than `run`
+    /// followed by an assignment.
+    fn run_into(&mut self, input: ArrayViewD<'_, f32>, out: ArrayViewMutD<'_, f32>) -> Result<()> {
+        let y = self.run(input)?;
+        write_output(y.view(), out, self.output_shape())
+    }
+
     /// Run `reps` times on the same input and return each run's wall time in seconds. Engines
     /// override this to convert the input once, outside the timed region, so only the graph
     /// execution is measured.
@@ -233,6 +241,36 @@ fn check_device(opts: &EngineOptions) -> Result<()> {
                 opts.device
             ),
         });
+    }
+    Ok(())
+}
+
+/// Copy an engine's output (in the `declared` shape, or the same elements in another row-major
+/// shape) into `out`, which must have the declared shape: a plain memory copy when both are
+/// contiguous.
+pub(crate) fn write_output(
+    y: ArrayViewD<'_, f32>,
+    mut out: ArrayViewMutD<'_, f32>,
+    declared: &[usize],
+) -> Result<()> {
+    if out.shape() != declared || y.len() != out.len() {
+        return Err(crate::error::Error::Shape {
+            what: "engine output buffer".into(),
+            expected: declared.to_vec(),
+            got: out.shape().to_vec(),
+        });
+    }
+    match (y.as_slice(), out.as_slice_mut()) {
+        (Some(src), Some(dst)) => dst.copy_from_slice(src),
+        _ => {
+            let shape = out.shape().to_vec();
+            let y = y
+                .as_standard_layout()
+                .into_owned()
+                .into_shape_with_order(shape)
+                .expect("same length");
+            out.assign(&y);
+        }
     }
     Ok(())
 }

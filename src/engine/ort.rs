@@ -16,15 +16,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ndarray::{ArrayD, ArrayViewD};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD};
 use ort::environment::Environment;
 use ort::ep::{ExecutionProvider, CUDA};
 use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
-use ort::value::{PrimitiveTensorElementType, Tensor, TensorElementType, TensorRef};
+use ort::value::{PrimitiveTensorElementType, Tensor, TensorElementType, TensorRef, TensorRefMut};
 
-use super::{check_shape, Device, EngineOptions, Runner};
+use super::{check_shape, write_output, Device, EngineOptions, Runner};
 use crate::error::{Error, Result};
 use crate::spec::Dtype;
 
@@ -473,6 +473,45 @@ impl Runner for OrtRunner {
                 self.declared(y)
             }
         }
+    }
+
+    fn run_into(&mut self, input: ArrayViewD<'_, f32>, out: ArrayViewMutD<'_, f32>) -> Result<()> {
+        if self.dtype != Dtype::F32 {
+            let y = self.run(input)?;
+            return write_output(y.view(), out, &self.output);
+        }
+        check_shape("ort", &self.input, input.shape())?;
+        let direct = self.device == Device::Cpu
+            && out.is_standard_layout()
+            && out.shape() == self.output.as_slice()
+            && out.len() > input.len();
+        if direct {
+            // The output is bound to `out` itself, so ONNX Runtime writes into it. The input is
+            // bound as an owned copy: ort 2.0.0-rc.15 deadlocks when it binds borrowed data
+            // (it clones it through a session that takes the same lock). So this is only done
+            // when the output is the larger side (decompression); otherwise the output is copied
+            // once.
+            let in_name = self.session.inputs()[0].name().to_string();
+            let out_name = self.session.outputs()[0].name().to_string();
+            let x = Tensor::from_array(input.as_standard_layout().into_owned()).map_err(err)?;
+            let out = out
+                .into_shape_with_order(self.produced.clone())
+                .map_err(err)?;
+            let y = TensorRefMut::from_array_view_mut(out).map_err(err)?;
+            let mut binding = self.session.create_binding().map_err(err)?;
+            binding.bind_input(&in_name, &x).map_err(err)?;
+            binding.bind_output(&out_name, y).map_err(err)?;
+            self.session.run_binding(&binding).map_err(err)?;
+            return Ok(());
+        }
+        let x = input.as_standard_layout();
+        let t = TensorRef::from_array_view(x.view()).map_err(err)?;
+        let y = self.session.run(ort::inputs![t]).map_err(err)?;
+        write_output(
+            y[0].try_extract_array::<f32>().map_err(err)?,
+            out,
+            &self.output,
+        )
     }
 
     fn time_runs(&mut self, input: ArrayViewD<'_, f32>, reps: usize) -> Result<Vec<f64>> {

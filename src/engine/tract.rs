@@ -1,12 +1,12 @@
 //! The tract engine: parse the ONNX bytes, optimize once, keep a reusable plan and state.
 
-use ndarray::{ArrayD, ArrayViewD};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD};
 use tract_onnx::prelude::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::{SimplePlan, SimpleState};
 use tract_onnx::tract_core::runtime::RunOptions;
 
-use super::{check_shape, EngineOptions, Runner};
+use super::{check_shape, write_output, EngineOptions, Runner};
 use crate::error::{Error, Result};
 use crate::spec::Dtype;
 
@@ -93,6 +93,20 @@ impl Runner for TractRunner {
                 .map_err(err)?
                 .mapv(|v| v.to_f32()),
         })
+    }
+
+    fn run_into(&mut self, input: ArrayViewD<'_, f32>, out: ArrayViewMutD<'_, f32>) -> Result<()> {
+        if self.dtype != Dtype::F32 {
+            let y = self.run(input)?;
+            return write_output(y.view(), out, &self.output);
+        }
+        let tensor = self.to_tensor(input)?;
+        let y = self.state.run(tvec!(tensor.into_tvalue())).map_err(err)?;
+        write_output(
+            y[0].to_plain_array_view::<f32>().map_err(err)?,
+            out,
+            &self.output,
+        )
     }
 
     fn time_runs(&mut self, input: ArrayViewD<'_, f32>, reps: usize) -> Result<Vec<f64>> {
