@@ -152,6 +152,9 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// Untimed runs before each direction is measured.
+const WARM_UP_RUNS: usize = 3;
+
 /// Number of timed repetitions so that each measurement lasts about `budget_s` (3..=25).
 fn reps_for(one_run_s: f64, budget_s: f64) -> usize {
     ((budget_s / one_run_s.max(1e-6)) as usize).clamp(3, 25)
@@ -182,12 +185,14 @@ pub fn measure(spec: &Spec, opts: &EngineOptions, budget_s: f64) -> Result<Bench
     });
     let mut comp = compile(&plan, Direction::Compress, opts)?;
     let mut dec = compile(&plan, Direction::Decompress, opts)?;
-    // Warm-up, also sizes the repetitions.
-    let warm = comp.time_runs(x.view(), 1)?[0];
+    // Warm-up, also sizes the repetitions. Several runs: a single one left the first tiled
+    // form measured after the dense form up to 2x slow (the allocator and caches were still
+    // settling from the dense form's large buffers).
+    let warm = median(&comp.time_runs(x.view(), WARM_UP_RUNS)?);
     let reps = reps_for(warm, budget_s);
     let y = comp.run(x.view())?;
     let tc = median(&comp.time_runs(x.view(), reps)?);
-    dec.time_runs(y.view(), 1)?;
+    dec.time_runs(y.view(), WARM_UP_RUNS)?;
     let td = median(&dec.time_runs(y.view(), reps)?);
     let elems = x.len();
     let elem_bytes = match spec.dtype {
