@@ -278,22 +278,7 @@ fn container_round_trip_shards_loader_and_independent_psnr() {
     )
     .unwrap();
     let (back, _) = dctchop::npy::read_npy_f32(&out).unwrap();
-    let (lo, hi) = x.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| {
-        (l.min(v as f64), h.max(v as f64))
-    });
-    let mse = x
-        .iter()
-        .zip(back.iter())
-        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-        .sum::<f64>()
-        / x.len() as f64;
-    let psnr = 10.0 * ((hi - lo).powi(2) / mse).log10();
-    assert!(
-        (psnr - rep.psnr_db.unwrap()).abs() < 1e-6,
-        "{psnr} vs {:?}",
-        rep.psnr_db
-    );
-    assert!(psnr > 20.0, "{psnr}");
+    common::assert_reported_psnr(rep.psnr_db, &x, &back);
 }
 
 #[test]

@@ -46,20 +46,6 @@ fn read_all(ds: &input::Dataset, batch: usize) -> Array4<f32> {
     ndarray::concatenate(Axis(0), &views).unwrap()
 }
 
-fn psnr(x: &Array4<f32>, y: &Array4<f32>) -> f64 {
-    assert_eq!(x.shape(), y.shape());
-    let (lo, hi) = x.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| {
-        (l.min(v as f64), h.max(v as f64))
-    });
-    let mse = x
-        .iter()
-        .zip(y.iter())
-        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-        .sum::<f64>()
-        / x.len() as f64;
-    10.0 * ((hi - lo).powi(2) / mse).log10()
-}
-
 /// Compress `spec` with `batch`, decompress to .npy; (report, decompressed data).
 fn round_trip(spec: &str, dir: &Path, batch: usize) -> (pipeline::CompressReport, Array4<f32>) {
     let stem = dir.join("out");
@@ -111,13 +97,7 @@ fn f32_2d_dataset_round_trip() {
     assert_eq!(rep.original_shape, [1, 1, h, w]);
     assert_eq!(rep.original_dtype, "float32");
     let x4 = x.clone().insert_axis(Axis(0)).insert_axis(Axis(0));
-    let p = psnr(&x4, &back);
-    assert!(
-        (p - rep.psnr_db.unwrap()).abs() < 1e-6,
-        "{p} vs {:?}",
-        rep.psnr_db
-    );
-    assert!(p > 20.0, "{p}");
+    common::assert_reported_psnr(rep.psnr_db, &x4, &back.into_dyn());
 }
 
 /// SciML-Bench style: a (N, H, W) uint16 stack in a group, chunked, read with `:nhw`.
@@ -155,13 +135,7 @@ fn u16_nhw_stack_in_group_chunked_round_trip() {
     assert_eq!(rep.original_shape, [n, 1, h, w]);
     assert_eq!(rep.original_dtype, "uint16");
     assert_eq!(rep.original_bytes, (n * h * w * 2) as u64);
-    let p = psnr(&want, &back);
-    assert!(
-        (p - rep.psnr_db.unwrap()).abs() < 1e-6,
-        "{p} vs {:?}",
-        rep.psnr_db
-    );
-    assert!(p > 20.0, "{p}");
+    common::assert_reported_psnr(rep.psnr_db, &want, &back.into_dyn());
 }
 
 /// (N, H, W, C) float64 with `:nhwc` is permuted to (N, C, H, W).

@@ -70,3 +70,34 @@ pub fn dctchop(args: &[&str]) -> std::process::Output {
         .output()
         .expect("binary runs")
 }
+
+/// PSNR of `back` against `x` in dB, peak = the data range of `x`, computed in f64 here,
+/// independently of the library's metrics.
+pub fn psnr<D: ndarray::Dimension>(x: &ndarray::Array<f32, D>, back: &ndarray::ArrayD<f32>) -> f64 {
+    assert_eq!(x.shape(), back.shape(), "shape mismatch");
+    let (lo, hi) = x.iter().fold((f64::MAX, f64::MIN), |(l, h), &v| {
+        (l.min(v as f64), h.max(v as f64))
+    });
+    let mse = x
+        .iter()
+        .zip(back.iter())
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum::<f64>()
+        / x.len() as f64;
+    10.0 * ((hi - lo).powi(2) / mse).log10()
+}
+
+/// The PSNR a compress report states equals the one recomputed from the decompressed data, and
+/// is above 20 dB.
+pub fn assert_reported_psnr<D: ndarray::Dimension>(
+    reported: Option<f64>,
+    x: &ndarray::Array<f32, D>,
+    back: &ndarray::ArrayD<f32>,
+) {
+    let p = psnr(x, back);
+    assert!(
+        (p - reported.expect("the report has a PSNR")).abs() < 1e-6,
+        "{p} vs {reported:?}"
+    );
+    assert!(p > 20.0, "{p}");
+}
