@@ -660,15 +660,8 @@ struct CompressArgs {
     /// Refuse inputs whose batch would need more memory than this many MB.
     #[arg(long, default_value_t = 4096)]
     max_memory_mb: u64,
-    /// Overwrite existing output files.
-    #[arg(long)]
-    force: bool,
-    /// No progress bar and no summary line.
-    #[arg(long)]
-    quiet: bool,
-    /// Print the summary as one JSON object.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args)]
@@ -683,6 +676,13 @@ struct DecompressArgs {
     /// Samples per graph run.
     #[arg(long, default_value_t = 8)]
     batch: usize,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// How `compress` and `decompress` write and report.
+#[derive(Args)]
+struct OutputArgs {
     /// Overwrite existing output files.
     #[arg(long)]
     force: bool,
@@ -783,15 +783,15 @@ fn cmd_compress(a: CompressArgs) -> Result<()> {
         shard_bytes: a.shard_mb.saturating_mul(1_000_000),
         max_memory_mb: a.max_memory_mb,
         engine: a.engine.options(),
-        force: a.force,
+        force: a.output.force,
     };
-    let mut p = Progress::new(a.quiet, "compress");
+    let mut p = Progress::new(a.output.quiet, "compress");
     let r = dctchop::pipeline::compress(&a.inputs, &a.out, &opts, &mut |d, t| p.update(d, t));
     p.finish();
     let r = r?;
-    if a.json {
+    if a.output.json {
         println!("{}", serde_json::to_string(&r)?);
-    } else if !a.quiet {
+    } else if !a.output.quiet {
         let psnr = r
             .psnr_db
             .map_or("inf (exact)".to_string(), |v| format!("{v:.2} dB"));
@@ -817,16 +817,20 @@ fn cmd_compress(a: CompressArgs) -> Result<()> {
 
 fn cmd_decompress(a: DecompressArgs) -> Result<()> {
     let engine = a.engine.options();
-    let mut p = Progress::new(a.quiet, "decompress");
-    let r =
-        dctchop::pipeline::decompress(&a.input, &a.out, &engine, a.batch, a.force, &mut |d, t| {
-            p.update(d, t)
-        });
+    let mut p = Progress::new(a.output.quiet, "decompress");
+    let r = dctchop::pipeline::decompress(
+        &a.input,
+        &a.out,
+        &engine,
+        a.batch,
+        a.output.force,
+        &mut |d, t| p.update(d, t),
+    );
     p.finish();
     let r = r?;
-    if a.json {
+    if a.output.json {
         println!("{}", serde_json::to_string(&r)?);
-    } else if !a.quiet {
+    } else if !a.output.quiet {
         println!(
             "decompressed {} samples {} (original {}) -> {} ({} file(s)), {:.1} MB/s",
             r.samples,
