@@ -39,89 +39,72 @@ impl Target {
     pub fn profile(self) -> Profile {
         const KIB: u64 = 1024;
         const MIB: u64 = 1024 * 1024;
+        // What every profile starts from: the CPU defaults, no limits.
+        let base = Profile {
+            target: self,
+            tile: Tile::Auto,
+            dtype: Dtype::F32,
+            variant: Variant::Chop,
+            fit_serialize: false,
+            unit: None,
+            device_memory: None,
+            max_matmul_dim: None,
+            reason: "",
+        };
         match self {
             Target::Cpu => Profile {
-                target: self,
-                tile: Tile::Auto,
-                dtype: Dtype::F32,
-                variant: Variant::Chop,
-                fit_serialize: false,
-                unit: None,
-                device_memory: None,
-                max_matmul_dim: None,
                 reason:
                     "tiled O(pixels) form that tract/ONNX Runtime turn into cache-sized GEMMs; \
                          f32 because CPUs emulate f16 GEMMs",
+                ..base
             },
             Target::Cuda => Profile {
-                target: self,
-                tile: Tile::Auto,
-                dtype: Dtype::F32,
-                variant: Variant::Chop,
-                fit_serialize: false,
-                unit: None,
-                device_memory: None,
-                max_matmul_dim: None,
                 reason: "GPUs run every form; the tiled form moves the fewest bytes; f32 keeps \
                          results equal to the CPU's (pass --dtype f16 to halve the traffic)",
+                ..base
             },
             Target::Cs2 => Profile {
-                target: self,
                 tile: Tile::Size(0), // block-direct: the block size, resolved in `apply`
                 dtype: Dtype::F16,
-                variant: Variant::Chop,
-                fit_serialize: false,
                 unit: Some(Unit {
                     name: "PE",
                     bytes: 48 * KIB,
                 }),
                 device_memory: Some(40 * 1024 * MIB),
-                max_matmul_dim: None,
                 reason: "850,000 PEs of 48 KB each: block-direct matrices (b x CF) fit any PE and \
                          the dataflow compiler spreads the data; CS-2 computes FP16",
+                ..base
             },
             Target::Sn30 => Profile {
-                target: self,
-                tile: Tile::Auto,
-                dtype: Dtype::F32,
-                variant: Variant::Chop,
                 fit_serialize: true,
                 unit: Some(Unit {
                     name: "PMU",
                     bytes: 512 * KIB,
                 }),
-                device_memory: None,
-                max_matmul_dim: None,
                 reason: "a 0.5 MB PMU must hold one channel of a chunk (the paper's 362x362 f32 \
                          limit), so serialize is raised until it does; SN30 has BF16, not FP16, \
                          so f32",
+                ..base
             },
             Target::Groq => Profile {
-                target: self,
-                tile: Tile::Auto,
                 dtype: Dtype::F16,
-                variant: Variant::Chop,
-                fit_serialize: false,
-                unit: None,
                 device_memory: Some(230 * MIB),
                 max_matmul_dim: Some(320),
                 reason: "320x320 matmul units and 230 MB of on-chip memory for everything: small \
                          tiles keep every matrix under 320, FP16 halves the footprint",
+                ..base
             },
             Target::Ipu => Profile {
-                target: self,
-                tile: Tile::Auto,
                 dtype: Dtype::F16,
                 variant: Variant::Triangle,
-                fit_serialize: false,
                 unit: Some(Unit {
                     name: "tile",
                     bytes: 900 * MIB / 1472,
                 }),
                 device_memory: Some(900 * MIB),
-                max_matmul_dim: None,
                 reason: "the IPU supports gather, so the triangle layout (the paper's SG \
                          optimization, 1.3-1.75x higher ratio); 1472 tiles of ~624 KB; FP16",
+                ..base
             },
         }
     }
