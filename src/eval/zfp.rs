@@ -13,34 +13,82 @@ use super::{median, Data, Outcome};
 use crate::error::{Error, Result};
 use zfp_sys as z;
 
+/// A ZFP stream at fixed `rate` over one H×W f32 field, plus the bit stream once attached; all
+/// three are freed on drop, whatever fails in between.
+struct Zfp {
+    field: *mut z::zfp_field,
+    stream: *mut z::zfp_stream,
+    bits: *mut z::bitstream,
+}
+
+impl Zfp {
+    /// # Safety
+    /// `data` must point at `h * w` f32 (row-major: x fastest = width) that outlive the value.
+    unsafe fn open(data: *mut f32, h: usize, w: usize, rate: f64) -> Result<Zfp> {
+        let zfp = Zfp {
+            field: z::zfp_field_2d(data.cast(), z::zfp_type_zfp_type_float, w, h),
+            stream: z::zfp_stream_open(std::ptr::null_mut()),
+            bits: std::ptr::null_mut(),
+        };
+        if zfp.field.is_null() || zfp.stream.is_null() {
+            return Err(Error::Other("ZFP: cannot allocate a stream".into()));
+        }
+        z::zfp_stream_set_rate(zfp.stream, rate, z::zfp_type_zfp_type_float, 2, 0);
+        Ok(zfp)
+    }
+
+    /// Read or write the compressed stream at `bytes`.
+    ///
+    /// # Safety
+    /// `bytes` must point at `len` bytes that outlive the value.
+    unsafe fn attach(&mut self, bytes: *mut u8, len: usize) -> Result<()> {
+        self.bits = z::stream_open(bytes.cast(), len);
+        if self.bits.is_null() {
+            return Err(Error::Other("ZFP: cannot allocate a bit stream".into()));
+        }
+        z::zfp_stream_set_bit_stream(self.stream, self.bits);
+        z::zfp_stream_rewind(self.stream);
+        Ok(())
+    }
+}
+
+impl Drop for Zfp {
+    fn drop(&mut self) {
+        // SAFETY: each pointer is null or was returned by the matching ZFP constructor.
+        unsafe {
+            if !self.field.is_null() {
+                z::zfp_field_free(self.field);
+            }
+            if !self.stream.is_null() {
+                z::zfp_stream_close(self.stream);
+            }
+            if !self.bits.is_null() {
+                z::stream_close(self.bits);
+            }
+        }
+    }
+}
+
 /// Compress one H×W field at `rate` bits per value; returns the stream bytes.
 fn compress_field(x: ArrayView2<'_, f32>, rate: f64) -> Result<Vec<u8>> {
     let (h, w) = x.dim();
     let mut buf: Vec<f32> = x.iter().copied().collect();
-    // SAFETY: the field points at `buf` (h*w f32, row-major: x fastest = width) and the bit
-    // stream at `out`, sized by zfp_stream_maximum_size; all objects are freed before return.
-    unsafe {
-        let field = z::zfp_field_2d(buf.as_mut_ptr().cast(), z::zfp_type_zfp_type_float, w, h);
-        let zs = z::zfp_stream_open(std::ptr::null_mut());
-        if field.is_null() || zs.is_null() {
-            return Err(Error::Other("ZFP: cannot allocate a stream".into()));
-        }
-        z::zfp_stream_set_rate(zs, rate, z::zfp_type_zfp_type_float, 2, 0);
-        let cap = z::zfp_stream_maximum_size(zs, field);
+    // SAFETY: `buf` and `out` outlive `zfp`, which is dropped before either is touched again;
+    // `out` is sized by zfp_stream_maximum_size.
+    let out = unsafe {
+        let mut zfp = Zfp::open(buf.as_mut_ptr(), h, w, rate)?;
+        let cap = z::zfp_stream_maximum_size(zfp.stream, zfp.field);
         let mut out = vec![0u8; cap];
-        let bs = z::stream_open(out.as_mut_ptr().cast(), cap);
-        z::zfp_stream_set_bit_stream(zs, bs);
-        z::zfp_stream_rewind(zs);
-        let n = z::zfp_compress(zs, field);
-        z::zfp_field_free(field);
-        z::zfp_stream_close(zs);
-        z::stream_close(bs);
-        if n == 0 {
-            return Err(Error::Other("ZFP: compression failed".into()));
-        }
+        zfp.attach(out.as_mut_ptr(), cap)?;
+        let n = z::zfp_compress(zfp.stream, zfp.field); // 0 on failure
+        drop(zfp);
         out.truncate(n);
-        Ok(out)
+        out
+    };
+    if out.is_empty() {
+        return Err(Error::Other("ZFP: compression failed".into()));
     }
+    Ok(out)
 }
 
 /// Decompress one H×W field written by [`compress_field`] at the same rate.
@@ -48,23 +96,13 @@ fn decompress_field(bytes: &[u8], h: usize, w: usize, rate: f64) -> Result<Array
     let mut buf = vec![0f32; h * w];
     let mut input = bytes.to_vec();
     // SAFETY: as in compress_field; the stream reads `input`, the field writes `buf`.
-    unsafe {
-        let field = z::zfp_field_2d(buf.as_mut_ptr().cast(), z::zfp_type_zfp_type_float, w, h);
-        let zs = z::zfp_stream_open(std::ptr::null_mut());
-        if field.is_null() || zs.is_null() {
-            return Err(Error::Other("ZFP: cannot allocate a stream".into()));
-        }
-        z::zfp_stream_set_rate(zs, rate, z::zfp_type_zfp_type_float, 2, 0);
-        let bs = z::stream_open(input.as_mut_ptr().cast(), input.len());
-        z::zfp_stream_set_bit_stream(zs, bs);
-        z::zfp_stream_rewind(zs);
-        let n = z::zfp_decompress(zs, field);
-        z::zfp_field_free(field);
-        z::zfp_stream_close(zs);
-        z::stream_close(bs);
-        if n == 0 {
-            return Err(Error::Other("ZFP: decompression failed".into()));
-        }
+    let n = unsafe {
+        let mut zfp = Zfp::open(buf.as_mut_ptr(), h, w, rate)?;
+        zfp.attach(input.as_mut_ptr(), input.len())?;
+        z::zfp_decompress(zfp.stream, zfp.field)
+    };
+    if n == 0 {
+        return Err(Error::Other("ZFP: decompression failed".into()));
     }
     Array2::from_shape_vec((h, w), buf).map_err(|e| Error::Other(format!("ZFP: {e}")))
 }
