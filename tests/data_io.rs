@@ -267,17 +267,7 @@ fn container_round_trip_shards_loader_and_independent_psnr() {
     assert_eq!(got, want.iter().copied().collect::<Vec<_>>());
 
     // PSNR recomputed here from the decompressed .npy, peak = data range.
-    let out = dir.join("back.npy");
-    pipeline::decompress(
-        &stem,
-        &out,
-        &EngineOptions::tract(),
-        3,
-        false,
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let (back, _) = dctchop::npy::read_npy_f32(&out).unwrap();
+    let back = common::decompress_to_npy(&stem, &dir);
     common::assert_reported_psnr(rep.psnr_db, &x, &back);
 }
 

@@ -11,7 +11,6 @@ use std::sync::Mutex;
 
 use dctchop::input;
 use dctchop::pipeline::{self, CompressOptions};
-use dctchop::EngineOptions;
 
 /// HDF5 takes an exclusive `flock` on a file open for writing, and its file descriptors are not
 /// close-on-exec: a child process spawned by another test while a fixture is being written
@@ -55,17 +54,7 @@ fn round_trip(spec: &str, dir: &Path, batch: usize) -> (pipeline::CompressReport
         ..CompressOptions::default()
     };
     let rep = pipeline::compress(&[PathBuf::from(spec)], &stem, &o, &mut |_, _| {}).unwrap();
-    let out = dir.join("back.npy");
-    pipeline::decompress(
-        &stem,
-        &out,
-        &EngineOptions::tract(),
-        3,
-        false,
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let (back, _) = dctchop::npy::read_npy_f32(&out).unwrap();
+    let back = common::decompress_to_npy(&stem, dir);
     (rep, back.into_dimensionality().unwrap())
 }
 

@@ -101,3 +101,18 @@ pub fn assert_reported_psnr<D: ndarray::Dimension>(
     );
     assert!(p > 20.0, "{p}");
 }
+
+/// Decompress the container `stem` with tract (graph batch 3) to `dir/back.npy` and read it back.
+pub fn decompress_to_npy(stem: &std::path::Path, dir: &std::path::Path) -> ArrayD<f32> {
+    let out = dir.join("back.npy");
+    dctchop::pipeline::decompress(
+        stem,
+        &out,
+        &dctchop::EngineOptions::tract(),
+        3,
+        false,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    dctchop::npy::read_npy_f32(&out).unwrap().0
+}
