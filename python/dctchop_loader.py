@@ -1,7 +1,8 @@
 """Read dctchop containers from Python and decompress them in batches with ONNX Runtime.
 
 Needs only numpy and onnxruntime (with the ``onnx`` package installed too, the decompress graph
-runs without its final Reshape, which onnxruntime would run as a full copy). A container written by ``dctchop compress INPUT -o OUT`` is
+runs without its final Reshape, which onnxruntime would run as a full copy). A container written
+by ``dctchop compress INPUT -o OUT`` is
 
 - ``OUT.00000.safetensors``, ``OUT.00001.safetensors``, ...: safetensors shards, each with one
   tensor ``coefficients`` (F32 or F16) and string metadata (spec, original dtype/shape, value

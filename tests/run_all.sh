@@ -28,7 +28,9 @@ cargo test --workspace --locked "${features[@]}"
 # HDF5 input is behind the `hdf5` feature (links the system libhdf5); .ci/run installs it as root.
 if pkg-config --exists hdf5 2>/dev/null; then
     echo "== cargo test --features hdf5 --test hdf5_input (libhdf5 $(pkg-config --modversion hdf5))"
-    # Same feature set as above plus hdf5, so the shared dependencies are not rebuilt twice.
+    # Same feature set as above plus hdf5. hdf5-metno enables more of regex's features, which
+    # rebuilds tract (~1 GB more under target/); tests/hdf5_disabled.rs needs the first build
+    # without hdf5, so the two builds stay separate.
     hdf5_features=hdf5
     if [ ${#features[@]} -gt 0 ]; then hdf5_features=hdf5,zfp; fi
     cargo test --locked --features "$hdf5_features" --test hdf5_input

@@ -134,8 +134,7 @@ pub trait Runner: Send {
     /// it to copy straight from their own output buffer, one full-size copy fewer than `run`
     /// followed by an assignment.
     fn run_into(&mut self, input: ArrayViewD<'_, f32>, out: ArrayViewMutD<'_, f32>) -> Result<()> {
-        let y = self.run(input)?;
-        write_output(y.view(), out, self.output_shape())
+        run_then_write(self, input, out)
     }
 
     /// Run `reps` times on the same input and return each run's wall time in seconds. Engines
@@ -243,6 +242,17 @@ fn check_device(opts: &EngineOptions) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// `run_into` by way of `run`: the default, and what engines fall back to for paths they do not
+/// write in place.
+pub(crate) fn run_then_write<R: Runner + ?Sized>(
+    r: &mut R,
+    input: ArrayViewD<'_, f32>,
+    out: ArrayViewMutD<'_, f32>,
+) -> Result<()> {
+    let y = r.run(input)?;
+    write_output(y.view(), out, r.output_shape())
 }
 
 /// Copy an engine's output (in the `declared` shape, or the same elements in another row-major

@@ -24,7 +24,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{PrimitiveTensorElementType, Tensor, TensorElementType, TensorRef, TensorRefMut};
 
-use super::{check_shape, write_output, Device, EngineOptions, Runner};
+use super::{check_shape, run_then_write, write_output, Device, EngineOptions, Runner};
 use crate::error::{Error, Result};
 use crate::spec::Dtype;
 
@@ -477,8 +477,7 @@ impl Runner for OrtRunner {
 
     fn run_into(&mut self, input: ArrayViewD<'_, f32>, out: ArrayViewMutD<'_, f32>) -> Result<()> {
         if self.dtype != Dtype::F32 {
-            let y = self.run(input)?;
-            return write_output(y.view(), out, &self.output);
+            return run_then_write(self, input, out);
         }
         check_shape("ort", &self.input, input.shape())?;
         let direct = self.device == Device::Cpu

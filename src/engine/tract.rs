@@ -6,7 +6,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::{SimplePlan, SimpleState};
 use tract_onnx::tract_core::runtime::RunOptions;
 
-use super::{check_shape, write_output, EngineOptions, Runner};
+use super::{check_shape, run_then_write, write_output, EngineOptions, Runner};
 use crate::error::{Error, Result};
 use crate::spec::Dtype;
 
@@ -97,8 +97,7 @@ impl Runner for TractRunner {
 
     fn run_into(&mut self, input: ArrayViewD<'_, f32>, out: ArrayViewMutD<'_, f32>) -> Result<()> {
         if self.dtype != Dtype::F32 {
-            let y = self.run(input)?;
-            return write_output(y.view(), out, &self.output);
+            return run_then_write(self, input, out);
         }
         let tensor = self.to_tensor(input)?;
         let y = self.state.run(tvec!(tensor.into_tvalue())).map_err(err)?;
