@@ -1,6 +1,6 @@
 """End-to-end check of the Python loader against the Rust CLI (run by tests/run_all.sh).
 
-1. ``dctchop compress`` the sample image ../shared/data/images/chelsea.png (451 wide, not a
+1. ``dctchop compress`` the sample image data/images/chelsea.png (451 wide, not a
    multiple of 8) and a .npy written here; the CLI reports the round-trip PSNR (--json).
 2. Load the containers with python/dctchop_loader.py (numpy reader + onnxruntime).
 3. Recompute the PSNR here against the original pixels (the PNG decoded by a small zlib decoder
@@ -110,20 +110,19 @@ def main():
     tmp = tempfile.mkdtemp(prefix="dctchop-loader-")
     try:
         checks = 0
-        image = os.path.join(ROOT, "..", "shared", "data", "images", "chelsea.png")
-        if os.path.isfile(image):
-            for cf, variant in [(4, "chop"), (3, "triangle")]:
-                stem = os.path.join(tmp, f"chelsea-{variant}{cf}")
-                rep = compress(a.bin, [image, "-o", stem, "--cf", str(cf), "--variant", variant])
-                orig = decode_png(image)[None]
-                back = load_all(stem, batch_size=1)
-                assert back.shape == orig.shape == (1, 3, 300, 451), back.shape
-                got = psnr(orig, back)
-                print(f"chelsea.png {variant} cf {cf}: loader PSNR {got:.3f} dB, CLI {rep['psnr_db']:.3f} dB")
-                assert abs(got - rep["psnr_db"]) <= 0.1, (got, rep["psnr_db"])
-                checks += 1
-        else:
-            print(f"SKIP chelsea.png check: {os.path.normpath(image)} not found (shared sample images absent)")
+        image = os.path.join(ROOT, "data", "images", "chelsea.png")
+        if not os.path.isfile(image):
+            raise SystemExit(f"FAIL: {image} is missing (the repository ships its sample images in data/images)")
+        for cf, variant in [(4, "chop"), (3, "triangle")]:
+            stem = os.path.join(tmp, f"chelsea-{variant}{cf}")
+            rep = compress(a.bin, [image, "-o", stem, "--cf", str(cf), "--variant", variant])
+            orig = decode_png(image)[None]
+            back = load_all(stem, batch_size=1)
+            assert back.shape == orig.shape == (1, 3, 300, 451), back.shape
+            got = psnr(orig, back)
+            print(f"chelsea.png {variant} cf {cf}: loader PSNR {got:.3f} dB, CLI {rep['psnr_db']:.3f} dB")
+            assert abs(got - rep["psnr_db"]) <= 0.1, (got, rep["psnr_db"])
+            checks += 1
 
         # A .npy of 40 float32 samples (2 x 128 x 203), f16 storage, 1 MB shards (3 of them),
         # loader batches of 7 spanning shards.

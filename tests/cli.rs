@@ -177,7 +177,7 @@ fn bad_input_is_a_clear_error_not_a_panic() {
 
 // ---- `dctchop run` and the ONNX Runtime engine -------------------------------------------------
 
-mod common;
+use crate::common;
 
 /// The binary with a modified environment and working directory.
 #[cfg(feature = "ort")]

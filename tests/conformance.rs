@@ -6,7 +6,7 @@
 //!
 //! `DCTCHOP_BLESS=1 cargo test --test conformance` rewrites the suite (after a deliberate change).
 
-mod common;
+use crate::common;
 
 use dctchop::engine::{compile, reference::run_program, EngineKind, EngineOptions};
 use dctchop::graph::Direction;

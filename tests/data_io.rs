@@ -3,7 +3,7 @@
 //! a table of bad inputs through the CLI (one-line error naming the file, nothing written,
 //! input unmodified).
 
-mod common;
+use crate::common;
 use common::dctchop;
 use ndarray::{Array4, ArrayD, IxDyn};
 use std::path::{Path, PathBuf};
@@ -649,14 +649,7 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
 
 #[test]
 fn cli_compress_decompress_inspect_on_a_sample_image() {
-    let img = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/images/chelsea.png");
-    if !img.is_file() {
-        eprintln!(
-            "SKIP: {} not found (shared sample images absent)",
-            img.display()
-        );
-        return;
-    }
+    let img = common::sample_images().join("chelsea.png");
     let dir = tmpdir("cli");
     let stem = dir.join("chelsea");
     let s = |p: &Path| p.to_str().unwrap().to_string();

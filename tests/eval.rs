@@ -1,13 +1,13 @@
 //! The accuracy harness (`dctchop eval`): metrics against independent references, the stored
 //! ratio against the container files, target picking, the CLI on the sample images, bad input.
 
-mod common;
+use crate::common;
 use common::dctchop;
 use dctchop::container::Store;
 use dctchop::eval::{self, Data, EvalOptions, Target};
 use dctchop::{EngineOptions, Variant};
 use ndarray::{Array2, Array3, Array4};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 fn tmpdir(tag: &str) -> PathBuf {
@@ -262,32 +262,59 @@ fn target_psnr_picks_the_highest_ratio_that_meets_it() {
 
 #[test]
 fn cf_lists_parse() {
-    use eval::cli::{parse_cf_list, CfList};
-    assert_eq!(
-        parse_cf_list("2..7").unwrap(),
-        CfList(vec![2, 3, 4, 5, 6, 7])
-    );
-    assert_eq!(parse_cf_list("2..=4").unwrap(), CfList(vec![2, 3, 4]));
-    assert_eq!(parse_cf_list("2,4,6").unwrap(), CfList(vec![2, 4, 6]));
-    assert_eq!(parse_cf_list("5").unwrap(), CfList(vec![5]));
+    // Good lists: each configuration appears in the report.
+    let dir = tmpdir("cflist");
+    let npy = dir.join("x.npy");
+    let x = common::image(1, 1, 16, 16, 3);
+    dctchop::npy::write_npy(&npy, x.view().into_dyn(), dctchop::npy::NpyType::F32).unwrap();
+    for (list, want) in [
+        ("2..4", vec![2, 3, 4]),
+        ("2..=3", vec![2, 3]),
+        ("2,5", vec![2, 5]),
+        ("6", vec![6]),
+    ] {
+        let o = dctchop(&[
+            "eval",
+            npy.to_str().unwrap(),
+            "--cf",
+            list,
+            "--variant",
+            "chop",
+            "--repeats",
+            "1",
+            "--no-baselines",
+            "--json",
+            "--force",
+            "-o",
+            dir.join("out").to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let mut cfs: Vec<u64> = r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|row| row["sample"].is_null())
+            .map(|row| row["cf"].as_u64().unwrap())
+            .collect();
+        cfs.dedup();
+        assert_eq!(
+            cfs,
+            want.iter().map(|&c| c as u64).collect::<Vec<_>>(),
+            "{list}"
+        );
+    }
     for bad in ["", "a", "7..2", "2,,4", "1..x"] {
-        assert!(parse_cf_list(bad).unwrap_err().contains("--cf"), "{bad}");
+        let o = dctchop(&["eval", npy.to_str().unwrap(), "--cf", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--cf"), "{bad}");
     }
-}
-
-fn images_dir() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/images");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} not found", p.display());
-        None
-    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn cli_runs_on_the_sample_images() {
-    let Some(images) = images_dir() else { return };
+    let images = common::sample_images();
     let dir = tmpdir("cli");
     let out = dir.join("out");
     let o = dctchop(&[
@@ -430,7 +457,7 @@ fn bad_input_is_a_clear_error() {
 
 #[test]
 fn downstream_task_runs_and_compression_costs_little_accuracy() {
-    let Some(images) = images_dir() else { return };
+    let images = common::sample_images();
     let opts = EvalOptions {
         cfs: vec![4],
         variants: vec![Variant::Chop],

@@ -1,7 +1,7 @@
 //! Every form of a spec (dense, tiled, auto; serialized) gives the same output, and the tract
 //! engine equals the plain-Rust f64 evaluation of the same matrices.
 
-mod common;
+use crate::common;
 
 use common::{image, rel_err};
 use dctchop::{Codec, EngineKind, EngineOptions, Spec, Tile, Variant};

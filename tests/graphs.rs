@@ -2,7 +2,7 @@
 //! metadata, deterministic bytes. Also writes cases for the Python cross-check
 //! (`python/crosscheck.py`: onnx.checker full check, onnxruntime vs tract).
 
-mod common;
+use crate::common;
 
 use dctchop::engine::compile;
 use dctchop::export::{export, ExportOptions};

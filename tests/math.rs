@@ -1,7 +1,7 @@
 //! The compressor against independent references: the naive O(N⁴) DCT of Eq. 1, lossless
 //! round trips at CF = block, and the projection identity compress(decompress(y)) = y.
 
-mod common;
+use crate::common;
 
 use common::{image, rel_err};
 use dctchop::dct::{kept_positions, naive_dct2};

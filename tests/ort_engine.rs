@@ -2,7 +2,7 @@
 //! (with the reason printed) when no ONNX Runtime 1.31 library can be found, unless
 //! `DCTCHOP_REQUIRE_ORT=1` (set by tests/run_all.sh).
 
-mod common;
+use crate::common;
 
 use common::{image, ort_ready, rel_err};
 use dctchop::{Codec, Device, Dtype, EngineKind, EngineOptions, Spec, Tile, Variant};

@@ -116,3 +116,15 @@ pub fn decompress_to_npy(stem: &std::path::Path, dir: &std::path::Path) -> Array
     .unwrap();
     dctchop::npy::read_npy_f32(&out).unwrap().0
 }
+
+/// The sample images shipped with the repository (`data/images`, see its SOURCES.md). Tests that
+/// need them fail, not skip, when they are missing.
+pub fn sample_images() -> std::path::PathBuf {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/images");
+    assert!(
+        p.join("chelsea.png").is_file(),
+        "{} is missing the sample images (see data/images/SOURCES.md)",
+        p.display()
+    );
+    p
+}

@@ -7,10 +7,10 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::sync::Once;
 
-use super::Row;
-use crate::error::{Error, Result};
+use anyhow::{anyhow, Result};
+use dctchop::eval::Row;
 
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
+const FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono.ttf");
 static REGISTER: Once = Once::new();
 
 fn register_font() {
@@ -20,16 +20,15 @@ fn register_font() {
     });
 }
 
-fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
-    Error::Other(format!("plot: {e:?}"))
+fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("plot: {e:?}")
 }
 
 fn encode_png(buf: Vec<u8>, w: u32, h: u32) -> Result<Vec<u8>> {
-    let img = image::RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| Error::Other("plot: buffer size".into()))?;
+    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow!("plot: buffer size"))?;
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png)
-        .map_err(|e| Error::Other(format!("plot: PNG encoder: {e}")))?;
+        .map_err(|e| anyhow!("plot: PNG encoder: {e}"))?;
     Ok(out.into_inner())
 }
 
@@ -181,7 +180,7 @@ pub fn error_map(
     let gap = 8usize;
     let (iw, ih) = (2 * w + gap, h + top);
     let mut buf = vec![255u8; iw * ih * 3];
-    let range = super::data_range(min, max);
+    let range = dctchop::eval::data_range(min, max);
     let norm = |v: f32| (((v as f64 - min) / range).clamp(0.0, 1.0) * 255.0).round() as u8;
     let mut err = vec![0f64; h * w];
     for i in 0..h {

@@ -32,9 +32,7 @@ use crate::input;
 use crate::spec::{Spec, Variant};
 use crate::{Codec, EngineOptions};
 
-pub mod cli;
 pub mod downstream;
-pub mod plot;
 #[cfg(feature = "zfp")]
 pub mod zfp;
 
@@ -972,7 +970,7 @@ fn fmt_f(v: f64) -> String {
     }
 }
 
-fn opt<T: ToString>(v: &Option<T>) -> String {
+pub fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(|v| v.to_string()).unwrap_or_default()
 }
 
@@ -1025,80 +1023,6 @@ pub fn to_csv(rows: &[Row]) -> String {
     s
 }
 
-/// The terminal table: aggregate rows, one block per dataset.
-pub fn to_table(report: &Report) -> String {
-    let mut s = String::new();
-    for d in &report.datasets {
-        s.push_str(&format!(
-            "{}  [{}x{}x{}x{} {}, range {}..{}, {:.2} MB]\n",
-            d.name,
-            d.shape[0],
-            d.shape[1],
-            d.shape[2],
-            d.shape[3],
-            d.dtype,
-            d.value_min,
-            d.value_max,
-            d.original_bytes as f64 / 1e6
-        ));
-        s.push_str(&format!(
-            "  {:<8} {:<20} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>9} {:>9} {:>8} {:>8}  {}\n",
-            "method",
-            "config",
-            "coef.r",
-            "ratio",
-            "PSNR",
-            "worst",
-            "SSIM",
-            "worst",
-            "NRMSE",
-            "max err",
-            "comp",
-            "decomp",
-            "matched to"
-        ));
-        for r in report
-            .rows
-            .iter()
-            .filter(|r| r.dataset == d.name && r.sample.is_none())
-        {
-            s.push_str(&format!(
-                "  {:<8} {:<20} {:>7} {:>8.3} {:>8.2} {:>8.2} {:>7.4} {:>7.4} {:>9.5} {:>9.3} {:>8.1} {:>8.1}  {}\n",
-                r.method,
-                r.config,
-                r.coefficient_ratio.map(|v| format!("{v:.3}")).unwrap_or_default(),
-                r.ratio,
-                r.psnr_db,
-                r.psnr_worst_db,
-                r.ssim,
-                r.ssim_worst,
-                r.nrmse,
-                r.max_abs_error,
-                r.compress_mb_s,
-                r.decompress_mb_s,
-                opt(&r.matched_to)
-            ));
-        }
-        for why in &d.skipped {
-            s.push_str(&format!("  ({why})\n"));
-        }
-        if let Some(t) = report.target {
-            let what = match t {
-                Target::MinPsnr(p) => format!("worst-sample PSNR >= {p} dB"),
-                Target::MaxError(e) => format!("max abs error <= {e}"),
-            };
-            match &d.pick {
-                Some(c) => s.push_str(&format!("  target {what}: pick {c}\n")),
-                None => s.push_str(&format!(
-                    "  target {what}: no evaluated configuration meets it\n"
-                )),
-            }
-        }
-        s.push('\n');
-    }
-    s
-}
-
 /// Check the output directory: a missing or empty directory is fine; a non-empty one needs
 /// `force`; a file is refused.
 pub fn check_out_dir(dir: &Path, force: bool) -> Result<()> {
@@ -1119,88 +1043,4 @@ pub fn check_out_dir(dir: &Path, force: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// A file-name-safe version of a dataset name.
-pub fn slug(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    s.trim_matches('_').chars().take(80).collect()
-}
-
-/// Write results.csv, results.json and the plots into `dir` (created if missing). Returns the
-/// written paths.
-pub fn write_outputs(
-    dir: &Path,
-    report: &Report,
-    data: &[Data],
-    maps: &[ErrorMapSample],
-) -> Result<Vec<PathBuf>> {
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let csv = dir.join("results.csv");
-    let json = dir.join("results.json");
-    let json_text =
-        serde_json::to_string_pretty(report).map_err(|e| Error::Other(format!("JSON: {e}")))?;
-    crate::export::write_all_atomic(&[
-        (&csv, to_csv(&report.rows).as_bytes()),
-        (&json, json_text.as_bytes()),
-    ])?;
-    let mut written = vec![csv, json];
-    for (i, d) in data.iter().enumerate() {
-        let short = Path::new(&d.name)
-            .file_stem()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_else(|| d.name.clone());
-        let tag = format!("{i:02}-{}", slug(&short));
-        let rd = dir.join(format!("rd-{tag}.png"));
-        let png = plot::rate_distortion(&d.name, &report.rows)?;
-        crate::export::write_all_atomic(&[(&rd, &png)])?;
-        written.push(rd);
-        if let Some((cfg, rec)) = maps.get(i) {
-            let em = dir.join(format!("errormap-{tag}.png"));
-            let png = plot::error_map(
-                d.x.index_axis(Axis(0), 0),
-                rec.index_axis(Axis(0), 0),
-                d.min,
-                d.max,
-                &format!("{} sample 0, {cfg}", d.name),
-            )?;
-            crate::export::write_all_atomic(&[(&em, &png)])?;
-            written.push(em);
-        }
-    }
-    Ok(written)
-}
-
-/// The default output directory: `dctchop-eval-YYYYmmdd-HHMMSS` (UTC) in the current directory.
-pub fn default_out_dir() -> PathBuf {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    PathBuf::from(format!(
-        "dctchop-eval-{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    ))
 }

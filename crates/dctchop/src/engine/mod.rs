@@ -113,7 +113,8 @@ impl EngineOptions {
         self.device = device;
         self
     }
-    pub(crate) fn resolved_threads(&self) -> usize {
+    /// The thread count engines use: `threads`, or all cores.
+    pub fn resolved_threads(&self) -> usize {
         self.threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())

@@ -245,3 +245,168 @@ pub fn spec_from_model(model: &Model) -> Result<Option<Spec>> {
         ))
     })
 }
+
+/// The only ops a dctchop graph contains.
+pub const OPS: [&str; 3] = ["MatMul", "Gather", "Reshape"];
+
+/// A graph input or output as `inspect` reports it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct IoInfo {
+    pub name: String,
+    pub dtype: &'static str,
+    pub shape: Vec<i64>,
+}
+
+/// What `dctchop inspect` reports of an ONNX file: its producer, dctchop metadata (absent for
+/// foreign models), inputs, outputs, op counts and constant size.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GraphInfo {
+    pub file: std::path::PathBuf,
+    pub producer: String,
+    pub ir_version: i64,
+    pub opset: i64,
+    /// `compress` or `decompress` (dctchop metadata).
+    pub graph: Option<String>,
+    pub spec: Option<Spec>,
+    pub layout: Option<String>,
+    pub tile: Option<String>,
+    pub compression_ratio: Option<f64>,
+    pub inputs: Vec<IoInfo>,
+    pub outputs: Vec<IoInfo>,
+    /// Op type → node count.
+    pub ops: std::collections::BTreeMap<String, usize>,
+    pub nodes: usize,
+    pub constant_bytes: usize,
+}
+
+impl GraphInfo {
+    /// Read and describe the ONNX file at `path`.
+    pub fn read(path: &std::path::Path) -> Result<GraphInfo> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let model = Model::decode(&bytes)
+            .map_err(|e| Error::file(path, format!("not a readable ONNX model: {e}")))?;
+        let spec = spec_from_model(&model).map_err(|e| Error::file(path, e.to_string()))?;
+        let get = |k: &str| {
+            model
+                .metadata
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        let io = |v: &[ValueInfo]| -> Vec<IoInfo> {
+            v.iter()
+                .map(|vi| IoInfo {
+                    name: vi.name.clone(),
+                    dtype: vi.dtype.name(),
+                    shape: vi.dims.clone(),
+                })
+                .collect()
+        };
+        let mut ops = std::collections::BTreeMap::new();
+        for n in &model.graph.nodes {
+            *ops.entry(n.op_type.clone()).or_default() += 1;
+        }
+        Ok(GraphInfo {
+            file: path.to_path_buf(),
+            producer: format!("{} {}", model.producer_name, model.producer_version),
+            ir_version: model.ir_version,
+            opset: model.opset,
+            graph: get(meta::GRAPH),
+            spec,
+            layout: get(meta::LAYOUT),
+            tile: get(meta::TILE),
+            compression_ratio: get(meta::RATIO).and_then(|r| r.parse().ok()),
+            inputs: io(&model.graph.inputs),
+            outputs: io(&model.graph.outputs),
+            ops,
+            nodes: model.graph.nodes.len(),
+            constant_bytes: model.graph.initializers.iter().map(|t| t.raw.len()).sum(),
+        })
+    }
+
+    /// Op types outside [`OPS`], if any.
+    pub fn foreign_ops(&self) -> Vec<&str> {
+        self.ops
+            .keys()
+            .map(String::as_str)
+            .filter(|op| !OPS.contains(op))
+            .collect()
+    }
+}
+
+/// One tensor of a [`GraphFile`]: its name, element type and static shape.
+#[derive(Clone, Debug)]
+pub struct Port {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+}
+
+/// An ONNX file that `dctchop run` can execute: exactly one input and one output, both float32
+/// or both float16, with static shapes. Any such graph qualifies, not only dctchop's.
+#[derive(Clone, Debug)]
+pub struct GraphFile {
+    pub path: std::path::PathBuf,
+    pub bytes: Vec<u8>,
+    pub input: Port,
+    pub output: Port,
+}
+
+impl GraphFile {
+    pub fn read(path: &std::path::Path) -> Result<GraphFile> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let model = Model::decode(&bytes)
+            .map_err(|e| Error::file(path, format!("not a readable ONNX model: {e}")))?;
+        let bad = |m: String| Error::file(path, m);
+        let (inp, outp) = match (&model.graph.inputs[..], &model.graph.outputs[..]) {
+            ([i], [o]) => (i, o),
+            (i, o) => {
+                return Err(bad(format!(
+                    "has {} inputs and {} outputs; `run` needs exactly one of each",
+                    i.len(),
+                    o.len()
+                )))
+            }
+        };
+        let dtype = match inp.dtype {
+            DataType::F32 => Dtype::F32,
+            DataType::F16 => Dtype::F16,
+            other => {
+                return Err(bad(format!(
+                    "input '{}' is {other}; `run` takes float32 or float16 graphs",
+                    inp.name
+                )))
+            }
+        };
+        if outp.dtype != inp.dtype {
+            return Err(bad(format!(
+                "input '{}' is {} but output '{}' is {}; `run` needs one dtype",
+                inp.name, inp.dtype, outp.name, outp.dtype
+            )));
+        }
+        let port = |vi: &ValueInfo, what: &str| -> Result<Port> {
+            let shape = vi
+                .dims
+                .iter()
+                .map(|&d| usize::try_from(d).ok().filter(|&d| d > 0))
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{what} '{}' has no static shape ({:?})",
+                        vi.name, vi.dims
+                    ))
+                })?;
+            Ok(Port {
+                name: vi.name.clone(),
+                dtype,
+                shape,
+            })
+        };
+        Ok(GraphFile {
+            path: path.to_path_buf(),
+            input: port(inp, "input")?,
+            output: port(outp, "output")?,
+            bytes,
+        })
+    }
+}

@@ -1,0 +1,314 @@
+//! `dctchop eval`: flags, the run, and its outputs (terminal table, results.csv/json, plots).
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ndarray::Axis;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::plot;
+use dctchop::container::Store;
+use dctchop::eval::{self, opt, Data, ErrorMapSample, EvalOptions, Report, Target};
+use dctchop::export::write_all_atomic;
+use dctchop::{EngineKind, EngineOptions, Variant};
+
+/// A CF list: `4`, `2,4,6` or a range `2..7` (inclusive).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CfList(pub Vec<usize>);
+
+/// Parse `4`, `2,4,6` or `2..7` / `2..=7` (inclusive).
+pub fn parse_cf_list(s: &str) -> std::result::Result<CfList, String> {
+    let bad =
+        || format!("invalid --cf '{s}': allowed are N, N,M,... or A..B (inclusive), e.g. 2..7");
+    let s = s.trim();
+    if let Some((a, b)) = s.split_once("..") {
+        let b = b.trim_start_matches('=');
+        let a: usize = a.trim().parse().map_err(|_| bad())?;
+        let b: usize = b.trim().parse().map_err(|_| bad())?;
+        if a > b {
+            return Err(bad());
+        }
+        return Ok(CfList((a..=b).collect()));
+    }
+    let v = s
+        .split(',')
+        .map(|t| t.trim().parse::<usize>().map_err(|_| bad()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(CfList(v))
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// Datasets: .npy files, images, or directories of images (each argument is one dataset; a
+    /// directory of differently sized images becomes one dataset per size).
+    #[arg(required_unless_present = "downstream")]
+    pub data: Vec<PathBuf>,
+    /// Chop factors: N, a list 2,4,6 or a range 2..7.
+    #[arg(long, default_value = "2..7", value_parser = parse_cf_list)]
+    pub cf: CfList,
+    /// Variants: chop, triangle (comma list).
+    #[arg(long, value_delimiter = ',', default_value = "chop,triangle")]
+    pub variant: Vec<Variant>,
+    /// DCT block sizes (comma list).
+    #[arg(long, value_delimiter = ',', default_value = "8")]
+    pub block: Vec<usize>,
+    /// Stored coefficient types: f32, f16 (comma list).
+    #[arg(long, value_delimiter = ',', default_value = "f32")]
+    pub store: Vec<Store>,
+    /// tract (built in) or ort (ONNX Runtime, loaded at run time).
+    #[arg(long, default_value = "tract")]
+    pub engine: EngineKind,
+    /// Samples per graph run.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Timed runs per throughput measurement (median reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Output directory (default: a new dctchop-eval-YYYYmmdd-HHMMSS, UTC, in the current dir).
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// Write into an existing non-empty output directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Pick the highest-ratio configuration whose worst-sample PSNR is at least P dB.
+    #[arg(long, conflicts_with = "max_error")]
+    pub target_psnr: Option<f64>,
+    /// Pick the highest-ratio configuration whose max absolute error is at most E.
+    #[arg(long)]
+    pub max_error: Option<f64>,
+    /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip the JPEG (and ZFP) baselines.
+    #[arg(long)]
+    pub no_baselines: bool,
+    /// Run the downstream-accuracy task instead (patch classification on the images in DIR,
+    /// default data/images): train on original vs round-tripped data per CF.
+    #[arg(long)]
+    pub downstream: bool,
+    /// Images directory of the downstream task.
+    #[arg(long, default_value = "data/images")]
+    pub downstream_dir: PathBuf,
+}
+
+/// Run `dctchop eval`.
+pub fn run(a: EvalArgs) -> Result<()> {
+    let target = match (a.target_psnr, a.max_error) {
+        (Some(p), _) => Some(Target::MinPsnr(p)),
+        (None, Some(e)) => Some(Target::MaxError(e)),
+        _ => None,
+    };
+    if a.batch == 0 || a.repeats == 0 {
+        bail!(
+            "invalid --{} = 0: allowed is an integer >= 1",
+            if a.batch == 0 { "batch" } else { "repeats" }
+        );
+    }
+    let opts = EvalOptions {
+        cfs: a.cf.0.clone(),
+        variants: a.variant.clone(),
+        blocks: a.block.clone(),
+        stores: a.store.clone(),
+        engine: EngineOptions::default().with_kind(a.engine),
+        batch: a.batch,
+        repeats: a.repeats,
+        baselines: !a.no_baselines,
+        target,
+    };
+    eval::validate(&opts)?;
+    let out = a.out.clone().unwrap_or_else(default_out_dir);
+    eval::check_out_dir(&out, a.force)?;
+    if a.downstream {
+        let report = eval::downstream::run(&a.downstream_dir, &opts)?;
+        let text = eval::downstream::to_text(&report);
+        std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
+        let path = out.join("downstream.json");
+        let json = serde_json::to_string_pretty(&report)?;
+        write_all_atomic(&[(&path, json.as_bytes())])?;
+        if a.json {
+            println!("{json}");
+        } else {
+            print!("{text}");
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
+    let sets = eval::datasets(&a.data)?;
+    let data: Vec<Data> = sets
+        .iter()
+        .map(|(name, ds)| eval::load(name, ds))
+        .collect::<dctchop::Result<_>>()?;
+    let quiet = a.json;
+    let (report, maps) = eval::evaluate(&data, &opts, &mut |line| {
+        if !quiet {
+            eprintln!("  done {line}");
+        }
+    })?;
+    let written = write_outputs(&out, &report, &data, &maps)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", to_table(&report));
+        for p in written {
+            println!("wrote {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// The terminal table: aggregate rows, one block per dataset.
+fn to_table(report: &Report) -> String {
+    let mut s = String::new();
+    for d in &report.datasets {
+        s.push_str(&format!(
+            "{}  [{}x{}x{}x{} {}, range {}..{}, {:.2} MB]\n",
+            d.name,
+            d.shape[0],
+            d.shape[1],
+            d.shape[2],
+            d.shape[3],
+            d.dtype,
+            d.value_min,
+            d.value_max,
+            d.original_bytes as f64 / 1e6
+        ));
+        s.push_str(&format!(
+            "  {:<8} {:<20} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>9} {:>9} {:>8} {:>8}  {}\n",
+            "method",
+            "config",
+            "coef.r",
+            "ratio",
+            "PSNR",
+            "worst",
+            "SSIM",
+            "worst",
+            "NRMSE",
+            "max err",
+            "comp",
+            "decomp",
+            "matched to"
+        ));
+        for r in report
+            .rows
+            .iter()
+            .filter(|r| r.dataset == d.name && r.sample.is_none())
+        {
+            s.push_str(&format!(
+                "  {:<8} {:<20} {:>7} {:>8.3} {:>8.2} {:>8.2} {:>7.4} {:>7.4} {:>9.5} {:>9.3} {:>8.1} {:>8.1}  {}\n",
+                r.method,
+                r.config,
+                r.coefficient_ratio.map(|v| format!("{v:.3}")).unwrap_or_default(),
+                r.ratio,
+                r.psnr_db,
+                r.psnr_worst_db,
+                r.ssim,
+                r.ssim_worst,
+                r.nrmse,
+                r.max_abs_error,
+                r.compress_mb_s,
+                r.decompress_mb_s,
+                opt(&r.matched_to)
+            ));
+        }
+        for why in &d.skipped {
+            s.push_str(&format!("  ({why})\n"));
+        }
+        if let Some(t) = report.target {
+            let what = match t {
+                Target::MinPsnr(p) => format!("worst-sample PSNR >= {p} dB"),
+                Target::MaxError(e) => format!("max abs error <= {e}"),
+            };
+            match &d.pick {
+                Some(c) => s.push_str(&format!("  target {what}: pick {c}\n")),
+                None => s.push_str(&format!(
+                    "  target {what}: no evaluated configuration meets it\n"
+                )),
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// A file-name-safe version of a dataset name.
+fn slug(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.trim_matches('_').chars().take(80).collect()
+}
+
+/// Write results.csv, results.json and the plots into `dir` (created if missing). Returns the
+/// written paths.
+fn write_outputs(
+    dir: &Path,
+    report: &Report,
+    data: &[Data],
+    maps: &[ErrorMapSample],
+) -> Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let csv = dir.join("results.csv");
+    let json = dir.join("results.json");
+    let json_text = serde_json::to_string_pretty(report)?;
+    write_all_atomic(&[
+        (&csv, eval::to_csv(&report.rows).as_bytes()),
+        (&json, json_text.as_bytes()),
+    ])?;
+    let mut written = vec![csv, json];
+    for (i, d) in data.iter().enumerate() {
+        let short = Path::new(&d.name)
+            .file_stem()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| d.name.clone());
+        let tag = format!("{i:02}-{}", slug(&short));
+        let rd = dir.join(format!("rd-{tag}.png"));
+        let png = plot::rate_distortion(&d.name, &report.rows)?;
+        write_all_atomic(&[(&rd, &png)])?;
+        written.push(rd);
+        if let Some((cfg, rec)) = maps.get(i) {
+            let em = dir.join(format!("errormap-{tag}.png"));
+            let png = plot::error_map(
+                d.x.index_axis(Axis(0), 0),
+                rec.index_axis(Axis(0), 0),
+                d.min,
+                d.max,
+                &format!("{} sample 0, {cfg}", d.name),
+            )?;
+            write_all_atomic(&[(&em, &png)])?;
+            written.push(em);
+        }
+    }
+    Ok(written)
+}
+
+/// The default output directory: `dctchop-eval-YYYYmmdd-HHMMSS` (UTC) in the current directory.
+fn default_out_dir() -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    PathBuf::from(format!(
+        "dctchop-eval-{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    ))
+}
