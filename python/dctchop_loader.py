@@ -9,6 +9,10 @@ by ``dctchop compress INPUT -o OUT`` is
   range, ``checksum`` = ``crc32:<8 hex>`` of the coefficient bytes);
 - ``OUT.decompress.onnx``: the decompress graph, with a static batch equal to the spec's batch.
 
+The format (``dctchop-container`` v1) is specified in docs/container.md, the one normative
+description; this module reads it. Which of that file's reader checks this module makes is
+listed there (section 7).
+
 Usage::
 
     from dctchop_loader import Container, Loader
