@@ -217,7 +217,7 @@ fn graph_and_input(tag: &str, dtype: &str) -> (PathBuf, PathBuf, PathBuf, PathBu
     let (c, dc) = (find(".compress.onnx"), find(".decompress.onnx"));
     let x = common::image(2, 3, 40, 60, 9).into_dyn();
     let input = dir.join("x.npy");
-    dctchop::npy::write_npy(&input, x.view(), dctchop::npy::NpyType::F32).unwrap();
+    dctchop::npy::write_npy(&input, x.view(), dctchop::Dtype::F32, true).unwrap();
     (dir, c, dc, input)
 }
 
@@ -327,7 +327,7 @@ fn run_wrong_shape_names_the_file_and_both_shapes() {
     let (dir, c, _, _) = graph_and_input("runshape", "f32");
     let bad = dir.join("bad.npy");
     let x = common::image(2, 3, 40, 61, 1).into_dyn();
-    dctchop::npy::write_npy(&bad, x.view(), dctchop::npy::NpyType::F32).unwrap();
+    dctchop::npy::write_npy(&bad, x.view(), dctchop::Dtype::F32, true).unwrap();
     let y = dir.join("y.npy");
     let o = dctchop(&["run", s(&c), "--input", s(&bad), "-o", s(&y)]);
     assert_eq!(o.status.code(), Some(1));

@@ -10,7 +10,7 @@ use crate::common;
 
 use dctchop::engine::{compile, reference::run_program, EngineKind, EngineOptions};
 use dctchop::graph::Direction;
-use dctchop::npy::{read_npy_f32, to_npy_bytes, NpyType};
+use dctchop::npy::{read_npy_f32, to_npy_bytes};
 use dctchop::{Dtype, Plan, Spec, Tile, Variant};
 use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
@@ -124,10 +124,7 @@ fn round_to(d: Dtype, a: ArrayD<f64>) -> ArrayD<f32> {
 fn generate(name: &str, spec: &Spec, seed: u64) -> Generated {
     let plan = Plan::new(spec).unwrap();
     let c = &plan.chunk;
-    let ty = match spec.dtype {
-        Dtype::F32 => NpyType::F32,
-        Dtype::F16 => NpyType::F16,
-    };
+    let ty = spec.dtype;
     let x = round_to(
         spec.dtype,
         common::image(c.batch, c.channels, c.height, c.width, seed)

@@ -119,7 +119,7 @@ fn npy_every_dtype_order_and_rank_reads_as_f32() {
             for ((dtype, want), f) in cases.into_iter().zip(files) {
                 let path = dir.join(format!("{f}-{}-{fortran}.npy", shape.len()));
                 let ds = input::open(std::slice::from_ref(&path)).unwrap();
-                assert_eq!(ds.dtype, dtype, "{}", path.display());
+                assert_eq!(ds.dtype.numpy_name(), dtype, "{}", path.display());
                 assert_eq!(ds.shape(), as4, "{}", path.display());
                 let got = read_all(&ds);
                 let want = Array4::from_shape_vec(as4, want).unwrap();
@@ -157,7 +157,7 @@ fn images_keep_original_units_and_channels() {
         ("rgb16.tif", 3, "uint16", 257),
     ] {
         let ds = input::open(&[dir.join(file)]).unwrap();
-        assert_eq!((ds.channels, ds.dtype.as_str()), (c, dtype), "{file}");
+        assert_eq!((ds.channels, ds.dtype.numpy_name()), (c, dtype), "{file}");
         assert_eq!(ds.shape(), [1, c, h as usize, w as usize]);
         let a = read_all(&ds);
         for ((_, ch, y, x), v) in a.indexed_iter() {
@@ -169,7 +169,7 @@ fn images_keep_original_units_and_channels() {
         }
     }
     let ds = input::open(&[dir.join("rgb8.jpg")]).unwrap();
-    assert_eq!((ds.channels, ds.dtype.as_str()), (3, "uint8"));
+    assert_eq!((ds.channels, ds.dtype.numpy_name()), (3, "uint8"));
     // A directory of same-size images is one dataset, in file-name order.
     let d2 = dir.join("set");
     std::fs::create_dir_all(&d2).unwrap();
@@ -291,7 +291,7 @@ fn f16_store_and_png_output_in_original_units() {
         &mut |_, _| {},
     )
     .unwrap();
-    assert_eq!(rep.original_dtype, "uint8");
+    assert_eq!(rep.original_dtype.numpy_name(), "uint8");
     assert_eq!(
         rep.stored_ratio,
         (19 * 21 * 3) as f64 / rep.payload_bytes as f64

@@ -53,7 +53,7 @@ fn data(name: &str, x: Array4<f32>, dtype: &str) -> Data {
     let max = x.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
     Data {
         name: name.into(),
-        dtype: dtype.into(),
+        dtype: dctchop::input::SampleType::from_numpy_name(dtype).expect("a sample type"),
         x,
         min,
         max,
@@ -175,7 +175,7 @@ fn stored_ratio_is_original_bytes_over_container_file_size() {
     let x = synthetic(3, 3, 30, 45);
     let png = dir.join("a.png");
     let npy = dir.join("a.npy");
-    dctchop::npy::write_npy(&npy, x.view().into_dyn(), dctchop::npy::NpyType::F32).unwrap();
+    dctchop::npy::write_npy(&npy, x.view().into_dyn(), dctchop::Dtype::F32, true).unwrap();
     let _ = png;
     for store in [Store::F32, Store::F16] {
         let sets = eval::datasets(std::slice::from_ref(&npy)).unwrap();
@@ -266,7 +266,7 @@ fn cf_lists_parse() {
     let dir = tmpdir("cflist");
     let npy = dir.join("x.npy");
     let x = common::image(1, 1, 16, 16, 3);
-    dctchop::npy::write_npy(&npy, x.view().into_dyn(), dctchop::npy::NpyType::F32).unwrap();
+    dctchop::npy::write_npy(&npy, x.view().into_dyn(), dctchop::Dtype::F32, true).unwrap();
     for (list, want) in [
         ("2..4", vec![2, 3, 4]),
         ("2..=3", vec![2, 3]),
@@ -376,7 +376,7 @@ fn bad_input_is_a_clear_error() {
     let dir = tmpdir("bad");
     let x = synthetic(1, 1, 16, 16);
     let npy = dir.join("x.npy");
-    dctchop::npy::write_npy(&npy, x.view().into_dyn(), dctchop::npy::NpyType::F32).unwrap();
+    dctchop::npy::write_npy(&npy, x.view().into_dyn(), dctchop::Dtype::F32, true).unwrap();
     let npy_s = npy.to_str().unwrap();
     let full = dir.join("full");
     std::fs::create_dir_all(&full).unwrap();

@@ -7,7 +7,7 @@ use crate::common;
 use dctchop::engine::compile;
 use dctchop::export::{export, ExportOptions};
 use dctchop::graph::{spec_from_model, Direction};
-use dctchop::npy::{write_npy, NpyType};
+use dctchop::npy::write_npy;
 use dctchop::{Dtype, EngineOptions, Plan, Spec, Tile, Variant};
 use onnx_export::Model;
 use std::path::PathBuf;
@@ -222,14 +222,11 @@ fn write_crosscheck_cases() {
             std::fs::write(case.join(format!("{}.onnx", d.as_str())), bytes).unwrap();
         }
         let c = &plan.chunk;
-        let ty = match spec.dtype {
-            Dtype::F32 => NpyType::F32,
-            Dtype::F16 => NpyType::F16,
-        };
+        let ty = spec.dtype;
         // f16 inputs are rounded to f16 first so every consumer sees the same values.
         let x = common::image(c.batch, c.channels, c.height, c.width, k as u64)
             .mapv(|v| {
-                if ty == NpyType::F16 {
+                if ty == Dtype::F16 {
                     half::f16::from_f32(v).to_f32()
                 } else {
                     v
@@ -240,9 +237,9 @@ fn write_crosscheck_cases() {
         let mut dec = compile(&plan, Direction::Decompress, &EngineOptions::tract()).unwrap();
         let y = comp.run(x.view()).unwrap();
         let x_rec = dec.run(y.view()).unwrap();
-        write_npy(&case.join("x.npy"), x.view(), ty).unwrap();
-        write_npy(&case.join("y.npy"), y.view(), ty).unwrap();
-        write_npy(&case.join("x_rec.npy"), x_rec.view(), ty).unwrap();
+        write_npy(&case.join("x.npy"), x.view(), ty, true).unwrap();
+        write_npy(&case.join("y.npy"), y.view(), ty, true).unwrap();
+        write_npy(&case.join("x_rec.npy"), x_rec.view(), ty, true).unwrap();
         let tol = match spec.dtype {
             Dtype::F32 => 1e-5,
             Dtype::F16 => 2e-3,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::plot;
 use dctchop::container::Store;
 use dctchop::eval::{self, opt, Data, ErrorMapSample, EvalOptions, Report, Target};
-use dctchop::export::write_all_atomic;
+use dctchop::output::write_all_atomic;
 use dctchop::{EngineKind, EngineOptions, Variant};
 
 /// A CF list: `4`, `2,4,6` or a range `2..7` (inclusive).
@@ -117,14 +117,14 @@ pub fn run(a: EvalArgs) -> Result<()> {
     };
     eval::validate(&opts)?;
     let out = a.out.clone().unwrap_or_else(default_out_dir);
-    eval::check_out_dir(&out, a.force)?;
+    dctchop::output::check_dir_writable(&out, a.force)?;
     if a.downstream {
         let report = eval::downstream::run(&a.downstream_dir, &opts)?;
         let text = eval::downstream::to_text(&report);
         std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
         let path = out.join("downstream.json");
         let json = serde_json::to_string_pretty(&report)?;
-        write_all_atomic(&[(&path, json.as_bytes())])?;
+        write_all_atomic(&[(&path, json.as_bytes())], true)?;
         if a.json {
             println!("{json}");
         } else {
@@ -257,10 +257,14 @@ fn write_outputs(
     let csv = dir.join("results.csv");
     let json = dir.join("results.json");
     let json_text = serde_json::to_string_pretty(report)?;
-    write_all_atomic(&[
-        (&csv, eval::to_csv(&report.rows).as_bytes()),
-        (&json, json_text.as_bytes()),
-    ])?;
+    // The directory was checked before the run (non-empty only with --force).
+    write_all_atomic(
+        &[
+            (&csv, eval::to_csv(&report.rows).as_bytes()),
+            (&json, json_text.as_bytes()),
+        ],
+        true,
+    )?;
     let mut written = vec![csv, json];
     for (i, d) in data.iter().enumerate() {
         let short = Path::new(&d.name)
@@ -270,7 +274,7 @@ fn write_outputs(
         let tag = format!("{i:02}-{}", slug(&short));
         let rd = dir.join(format!("rd-{tag}.png"));
         let png = plot::rate_distortion(&d.name, &report.rows)?;
-        write_all_atomic(&[(&rd, &png)])?;
+        write_all_atomic(&[(&rd, &png)], true)?;
         written.push(rd);
         if let Some((cfg, rec)) = maps.get(i) {
             let em = dir.join(format!("errormap-{tag}.png"));
@@ -281,7 +285,7 @@ fn write_outputs(
                 d.max,
                 &format!("{} sample 0, {cfg}", d.name),
             )?;
-            write_all_atomic(&[(&em, &png)])?;
+            write_all_atomic(&[(&em, &png)], true)?;
             written.push(em);
         }
     }

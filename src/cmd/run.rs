@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use crate::args::{fmt_shape, EngineArgs};
 use dctchop::graph::GraphFile;
-use dctchop::npy::NpyType;
 use dctchop::{Dtype, EngineKind};
 
 #[derive(Args)]
@@ -34,12 +33,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     if a.repeat == 0 {
         bail!("invalid --repeat = 0: allowed is 1 or more");
     }
-    if a.out.exists() && !a.force {
-        bail!(
-            "{}: already exists; pass --force to overwrite it",
-            a.out.display()
-        );
-    }
+    dctchop::output::check_writable(&a.out, a.force)?;
     let g = GraphFile::read(&a.file)?;
     let file = a.file.display();
     let (x, descr) = dctchop::npy::read_npy_f32(&a.input)?;
@@ -52,10 +46,11 @@ pub fn run(a: RunArgs) -> Result<()> {
             fmt_shape(x.shape())
         );
     }
-    let (npy_type, graph_descr, bytes_per) = match g.input.dtype {
-        Dtype::F32 => (NpyType::F32, "<f4", 4),
-        Dtype::F16 => (NpyType::F16, "<f2", 2),
+    let graph_descr = match g.input.dtype {
+        Dtype::F32 => "<f4",
+        Dtype::F16 => "<f2",
     };
+    let bytes_per = g.input.dtype.bytes();
     if descr != graph_descr {
         let name = match descr.as_str() {
             "<f2" => "float16",
@@ -122,7 +117,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         median * 1e3,
         uncompressed as f64 / median / 1e9
     );
-    dctchop::npy::write_npy(&a.out, y.view(), npy_type)?;
+    dctchop::npy::write_npy(&a.out, y.view(), g.output.dtype, a.force)?;
     println!(
         "wrote {} ({})",
         a.out.display(),

@@ -6,7 +6,7 @@ use ndarray::ArrayD;
 use serde::Serialize;
 
 use crate::engine::{compile, EngineOptions};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::Direction;
 use crate::plan::Plan;
 use crate::spec::{Dtype, Spec};
@@ -29,7 +29,7 @@ pub struct BenchPoint {
     pub block: usize,
     pub batch: usize,
     pub channels: usize,
-    pub dtype: String,
+    pub dtype: Dtype,
     /// Uncompressed bytes per graph run.
     pub bytes: usize,
     pub reps: usize,
@@ -109,20 +109,17 @@ impl BenchPoint {
 pub struct CsvWriter {
     path: PathBuf,
     text: String,
+    force: bool,
 }
 
 impl CsvWriter {
     /// Refuses an existing `path` unless `force`, before anything is measured.
     pub fn create(path: &Path, force: bool) -> Result<CsvWriter> {
-        if path.exists() && !force {
-            return Err(Error::file(
-                path,
-                "already exists; pass --force to overwrite it, or choose another --csv file",
-            ));
-        }
+        crate::output::check_writable(path, force)?;
         Ok(CsvWriter {
             path: path.to_path_buf(),
             text: format!("{CSV_HEADER}\n"),
+            force,
         })
     }
     pub fn write(&mut self, p: &BenchPoint) -> Result<()> {
@@ -132,10 +129,10 @@ impl CsvWriter {
     }
     /// Write the file; returns its path.
     pub fn finish(self) -> Result<PathBuf> {
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        crate::export::write_all_atomic(&[(&self.path, self.text.as_bytes())])?;
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        let created = crate::output::CreatedDirs::create(dir)?;
+        crate::output::write_atomic(&self.path, self.text.as_bytes(), self.force)?;
+        created.keep();
         Ok(self.path)
     }
 }
@@ -195,10 +192,7 @@ pub fn measure(spec: &Spec, opts: &EngineOptions, budget_s: f64) -> Result<Bench
     dec.time_runs(y.view(), WARM_UP_RUNS)?;
     let td = median(&dec.time_runs(y.view(), reps)?);
     let elems = x.len();
-    let elem_bytes = match spec.dtype {
-        Dtype::F32 => 4,
-        Dtype::F16 => 2,
-    };
+    let elem_bytes = spec.dtype.bytes();
     let bytes = elems * elem_bytes;
     // The copy baseline moves the same number of bytes, in f32 units.
     let tm = memcpy_seconds(bytes / 4, reps.max(5));
@@ -216,7 +210,7 @@ pub fn measure(spec: &Spec, opts: &EngineOptions, budget_s: f64) -> Result<Bench
         block: spec.block,
         batch: spec.batch,
         channels: spec.channels,
-        dtype: spec.dtype.to_string(),
+        dtype: spec.dtype,
         bytes,
         reps,
         compress_s: tc,

@@ -12,7 +12,7 @@ use crate::engine::{compile, EngineOptions, Runner};
 use crate::error::{Error, Result};
 use crate::graph::Direction;
 use crate::plan::{mirror_index, Plan};
-use crate::spec::{Spec, Variant};
+use crate::spec::Spec;
 
 /// A plan with both graphs compiled once by one engine.
 pub struct Codec {
@@ -174,13 +174,24 @@ fn extract_chunk(
     x.select(Axis(2), &rows).select(Axis(3), &cols)
 }
 
-/// Global block index of chunk (ci, cj)'s local block (lbi, lbj).
-fn global_block(chunk: &Spec, ci: usize, cj: usize, lbi: usize, lbj: usize) -> (usize, usize) {
-    let (cbh, cbw) = chunk.blocks();
-    (ci * cbh + lbi, cj * cbw + lbj)
+/// For chunk (ci, cj): pairs (offset in the chunk's plane, offset in the whole image's plane)
+/// of every stored coefficient, from the two layouts (whatever the variant).
+fn chunk_offsets(spec: &Spec, chunk: &Spec, ci: usize, cj: usize) -> Vec<(usize, usize)> {
+    let (whole, part) = (spec.layout(), chunk.layout());
+    let (cbh, cbw) = part.blocks;
+    let mut pairs = Vec::with_capacity(part.plane_len());
+    for lbi in 0..cbh {
+        for lbj in 0..cbw {
+            let (gi, gj) = (ci * cbh + lbi, cj * cbw + lbj);
+            for k in 0..part.per_block() {
+                pairs.push((part.offset(lbi, lbj, k), whole.offset(gi, gj, k)));
+            }
+        }
+    }
+    pairs
 }
 
-/// Write a chunk's coefficients into the whole image's layout.
+/// Write a chunk's coefficients `[B, C, chunk plane]` into the whole image's layout.
 fn place_coeffs(
     out: &mut ArrayD<f32>,
     y: &ArrayD<f32>,
@@ -189,27 +200,20 @@ fn place_coeffs(
     ci: usize,
     cj: usize,
 ) {
-    let (cbh, cbw) = chunk.blocks();
-    match spec.variant {
-        Variant::Chop => {
-            let (h, w) = (cbh * spec.cf, cbw * spec.cf);
-            out.slice_mut(s![.., .., ci * h..(ci + 1) * h, cj * w..(cj + 1) * w])
-                .assign(y);
-        }
-        Variant::Triangle => {
-            let t = spec.coeffs_per_block();
-            let (_, nbw) = spec.blocks();
-            for lbi in 0..cbh {
-                for lbj in 0..cbw {
-                    let (gi, gj) = global_block(chunk, ci, cj, lbi, lbj);
-                    let src = (lbi * cbw + lbj) * t;
-                    let dst = (gi * nbw + gj) * t;
-                    out.slice_mut(s![.., .., dst..dst + t]).assign(&y.slice(s![
-                        ..,
-                        ..,
-                        src..src + t
-                    ]));
-                }
+    let pairs = chunk_offsets(spec, chunk, ci, cj);
+    let (b, c) = (spec.batch, spec.channels);
+    let mut out = out
+        .view_mut()
+        .into_shape_with_order((b, c, spec.layout().plane_len()))
+        .expect("contiguous coefficients");
+    let y = y
+        .view()
+        .into_shape_with_order((b, c, chunk.layout().plane_len()))
+        .expect("contiguous chunk coefficients");
+    for (mut o, yi) in out.outer_iter_mut().zip(y.outer_iter()) {
+        for (mut o, yc) in o.outer_iter_mut().zip(yi.outer_iter()) {
+            for &(src, dst) in &pairs {
+                o[dst] = yc[src];
             }
         }
     }
@@ -223,25 +227,21 @@ fn take_coeffs(
     ci: usize,
     cj: usize,
 ) -> ArrayD<f32> {
-    let (cbh, cbw) = chunk.blocks();
-    match spec.variant {
-        Variant::Chop => {
-            let (h, w) = (cbh * spec.cf, cbw * spec.cf);
-            y.slice(s![.., .., ci * h..(ci + 1) * h, cj * w..(cj + 1) * w])
-                .to_owned()
-                .into_dyn()
-        }
-        Variant::Triangle => {
-            let t = spec.coeffs_per_block();
-            let (_, nbw) = spec.blocks();
-            let mut idx = Vec::with_capacity(cbh * cbw * t);
-            for lbi in 0..cbh {
-                for lbj in 0..cbw {
-                    let (gi, gj) = global_block(chunk, ci, cj, lbi, lbj);
-                    idx.extend((gi * nbw + gj) * t..(gi * nbw + gj + 1) * t);
-                }
+    let pairs = chunk_offsets(spec, chunk, ci, cj);
+    let (b, c) = (spec.batch, spec.channels);
+    let y = y
+        .as_standard_layout()
+        .into_shape_with_order((b, c, spec.layout().plane_len()))
+        .expect("contiguous coefficients")
+        .into_owned();
+    let mut out = ndarray::Array3::<f32>::zeros((b, c, chunk.layout().plane_len()));
+    for (mut o, yi) in out.outer_iter_mut().zip(y.outer_iter()) {
+        for (mut o, yc) in o.outer_iter_mut().zip(yi.outer_iter()) {
+            for &(src, dst) in &pairs {
+                o[src] = yc[dst];
             }
-            y.select(Axis(2), &idx)
         }
     }
+    out.into_shape_with_order(IxDyn(&chunk.compressed_shape()))
+        .expect("same length")
 }

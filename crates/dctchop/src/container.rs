@@ -18,11 +18,13 @@ use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 use safetensors::tensor::{Metadata, TensorInfo};
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::spec::Spec;
+use crate::input::SampleType;
+use crate::output::{check_writable, Commit, CreatedDirs, TempFile};
+use crate::spec::{Dtype, Spec};
 
 pub const FORMAT: &str = "dctchop-container";
 pub const FORMAT_VERSION: &str = "1";
@@ -30,53 +32,21 @@ pub const TENSOR: &str = "coefficients";
 /// Room kept in each shard for its JSON header when sizing shards (headers are ~1.5 KB).
 pub const HEADER_RESERVE: usize = 16 * 1024;
 
-/// Element type the coefficients are stored in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Store {
-    F32,
-    F16,
-}
+/// Element type the coefficients are stored in: [`Dtype::F32`] or [`Dtype::F16`].
+pub type Store = Dtype;
 
-impl Store {
-    pub fn bytes(self) -> usize {
-        match self {
-            Store::F32 => 4,
-            Store::F16 => 2,
-        }
-    }
-    fn st_dtype(self) -> safetensors::Dtype {
-        match self {
-            Store::F32 => safetensors::Dtype::F32,
-            Store::F16 => safetensors::Dtype::F16,
-        }
-    }
-}
-
-impl std::fmt::Display for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Store::F32 => "f32",
-            Store::F16 => "f16",
-        })
-    }
-}
-
-impl std::str::FromStr for Store {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" | "float32" => Ok(Store::F32),
-            "f16" | "float16" => Ok(Store::F16),
-            _ => Err(format!("unknown store type '{s}': allowed are f32, f16")),
-        }
+fn st_dtype(store: Store) -> safetensors::Dtype {
+    match store {
+        Dtype::F32 => safetensors::Dtype::F32,
+        Dtype::F16 => safetensors::Dtype::F16,
     }
 }
 
 /// What the whole dataset was (recorded in every shard).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatasetInfo {
-    /// numpy name of the original element type.
-    pub dtype: String,
+    /// Element type of the original data.
+    pub dtype: SampleType,
     /// Original `[N, C, H, W]`.
     pub shape: [usize; 4],
     /// Smallest and largest original value.
@@ -133,14 +103,6 @@ pub fn looks_like_container(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "safetensors") || shard_path(path, 0).is_file()
 }
 
-fn temp_beside(path: &Path, tag: &str) -> PathBuf {
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{file}.{}.{tag}.tmp", std::process::id()))
-}
-
 /// Samples per shard so that a shard file stays within `shard_bytes` (at least 1 sample).
 pub fn samples_per_shard(spec: &Spec, store: Store, shard_bytes: u64) -> usize {
     let per = per_sample_bytes(spec, store) as u64;
@@ -159,15 +121,14 @@ pub struct Writer {
     total: usize,
     per_shard: usize,
     shard_count: usize,
-    /// Payload temporaries of finished and current shards: (path, crc, samples).
-    payloads: Vec<(PathBuf, String, usize)>,
-    current: Option<(BufWriter<File>, crc32fast::Hasher, usize)>,
+    force: bool,
+    /// Payload temporaries of finished and current shards: (file, crc, samples).
+    payloads: Vec<(TempFile, String, usize)>,
+    /// The open payload's running CRC and sample count.
+    current: Option<(crc32fast::Hasher, usize)>,
     written: usize,
-    /// Header-complete temporaries waiting for their rename.
-    finals: Vec<PathBuf>,
-    done: bool,
-    /// The output directory, when this writer created it.
-    created_dir: Option<PathBuf>,
+    /// The output directory, removed again if this writer created it and fails.
+    created: CreatedDirs,
 }
 
 impl Writer {
@@ -184,25 +145,14 @@ impl Writer {
     ) -> Result<Writer> {
         let per_shard = samples_per_shard(spec, store, shard_bytes);
         let shard_count = total.div_ceil(per_shard).max(1);
-        if !force {
-            let paths = (0..shard_count).map(|i| shard_path(stem, i));
-            if let Some(p) = paths.chain(also_check.iter().cloned()).find(|p| p.exists()) {
-                return Err(Error::file(
-                    p,
-                    "already exists; pass --force to overwrite it, or choose another -o",
-                ));
-            }
+        for p in (0..shard_count)
+            .map(|i| shard_path(stem, i))
+            .chain(also_check.iter().cloned())
+        {
+            check_writable(&p, force)?;
         }
-        // Create the output directory if needed (removed again if the writer fails).
-        let mut created_dir = None;
-        if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-                created_dir = Some(dir.to_path_buf());
-            } else if !dir.is_dir() {
-                return Err(Error::file(dir, "is not a directory"));
-            }
-        }
+        let dir = stem.parent().unwrap_or(Path::new(""));
+        let created = CreatedDirs::create(dir)?;
         Ok(Writer {
             stem: stem.to_path_buf(),
             spec: spec.clone(),
@@ -210,12 +160,11 @@ impl Writer {
             total,
             per_shard,
             shard_count,
+            force,
             payloads: Vec::new(),
             current: None,
             written: 0,
-            finals: Vec::new(),
-            done: false,
-            created_dir,
+            created,
         })
     }
 
@@ -228,32 +177,35 @@ impl Writer {
         let k = coeffs.shape()[0];
         if self.written + k > self.total || coeffs.shape()[1..] != self.spec.compressed_shape()[1..]
         {
-            return Err(Error::Other(format!(
-                "container writer: got coefficients {:?} after {} of {} samples",
-                coeffs.shape(),
-                self.written,
-                self.total
-            )));
+            let mut expected = self.spec.compressed_shape();
+            expected[0] = self.total - self.written;
+            return Err(Error::Shape {
+                what: format!(
+                    "container writer: coefficients after {} of {} samples",
+                    self.written, self.total
+                ),
+                expected,
+                got: coeffs.shape().to_vec(),
+            });
         }
         let mut bytes = Vec::with_capacity(per_sample_bytes(&self.spec, self.store));
         for sample in coeffs.axis_iter(Axis(0)) {
             if self.current.is_none() {
                 let i = self.payloads.len();
-                let tmp = temp_beside(&shard_path(&self.stem, i), "payload");
-                let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+                let tmp = TempFile::create(&shard_path(&self.stem, i))?;
                 self.payloads.push((tmp, String::new(), 0));
-                self.current = Some((BufWriter::with_capacity(1 << 20, f), Default::default(), 0));
+                self.current = Some((Default::default(), 0));
             }
             bytes.clear();
             match self.store {
-                Store::F32 => sample.iter().for_each(|v| bytes.extend(v.to_le_bytes())),
-                Store::F16 => sample
+                Dtype::F32 => sample.iter().for_each(|v| bytes.extend(v.to_le_bytes())),
+                Dtype::F16 => sample
                     .iter()
                     .for_each(|v| bytes.extend(half::f16::from_f32(*v).to_le_bytes())),
             }
-            let (w, h, n) = self.current.as_mut().expect("opened above");
-            let tmp = &self.payloads.last().expect("pushed").0;
-            w.write_all(&bytes).map_err(|e| Error::io(tmp, e))?;
+            let (h, n) = self.current.as_mut().expect("opened above");
+            let (tmp, _, _) = self.payloads.last_mut().expect("pushed");
+            tmp.write_all(&bytes)?;
             h.update(&bytes);
             *n += 1;
             self.written += 1;
@@ -265,10 +217,9 @@ impl Writer {
     }
 
     fn close_current(&mut self) -> Result<()> {
-        if let Some((w, h, n)) = self.current.take() {
+        if let Some((h, n)) = self.current.take() {
             let last = self.payloads.last_mut().expect("current has a payload");
-            w.into_inner()
-                .map_err(|e| Error::io(&last.0, e.into_error()))?;
+            last.0.close()?;
             last.1 = format!("{:08x}", h.finalize());
             last.2 = n;
         }
@@ -284,60 +235,46 @@ impl Writer {
     ) -> Result<Vec<PathBuf>> {
         self.close_current()?;
         if self.written != self.total {
-            return Err(Error::Other(format!(
-                "container writer: {} of {} samples written",
-                self.written, self.total
-            )));
+            let mut expected = self.spec.compressed_shape();
+            expected[0] = self.total;
+            let mut got = expected.clone();
+            got[0] = self.written;
+            return Err(Error::Shape {
+                what: "container writer: samples written before finish".into(),
+                expected,
+                got,
+            });
         }
         let payload_bytes: u64 = (self.total * per_sample_bytes(&self.spec, self.store)) as u64;
-        let original_bytes: u64 = info.shape.iter().product::<usize>() as u64
-            * crate::input::dtype_bytes(&info.dtype) as u64;
+        let original_bytes: u64 =
+            info.shape.iter().product::<usize>() as u64 * info.dtype.bytes() as u64;
         let stored_ratio = original_bytes as f64 / payload_bytes as f64;
         let mut first = 0;
         let mut shards = Vec::new();
-        for (i, (payload, crc, n)) in self.payloads.clone().into_iter().enumerate() {
+        let mut commit = Commit::new(self.force);
+        let payloads = std::mem::take(&mut self.payloads);
+        for (i, (payload, crc, n)) in payloads.into_iter().enumerate() {
             let path = shard_path(&self.stem, i);
             let meta = self.metadata(info, i, first, n, stored_ratio, &crc);
             let mut shape = self.spec.compressed_shape();
             shape[0] = n;
             let len = n * per_sample_bytes(&self.spec, self.store);
-            let header =
-                header_bytes(meta, self.store, shape, len).map_err(|e| Error::file(&path, e))?;
-            let fin = temp_beside(&path, "final");
-            self.finals.push(fin.clone());
-            let io = |e| Error::io(&fin, e);
-            let mut out = BufWriter::with_capacity(1 << 20, File::create(&fin).map_err(io)?);
-            out.write_all(&(header.len() as u64).to_le_bytes())
-                .map_err(io)?;
-            out.write_all(&header).map_err(io)?;
-            let mut src = File::open(&payload).map_err(|e| Error::io(&payload, e))?;
-            std::io::copy(&mut src, &mut out).map_err(io)?;
-            let f = out.into_inner().map_err(|e| io(e.into_error()))?;
-            f.sync_all().map_err(io)?;
-            let _ = fs::remove_file(&payload);
+            let header = header_bytes(meta, self.store, shape, len);
+            let out = commit.add(&path)?;
+            out.write_all(&(header.len() as u64).to_le_bytes())?;
+            out.write_all(&header)?;
+            let mut src =
+                File::open(payload.temp_path()).map_err(|e| Error::io(payload.target(), e))?;
+            std::io::copy(&mut src, out.file()).map_err(|e| Error::io(&path, e))?;
+            drop(payload); // removes the payload temporary
             first += n;
             shards.push(path);
         }
         for (path, bytes) in extra {
-            let tmp = temp_beside(path, "final");
-            self.finals.push(tmp.clone());
-            fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+            commit.add_bytes(path, bytes)?;
         }
-        let targets: Vec<PathBuf> = shards
-            .iter()
-            .cloned()
-            .chain(extra.iter().map(|(p, _)| p.clone()))
-            .collect();
-        for (i, (tmp, path)) in self.finals.iter().zip(&targets).enumerate() {
-            if let Err(e) = fs::rename(tmp, path) {
-                for t in &self.finals[i..] {
-                    let _ = fs::remove_file(t);
-                }
-                self.done = true;
-                return Err(Error::io(path, e));
-            }
-        }
-        self.done = true;
+        commit.finish()?;
+        self.created.keep();
         Ok(shards)
     }
 
@@ -362,7 +299,7 @@ impl Writer {
             (s("spec"), spec_json),
             (s("layout"), s(self.spec.layout_name())),
             (s("store_dtype"), self.store.to_string()),
-            (s("original_dtype"), info.dtype.clone()),
+            (s("original_dtype"), info.dtype.to_string()),
             (
                 s("original_shape"),
                 serde_json::to_string(&info.shape).expect("json"),
@@ -375,24 +312,11 @@ impl Writer {
             ),
             (s("stored_ratio"), format!("{stored_ratio:?}")),
             (s("shard_index"), shard.to_string()),
-            (s("shard_count"), self.payloads.len().to_string()),
+            (s("shard_count"), self.shard_count.to_string()),
             (s("shard_first_sample"), first.to_string()),
             (s("shard_samples"), n.to_string()),
             (s("checksum"), format!("crc32:{crc}")),
         ])
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        if !self.done {
-            for p in self.payloads.iter().map(|p| &p.0).chain(&self.finals) {
-                let _ = fs::remove_file(p);
-            }
-            if let Some(d) = &self.created_dir {
-                let _ = fs::remove_dir(d); // only succeeds when empty
-            }
-        }
     }
 }
 
@@ -401,23 +325,25 @@ fn header_bytes(
     store: Store,
     shape: Vec<usize>,
     len: usize,
-) -> std::result::Result<Vec<u8>, String> {
+) -> Vec<u8> {
     let info = TensorInfo {
-        dtype: store.st_dtype(),
+        dtype: st_dtype(store),
         shape,
         data_offsets: (0, len),
     };
     // Keys sorted (serde_json's map is ordered), so equal inputs give byte-identical files.
     let sorted: std::collections::BTreeMap<String, String> = meta.into_iter().collect();
     let v = serde_json::json!({ "__metadata__": sorted, TENSOR: info });
-    let mut h = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
-    // What safetensors itself would accept.
-    serde_json::from_slice::<Metadata>(&h).map_err(|e| format!("safetensors header: {e}"))?;
+    let mut h = serde_json::to_vec(&v).expect("string maps serialize");
+    debug_assert!(
+        serde_json::from_slice::<Metadata>(&h).is_ok(),
+        "a header safetensors accepts"
+    );
     // Pad with spaces to a multiple of 8 so the payload is aligned (as safetensors does).
     while h.len() % 8 != 0 {
         h.push(b' ');
     }
-    Ok(h)
+    h
 }
 
 /// An opened container: the stem, its shards and shard 0's header.
@@ -435,10 +361,11 @@ pub fn open(path: &Path) -> Result<Container> {
     let first = shard_path(&stem, 0);
     if !first.is_file() {
         let p = if path.exists() { path } else { &first };
-        return Err(Error::file(
-            p,
-            "not found: expected a container shard OUT.00000.safetensors (written by dctchop compress)",
-        ));
+        return Err(Error::NotFound {
+            path: p.to_path_buf(),
+            expected: "a container shard OUT.00000.safetensors (written by dctchop compress)"
+                .into(),
+        });
     }
     let header = read_header(&first)?;
     let mut shards = vec![first];
@@ -446,7 +373,7 @@ pub fn open(path: &Path) -> Result<Container> {
     for i in 1..header.shard_count {
         let p = shard_path(&stem, i);
         if !p.is_file() {
-            return Err(Error::file(
+            return Err(Error::corrupt(
                 &p,
                 format!("missing: the container has {} shards", header.shard_count),
             ));
@@ -457,7 +384,7 @@ pub fn open(path: &Path) -> Result<Container> {
             || h.shard_index != i
             || h.shard_first_sample_mismatch(next_first)
         {
-            return Err(Error::file(
+            return Err(Error::corrupt(
                 &p,
                 "metadata does not match shard 00000 (spec, dataset or shard numbering differ)",
             ));
@@ -466,7 +393,7 @@ pub fn open(path: &Path) -> Result<Container> {
         shards.push(p);
     }
     if next_first != header.info.shape[0] {
-        return Err(Error::file(
+        return Err(Error::corrupt(
             &shards[0],
             format!(
                 "shards hold {next_first} samples but original_shape says {}",
@@ -492,14 +419,14 @@ fn read_prefix(path: &Path) -> Result<(Vec<u8>, u64)> {
     let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut n = [0u8; 8];
     f.read_exact(&mut n).map_err(|_| {
-        Error::file(
+        Error::corrupt(
             path,
             "truncated: shorter than the 8-byte safetensors header length",
         )
     })?;
     let hlen = u64::from_le_bytes(n);
     if hlen > 100_000_000 || 8 + hlen > len {
-        return Err(Error::file(
+        return Err(Error::corrupt(
             path,
             format!("truncated or not a safetensors file: header length {hlen}, file size {len}"),
         ));
@@ -517,10 +444,10 @@ pub fn read_header(path: &Path) -> Result<Header> {
     let hlen = prefix.len() as u64 - 8;
     // The header alone (the payload is checked by `Container::read_shard`).
     let meta: Metadata = serde_json::from_slice(&prefix[8..])
-        .map_err(|e| Error::file(path, format!("not a valid safetensors header: {e}")))?;
+        .map_err(|e| Error::corrupt(path, format!("not a valid safetensors header: {e}")))?;
     let expect_len = 8 + hlen + meta.data_len() as u64;
     if file_len != expect_len {
-        return Err(Error::file(
+        return Err(Error::corrupt(
             path,
             format!(
                 "truncated or padded: {file_len} bytes, the safetensors header says {expect_len}"
@@ -529,15 +456,15 @@ pub fn read_header(path: &Path) -> Result<Header> {
     }
     let info = meta
         .info(TENSOR)
-        .ok_or_else(|| Error::file(path, format!("has no tensor named '{TENSOR}'")))?
+        .ok_or_else(|| Error::corrupt(path, format!("has no tensor named '{TENSOR}'")))?
         .clone();
     let raw = meta.metadata().clone().unwrap_or_default();
     let h = parse_header(path, raw)?;
     let mut want = h.spec.compressed_shape();
     want[0] = h.samples;
-    let st = h.store.st_dtype();
+    let st = st_dtype(h.store);
     if info.shape != want || info.dtype != st {
-        return Err(Error::file(
+        return Err(Error::corrupt(
             path,
             format!(
                 "metadata/spec mismatch: tensor '{TENSOR}' is {:?} {:?}, the spec's layout {} \
@@ -557,10 +484,10 @@ pub fn read_header(path: &Path) -> Result<Header> {
 fn parse_header(path: &Path, raw: HashMap<String, String>) -> Result<Header> {
     let get = |k: &str| -> Result<&String> {
         raw.get(k)
-            .ok_or_else(|| Error::file(path, format!("metadata field '{k}' is missing")))
+            .ok_or_else(|| Error::corrupt(path, format!("metadata field '{k}' is missing")))
     };
     let bad = |k: &str, v: &str, allowed: &str| {
-        Error::file(
+        Error::corrupt(
             path,
             format!("metadata field '{k}' = '{v}' is invalid: allowed is {allowed}"),
         )
@@ -574,13 +501,21 @@ fn parse_header(path: &Path, raw: HashMap<String, String>) -> Result<Header> {
         v.parse().map_err(|_| bad(k, v, "a number"))
     };
     if get("format")? != FORMAT {
-        return Err(bad("format", get("format")?, FORMAT));
+        return Err(Error::unsupported(
+            path,
+            format!(
+                "metadata field 'format' = '{}': not a {FORMAT} shard",
+                get("format")?
+            ),
+        ));
     }
     if get("format_version")? != FORMAT_VERSION {
-        return Err(bad(
-            "format_version",
-            get("format_version")?,
-            FORMAT_VERSION,
+        return Err(Error::unsupported(
+            path,
+            format!(
+                "metadata field 'format_version' = '{}': this dctchop reads version {FORMAT_VERSION}",
+                get("format_version")?
+            ),
         ));
     }
     let spec: Spec = serde_json::from_str(get("spec")?).map_err(|e| {
@@ -591,10 +526,10 @@ fn parse_header(path: &Path, raw: HashMap<String, String>) -> Result<Header> {
         )
     })?;
     spec.validate()
-        .map_err(|e| Error::file(path, format!("metadata field 'spec': {e}")))?;
+        .map_err(|e| Error::corrupt(path, format!("metadata field 'spec': {e}")))?;
     let layout = get("layout")?;
     if layout != spec.layout_name() {
-        return Err(Error::file(
+        return Err(Error::corrupt(
             path,
             format!(
                 "metadata/spec mismatch: layout '{layout}' but the spec's layout is '{}'",
@@ -609,14 +544,9 @@ fn parse_header(path: &Path, raw: HashMap<String, String>) -> Result<Header> {
             &e,
         )
     })?;
-    let dtype = get("original_dtype")?.clone();
-    if crate::input::dtype_bytes(&dtype) == 0 {
-        return Err(bad(
-            "original_dtype",
-            &dtype,
-            "uint8, uint16, int16, int32, float16, float32, float64",
-        ));
-    }
+    let dtype_name = get("original_dtype")?;
+    let dtype = SampleType::from_numpy_name(dtype_name)
+        .ok_or_else(|| bad("original_dtype", dtype_name, &SampleType::allowed()))?;
     let shape: [usize; 4] = serde_json::from_str(get("original_shape")?).map_err(|_| {
         bad(
             "original_shape",
@@ -625,7 +555,7 @@ fn parse_header(path: &Path, raw: HashMap<String, String>) -> Result<Header> {
         )
     })?;
     if shape[1..] != [spec.channels, spec.height, spec.width] {
-        return Err(Error::file(
+        return Err(Error::corrupt(
             path,
             format!(
                 "metadata/spec mismatch: original_shape {shape:?} but the spec is {}x{}x{} (C x H x W)",
@@ -657,7 +587,7 @@ fn parse_header(path: &Path, raw: HashMap<String, String>) -> Result<Header> {
         raw: HashMap::new(),
     };
     if h.samples == 0 || h.shard_count == 0 || h.shard_index >= h.shard_count {
-        return Err(Error::file(
+        return Err(Error::corrupt(
             path,
             format!(
                 "metadata fields shard_index {} / shard_count {} / shard_samples {} are inconsistent",
@@ -684,13 +614,13 @@ impl Container {
         let h = read_header(path)?;
         let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::file(path, format!("not a valid safetensors file: {e}")))?;
+            .map_err(|e| Error::corrupt(path, format!("not a valid safetensors file: {e}")))?;
         let t = st
             .tensor(TENSOR)
-            .map_err(|e| Error::file(path, format!("tensor '{TENSOR}': {e}")))?;
+            .map_err(|e| Error::corrupt(path, format!("tensor '{TENSOR}': {e}")))?;
         let crc = format!("{:08x}", crc32fast::hash(t.data()));
         if crc != h.crc32 {
-            return Err(Error::file(
+            return Err(Error::corrupt(
                 path,
                 format!(
                     "checksum mismatch: the coefficients have crc32 {crc}, the header says {} \
@@ -700,28 +630,24 @@ impl Container {
             ));
         }
         let data: Vec<f32> = match h.store {
-            Store::F32 => t
+            Dtype::F32 => t
                 .data()
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
                 .collect(),
-            Store::F16 => t
+            Dtype::F16 => t
                 .data()
                 .chunks_exact(2)
                 .map(|c| half::f16::from_le_bytes(c.try_into().expect("2 bytes")).to_f32())
                 .collect(),
         };
-        ArrayD::from_shape_vec(IxDyn(t.shape()), data).map_err(|e| Error::file(path, e.to_string()))
+        Ok(ArrayD::from_shape_vec(IxDyn(t.shape()), data).expect("safetensors checked the size"))
     }
 
     /// A loader yielding decompressed `[≤batch, C, H, W]` batches in order, over all shards.
     pub fn loader(&self, batch: usize, opts: &crate::EngineOptions) -> Result<Loader> {
         if batch == 0 {
-            return Err(Error::InvalidSpec {
-                field: "batch",
-                value: "0".into(),
-                allowed: "an integer >= 1".into(),
-            });
+            return Err(Error::invalid_option("batch", 0, "an integer >= 1"));
         }
         let spec = self.header.spec.clone().with_batch(batch);
         let codec = crate::Codec::new(&spec, opts)?;
@@ -781,7 +707,7 @@ impl Loader {
         }
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
         Ok(Some(
-            ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Other(e.to_string()))?,
+            ndarray::concatenate(Axis(0), &views).expect("parts of one layout"),
         ))
     }
 }
@@ -830,13 +756,13 @@ mod tests {
             PathBuf::from("out/x.decompress.onnx")
         );
         let spec = Spec::new(64, 64, 4); // 3 x 32 x 32 f32 = 12288 bytes per sample
-        assert_eq!(samples_per_shard(&spec, Store::F32, 0), 1);
+        assert_eq!(samples_per_shard(&spec, Dtype::F32, 0), 1);
         assert_eq!(
-            samples_per_shard(&spec, Store::F32, (HEADER_RESERVE + 3 * 12288) as u64),
+            samples_per_shard(&spec, Dtype::F32, (HEADER_RESERVE + 3 * 12288) as u64),
             3
         );
         assert_eq!(
-            samples_per_shard(&spec, Store::F16, (HEADER_RESERVE + 3 * 12288) as u64),
+            samples_per_shard(&spec, Dtype::F16, (HEADER_RESERVE + 3 * 12288) as u64),
             6
         );
     }

@@ -1,9 +1,7 @@
-//! The DCT-II itself, in f64: the transform matrix (paper Eq. 2), a naive reference of Eq. 1,
-//! and which coefficients of a block each variant keeps.
+//! The DCT-II itself, in f64: the transform matrix (paper Eq. 2) and a naive reference of Eq. 1.
+//! Which coefficients each variant keeps is in [`crate::layout`].
 
 use ndarray::Array2;
-
-use crate::spec::Variant;
 
 /// Orthonormal DCT-II matrix T (N×N), paper Eq. 2: row i is the i-th cosine basis vector.
 pub fn dct_matrix(n: usize) -> Array2<f64> {
@@ -46,19 +44,7 @@ pub fn naive_dct2(p: &Array2<f64>) -> Array2<f64> {
     })
 }
 
-/// Positions (i, j) kept inside one block, in the stored order: row-major over the CF×CF square
-/// (chop) or over the triangle i + j < CF (triangle, the paper's gather order).
-pub fn kept_positions(variant: Variant, cf: usize) -> Vec<(usize, usize)> {
-    let mut out = Vec::with_capacity(cf * cf);
-    for i in 0..cf {
-        for j in 0..cf {
-            if variant == Variant::Chop || i + j < cf {
-                out.push((i, j));
-            }
-        }
-    }
-    out
-}
+pub use crate::layout::kept_positions;
 
 #[cfg(test)]
 mod tests {
@@ -88,19 +74,6 @@ mod tests {
             for (x, y) in d.iter().zip(r.iter()) {
                 assert!((x - y).abs() < 1e-10);
             }
-        }
-    }
-
-    #[test]
-    fn triangle_positions_count_and_order() {
-        let p = kept_positions(Variant::Triangle, 3);
-        assert_eq!(p, vec![(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 0)]);
-        for cf in 1..=8 {
-            assert_eq!(
-                kept_positions(Variant::Triangle, cf).len(),
-                cf * (cf + 1) / 2
-            );
-            assert_eq!(kept_positions(Variant::Chop, cf).len(), cf * cf);
         }
     }
 }

@@ -23,12 +23,14 @@ use ndarray::{s, Array4, ArrayView2, ArrayView3, ArrayViewD, Axis};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::container::{self, DatasetInfo, Store};
 use crate::error::{Error, Result};
 use crate::input;
+use crate::input::SampleType;
+use crate::spec::Dtype;
 use crate::spec::{Spec, Variant};
 use crate::{Codec, EngineOptions};
 
@@ -68,7 +70,7 @@ impl Default for EvalOptions {
             cfs: (2..=7).collect(),
             variants: vec![Variant::Chop, Variant::Triangle],
             blocks: vec![8],
-            stores: vec![Store::F32],
+            stores: vec![Dtype::F32],
             engine: EngineOptions::tract(),
             batch: 8,
             repeats: 3,
@@ -131,7 +133,7 @@ pub struct Row {
 pub struct DatasetSummary {
     pub name: String,
     pub shape: [usize; 4],
-    pub dtype: String,
+    pub dtype: SampleType,
     pub value_min: f64,
     pub value_max: f64,
     pub original_bytes: u64,
@@ -274,18 +276,13 @@ pub fn sample_metrics(
     }
 }
 
-pub(crate) fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 // ---------------------------------------------------------------------------------------------
 // Datasets
 
 /// A named dataset fully in memory.
 pub struct Data {
     pub name: String,
-    pub dtype: String,
+    pub dtype: SampleType,
     pub x: Array4<f32>,
     pub min: f64,
     pub max: f64,
@@ -293,7 +290,7 @@ pub struct Data {
 
 impl Data {
     pub fn original_bytes(&self) -> u64 {
-        (self.x.len() * input::dtype_bytes(&self.dtype)) as u64
+        (self.x.len() * self.dtype.bytes()) as u64
     }
     pub fn range(&self) -> f64 {
         data_range(self.min, self.max)
@@ -305,8 +302,10 @@ impl Data {
 /// one dataset per group of images that do (named `DIR[CxHxW dtype]`, or the file when alone).
 pub fn datasets(inputs: &[PathBuf]) -> Result<Vec<(String, input::Dataset)>> {
     if inputs.is_empty() {
-        return Err(Error::Other(
-            "no input given: pass .npy files, images or directories of images".into(),
+        return Err(Error::invalid_option(
+            "inputs",
+            "(none)",
+            ".npy files, images or directories of images",
         ));
     }
     let mut out = Vec::new();
@@ -338,11 +337,12 @@ pub fn datasets(inputs: &[PathBuf]) -> Result<Vec<(String, input::Dataset)>> {
             // Let the input module give its own error.
             input::open(std::slice::from_ref(p))?;
         }
-        let mut groups: BTreeMap<(usize, usize, usize, String), Vec<PathBuf>> = BTreeMap::new();
+        let mut groups: BTreeMap<(usize, usize, usize, &'static str), Vec<PathBuf>> =
+            BTreeMap::new();
         for f in files {
             let ds = input::open(std::slice::from_ref(&f))?;
             groups
-                .entry((ds.channels, ds.height, ds.width, ds.dtype.clone()))
+                .entry((ds.channels, ds.height, ds.width, ds.dtype.numpy_name()))
                 .or_default()
                 .push(f);
         }
@@ -363,7 +363,7 @@ pub fn load(name: &str, ds: &input::Dataset) -> Result<Data> {
     let mut r = ds.reader()?;
     let x = r
         .next_batch(ds.n.max(1))?
-        .ok_or_else(|| Error::file(ds.file_of(0), "no samples"))?;
+        .ok_or_else(|| Error::invalid_input(ds.file_of(0), "no samples"))?;
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     let mut bad = 0usize;
     for &v in x.iter() {
@@ -375,14 +375,14 @@ pub fn load(name: &str, ds: &input::Dataset) -> Result<Data> {
         }
     }
     if bad > 0 {
-        return Err(Error::file(
+        return Err(Error::invalid_input(
             ds.file_of(0),
             format!("contains {bad} non-finite values (NaN or Inf): not supported"),
         ));
     }
     Ok(Data {
         name: name.to_string(),
-        dtype: ds.dtype.clone(),
+        dtype: ds.dtype,
         x,
         min: lo,
         max: hi,
@@ -533,8 +533,8 @@ pub fn run_dctchop(
         y = Some(out);
     }
     let mut y = y.expect("at least one run");
-    let compress_s = median(times);
-    if store == Store::F16 {
+    let compress_s = crate::bench::median(&times);
+    if store == Dtype::F16 {
         y.mapv_inplace(|v| half::f16::from_f32(v).to_f32());
     }
     let tmp = TempDir::new()?;
@@ -543,7 +543,7 @@ pub fn run_dctchop(
     let mut writer = container::Writer::create(&stem, spec, store, n, u64::MAX / 4, true, &[])?;
     writer.push(y.view())?;
     let info = DatasetInfo {
-        dtype: data.dtype.clone(),
+        dtype: data.dtype,
         shape: [n, data.x.shape()[1], data.x.shape()[2], data.x.shape()[3]],
         min: data.min,
         max: data.max,
@@ -558,8 +558,7 @@ pub fn run_dctchop(
         .map(|i| c.read_shard(i))
         .collect::<Result<_>>()?;
     let views: Vec<ArrayViewD<'_, f32>> = parts.iter().map(|p| p.view()).collect();
-    let back = ndarray::concatenate(Axis(0), &views)
-        .map_err(|e| Error::Other(format!("container read back: {e}")))?;
+    let back = ndarray::concatenate(Axis(0), &views).expect("shards of one layout");
     let mut times = Vec::new();
     let mut recon = None;
     for _ in 0..repeats.max(1) {
@@ -580,7 +579,7 @@ pub fn run_dctchop(
         coefficient_ratio: Some(spec.compression_ratio()),
         stored_bytes,
         compress_s,
-        decompress_s: median(times),
+        decompress_s: crate::bench::median(&times),
         recon: recon.expect("at least one run"),
     })
 }
@@ -590,7 +589,7 @@ pub fn run_dctchop(
 
 /// Why JPEG cannot run on this data, if it cannot.
 pub fn jpeg_unsupported(data: &Data) -> Option<String> {
-    if data.dtype != "uint8" {
+    if data.dtype != SampleType::Uint8 {
         return Some(format!(
             "JPEG skipped: needs 8-bit data, this is {}",
             data.dtype
@@ -621,13 +620,21 @@ fn jpeg_encode(x: ArrayView3<'_, f32>, quality: u8) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
         .encode(&buf, w as u32, h as u32, color)
-        .map_err(|e| Error::Other(format!("JPEG encoder: {e}")))?;
+        .map_err(|e| Error::Engine {
+            engine: "JPEG",
+            message: format!("encoder: {e}"),
+        })?;
     Ok(out)
 }
 
 fn jpeg_decode(bytes: &[u8], c: usize, h: usize, w: usize) -> Result<Array4<f32>> {
-    let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
-        .map_err(|e| Error::Other(format!("JPEG decoder: {e}")))?;
+    let img =
+        image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg).map_err(|e| {
+            Error::Engine {
+                engine: "JPEG",
+                message: format!("decoder: {e}"),
+            }
+        })?;
     let mut out = Array4::<f32>::zeros((1, c, h, w));
     if c == 1 {
         let g = img.to_luma8();
@@ -717,7 +724,7 @@ pub fn run_jpeg(data: &Data, quality: u8, repeats: usize) -> Result<Outcome> {
             .collect::<Result<Vec<_>>>()?;
         times.push(t.elapsed().as_secs_f64());
     }
-    let compress_s = median(times);
+    let compress_s = crate::bench::median(&times);
     let mut times = Vec::new();
     let mut recon = Array4::<f32>::zeros(data.x.raw_dim());
     for _ in 0..repeats.max(1) {
@@ -740,7 +747,7 @@ pub fn run_jpeg(data: &Data, quality: u8, repeats: usize) -> Result<Outcome> {
         coefficient_ratio: None,
         stored_bytes: streams.iter().map(|s| s.len() as u64).sum(),
         compress_s,
-        decompress_s: median(times),
+        decompress_s: crate::bench::median(&times),
         recon,
     })
 }
@@ -758,11 +765,11 @@ pub fn validate(opts: &EvalOptions) -> Result<()> {
         ("store", opts.stores.is_empty()),
     ] {
         if empty {
-            return Err(Error::InvalidSpec {
+            return Err(Error::invalid_option(
                 field,
-                value: "(empty)".into(),
-                allowed: "at least one value".into(),
-            });
+                "(empty)",
+                "at least one value",
+            ));
         }
     }
     for &b in &opts.blocks {
@@ -777,11 +784,7 @@ pub fn validate(opts: &EvalOptions) -> Result<()> {
     }
     if let Some(Target::MinPsnr(p) | Target::MaxError(p)) = opts.target {
         if !p.is_finite() {
-            return Err(Error::InvalidSpec {
-                field: "target",
-                value: p.to_string(),
-                allowed: "a finite number".into(),
-            });
+            return Err(Error::invalid_option("target", p, "a finite number"));
         }
     }
     Ok(())
@@ -824,8 +827,9 @@ pub fn evaluate(
             for &variant in &opts.variants {
                 for &cf in &opts.cfs {
                     for &store in &opts.stores {
-                        let spec = spec_for(d, cf, block, variant, opts.batch)
-                            .map_err(|e| Error::Other(format!("{}: {e}", d.name)))?;
+                        let spec = spec_for(d, cf, block, variant, opts.batch).map_err(|e| {
+                            Error::invalid_input(&d.name, format!("cannot compress: {e}"))
+                        })?;
                         let o = run_dctchop(d, &spec, store, &opts.engine, opts.repeats)?;
                         progress(&format!("{}: dctchop {}", d.name, o.config));
                         outcomes.push(o);
@@ -941,7 +945,7 @@ pub fn evaluate(
                 d.x.shape()[2],
                 d.x.shape()[3],
             ],
-            dtype: d.dtype.clone(),
+            dtype: d.dtype,
             value_min: d.min,
             value_max: d.max,
             original_bytes: d.original_bytes(),
@@ -1021,26 +1025,4 @@ pub fn to_csv(rows: &[Row]) -> String {
         s.push('\n');
     }
     s
-}
-
-/// Check the output directory: a missing or empty directory is fine; a non-empty one needs
-/// `force`; a file is refused.
-pub fn check_out_dir(dir: &Path, force: bool) -> Result<()> {
-    if dir.is_file() {
-        return Err(Error::file(dir, "is a file; -o must name a directory"));
-    }
-    if dir.is_dir() {
-        let nonempty = fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .next()
-            .is_some();
-        if nonempty && !force {
-            return Err(Error::file(
-                dir,
-                "already exists and is not empty; pass --force to write into it, or choose \
-                 another -o",
-            ));
-        }
-    }
-    Ok(())
 }

@@ -1,12 +1,11 @@
-//! Writing a plan's graph pair and its JSON sidecar: all-or-nothing, never clobbering.
+//! Writing a plan's graph pair and its JSON sidecar: all-or-nothing, never clobbering (see
+//! [`crate::output`]).
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::{Direction, PADDING_RULE};
 use crate::plan::{Plan, Program};
 use crate::spec::Dtype;
@@ -33,10 +32,7 @@ pub struct Exported {
 }
 
 fn program_report(p: &Program, dtype: Dtype, file: &str, direction: Direction) -> Value {
-    let elem = match dtype {
-        Dtype::F32 => 4,
-        Dtype::F16 => 2,
-    };
+    let elem = dtype.bytes() as u64;
     let shapes = p.shapes();
     let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
     for op in p.op_types() {
@@ -106,25 +102,24 @@ pub fn export(plan: &Plan, opts: &ExportOptions) -> Result<Exported> {
         dir.join(format!("{name}.decompress.onnx")),
         dir.join(format!("{name}.json")),
     ];
-    if !opts.force {
-        if let Some(p) = paths.iter().find(|p| p.exists()) {
-            return Err(Error::file(
-                p,
-                "already exists; pass --force to overwrite it, or choose another --out directory",
-            ));
-        }
+    for p in &paths {
+        crate::output::check_writable(p, opts.force)?;
     }
     // Build everything in memory before touching the disk.
     let compress = plan.model(Direction::Compress, opts.opset)?.encode()?;
     let decompress = plan.model(Direction::Decompress, opts.opset)?.encode()?;
     let rep = report_with_target(plan, opts.opset, opts.target.as_ref());
     let sidecar = serde_json::to_vec_pretty(&rep).expect("json");
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    write_all_atomic(&[
-        (&paths[0], &compress[..]),
-        (&paths[1], &decompress[..]),
-        (&paths[2], &sidecar[..]),
-    ])?;
+    let created = crate::output::CreatedDirs::create(dir)?;
+    crate::output::write_all_atomic(
+        &[
+            (&paths[0], &compress[..]),
+            (&paths[1], &decompress[..]),
+            (&paths[2], &sidecar[..]),
+        ],
+        opts.force,
+    )?;
+    created.keep();
     let [c, d, j] = paths;
     Ok(Exported {
         name,
@@ -133,45 +128,4 @@ pub fn export(plan: &Plan, opts: &ExportOptions) -> Result<Exported> {
         sidecar: j,
         report: rep,
     })
-}
-
-/// Write several files so that either all end up complete at their paths or none changes.
-pub fn write_all_atomic(files: &[(&PathBuf, &[u8])]) -> Result<()> {
-    let mut temps: Vec<(PathBuf, &PathBuf)> = Vec::new();
-    let cleanup = |temps: &[(PathBuf, &PathBuf)]| {
-        for (t, _) in temps {
-            let _ = fs::remove_file(t);
-        }
-    };
-    for (path, bytes) in files {
-        let tmp = temp_path(path);
-        if let Err(e) = write_synced(&tmp, bytes) {
-            let _ = fs::remove_file(&tmp);
-            cleanup(&temps);
-            return Err(e);
-        }
-        temps.push((tmp, path));
-    }
-    for (i, (tmp, path)) in temps.iter().enumerate() {
-        if let Err(e) = fs::rename(tmp, path) {
-            cleanup(&temps[i..]);
-            return Err(Error::io(*path, e));
-        }
-    }
-    Ok(())
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{file}.{}.tmp", std::process::id()))
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    f.sync_all().map_err(|e| Error::io(path, e))?;
-    Ok(())
 }

@@ -85,11 +85,11 @@ pub fn program_to_model(
     metadata: Vec<(String, String)>,
 ) -> Result<Model> {
     if !OPSET_RANGE.contains(&opset) {
-        return Err(Error::InvalidSpec {
-            field: "opset",
-            value: opset.to_string(),
-            allowed: format!("{}..={}", OPSET_RANGE.start(), OPSET_RANGE.end()),
-        });
+        return Err(Error::invalid_option(
+            "opset",
+            opset,
+            format!("{}..={}", OPSET_RANGE.start(), OPSET_RANGE.end()),
+        ));
     }
     let (in_name, out_name) = direction.io_names();
     let shapes = program.shapes();
@@ -166,9 +166,7 @@ pub fn program_to_model(
         }
         cur = out;
     }
-    if program.steps.is_empty() {
-        return Err(Error::Other("internal: empty program".into()));
-    }
+    assert!(!program.steps.is_empty(), "plans always have steps");
     let graph = Graph {
         name: format!("dctchop_{}", direction.as_str()),
         inputs: vec![ValueInfo {
@@ -239,10 +237,10 @@ pub fn spec_from_model(model: &Model) -> Result<Option<Spec>> {
         return Ok(None);
     };
     serde_json::from_str(json).map(Some).map_err(|e| {
-        Error::Other(format!(
-            "metadata '{}' is not a valid spec: {e}",
-            meta::SPEC
-        ))
+        Error::corrupt(
+            "<ONNX model>",
+            format!("metadata '{}' is not a valid spec: {e}", meta::SPEC),
+        )
     })
 }
 
@@ -284,8 +282,11 @@ impl GraphInfo {
     pub fn read(path: &std::path::Path) -> Result<GraphInfo> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let model = Model::decode(&bytes)
-            .map_err(|e| Error::file(path, format!("not a readable ONNX model: {e}")))?;
-        let spec = spec_from_model(&model).map_err(|e| Error::file(path, e.to_string()))?;
+            .map_err(|e| Error::unsupported(path, format!("not a readable ONNX model: {e}")))?;
+        let spec = spec_from_model(&model).map_err(|e| match e {
+            Error::Corrupt { message, .. } => Error::corrupt(path, message),
+            other => other,
+        })?;
         let get = |k: &str| {
             model
                 .metadata
@@ -356,8 +357,8 @@ impl GraphFile {
     pub fn read(path: &std::path::Path) -> Result<GraphFile> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let model = Model::decode(&bytes)
-            .map_err(|e| Error::file(path, format!("not a readable ONNX model: {e}")))?;
-        let bad = |m: String| Error::file(path, m);
+            .map_err(|e| Error::unsupported(path, format!("not a readable ONNX model: {e}")))?;
+        let bad = |m: String| Error::unsupported(path, m);
         let (inp, outp) = match (&model.graph.inputs[..], &model.graph.outputs[..]) {
             ([i], [o]) => (i, o),
             (i, o) => {

@@ -36,11 +36,86 @@ const FORMATS: &str =
 /// Axis layouts accepted after an HDF5 dataset name (`FILE.h5:/DATASET:LAYOUT`).
 pub const HDF5_LAYOUTS: [&str; 6] = ["hw", "chw", "nhw", "hwc", "nchw", "nhwc"];
 
-/// Element type of a `.npy` file's data.
+/// Element type of the original data (what the user's file holds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SampleType {
+    Uint8,
+    Uint16,
+    Int16,
+    Int32,
+    Float16,
+    Float32,
+    Float64,
+}
+
+/// Every sample type, in the order error messages list them.
+pub const SAMPLE_TYPES: [SampleType; 7] = [
+    SampleType::Uint8,
+    SampleType::Uint16,
+    SampleType::Int16,
+    SampleType::Int32,
+    SampleType::Float16,
+    SampleType::Float32,
+    SampleType::Float64,
+];
+
+impl SampleType {
+    /// The numpy name (`uint8`, `float32`, ...).
+    pub fn numpy_name(self) -> &'static str {
+        match self {
+            SampleType::Uint8 => "uint8",
+            SampleType::Uint16 => "uint16",
+            SampleType::Int16 => "int16",
+            SampleType::Int32 => "int32",
+            SampleType::Float16 => "float16",
+            SampleType::Float32 => "float32",
+            SampleType::Float64 => "float64",
+        }
+    }
+
+    /// Bytes per element.
+    pub fn bytes(self) -> usize {
+        match self {
+            SampleType::Uint8 => 1,
+            SampleType::Uint16 | SampleType::Int16 | SampleType::Float16 => 2,
+            SampleType::Int32 | SampleType::Float32 => 4,
+            SampleType::Float64 => 8,
+        }
+    }
+
+    /// The type of a numpy name, if it is one of [`SAMPLE_TYPES`].
+    pub fn from_numpy_name(name: &str) -> Option<SampleType> {
+        SAMPLE_TYPES.into_iter().find(|t| t.numpy_name() == name)
+    }
+
+    /// All names, for error messages.
+    pub fn allowed() -> String {
+        let names: Vec<&str> = SAMPLE_TYPES.iter().map(|t| t.numpy_name()).collect();
+        names.join(", ")
+    }
+
+    /// numpy's kind letter and size (`u`, 1 for uint8).
+    fn kind_size(self) -> (char, usize) {
+        let kind = match self {
+            SampleType::Uint8 | SampleType::Uint16 => 'u',
+            SampleType::Int16 | SampleType::Int32 => 'i',
+            _ => 'f',
+        };
+        (kind, self.bytes())
+    }
+}
+
+impl std::fmt::Display for SampleType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.numpy_name())
+    }
+}
+
+/// Element type of a `.npy` file's data: the sample type and its byte order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Elem {
-    kind: char,
-    size: usize,
+    ty: SampleType,
     big_endian: bool,
 }
 
@@ -55,26 +130,10 @@ impl Elem {
         let (kind, size) = rest.split_at(1.min(rest.len()));
         let kind = kind.chars().next()?;
         let size: usize = size.parse().ok()?;
-        let e = Elem {
-            kind,
-            size,
-            big_endian,
-        };
-        e.numpy_name().map(|_| e)
-    }
-
-    /// The numpy name (`uint8`, ...), or None for an unsupported type.
-    pub fn numpy_name(&self) -> Option<&'static str> {
-        Some(match (self.kind, self.size) {
-            ('u', 1) => "uint8",
-            ('u', 2) => "uint16",
-            ('i', 2) => "int16",
-            ('i', 4) => "int32",
-            ('f', 2) => "float16",
-            ('f', 4) => "float32",
-            ('f', 8) => "float64",
-            _ => return None,
-        })
+        let ty = SAMPLE_TYPES
+            .into_iter()
+            .find(|t| t.kind_size() == (kind, size))?;
+        Some(Elem { ty, big_endian })
     }
 
     /// Append the decoded values of `bytes` (a whole number of elements) to `out`.
@@ -93,15 +152,14 @@ impl Elem {
                 }))
             };
         }
-        match (self.kind, self.size) {
-            ('u', 1) => out.extend(bytes.iter().map(|&b| b as f32)),
-            ('u', 2) => conv!(u16, 2, |v| v as f32),
-            ('i', 2) => conv!(i16, 2, |v| v as f32),
-            ('i', 4) => conv!(i32, 4, |v| v as f32),
-            ('f', 2) => conv!(u16, 2, |v| half::f16::from_bits(v).to_f32()),
-            ('f', 4) => conv!(f32, 4, |v| v),
-            ('f', 8) => conv!(f64, 8, |v| v as f32),
-            _ => unreachable!("checked in Elem::parse"),
+        match self.ty {
+            SampleType::Uint8 => out.extend(bytes.iter().map(|&b| b as f32)),
+            SampleType::Uint16 => conv!(u16, 2, |v| v as f32),
+            SampleType::Int16 => conv!(i16, 2, |v| v as f32),
+            SampleType::Int32 => conv!(i32, 4, |v| v as f32),
+            SampleType::Float16 => conv!(u16, 2, |v| half::f16::from_bits(v).to_f32()),
+            SampleType::Float32 => conv!(f32, 4, |v| v),
+            SampleType::Float64 => conv!(f64, 8, |v| v as f32),
         }
     }
 }
@@ -127,8 +185,8 @@ pub struct Dataset {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
-    /// numpy name of the original element type (`uint8`, `uint16`, `float32`, ...).
-    pub dtype: String,
+    /// Element type of the original data.
+    pub dtype: SampleType,
     source: Source,
 }
 
@@ -140,7 +198,7 @@ impl Dataset {
 
     /// Bytes per element of the original dtype.
     pub fn elem_bytes(&self) -> usize {
-        dtype_bytes(&self.dtype)
+        self.dtype.bytes()
     }
 
     /// The files the data comes from (one `.npy`, or the images in order).
@@ -194,7 +252,7 @@ impl Dataset {
                         (self.n, self.channels, self.height, self.width).f(),
                         all,
                     )
-                    .map_err(|e| Error::file(path, e.to_string()))?;
+                    .expect("sizes checked when the file was opened");
                     Inner::Memory(a.as_standard_layout().into_owned())
                 } else {
                     Inner::Npy(r, *elem, path.clone())
@@ -209,17 +267,6 @@ impl Dataset {
             next: 0,
             inner,
         })
-    }
-}
-
-/// Bytes per element of a numpy dtype name (0 if unknown).
-pub fn dtype_bytes(name: &str) -> usize {
-    match name {
-        "uint8" => 1,
-        "uint16" | "int16" | "float16" => 2,
-        "int32" | "float32" => 4,
-        "float64" => 8,
-        _ => 0,
     }
 }
 
@@ -268,7 +315,7 @@ impl Reader<'_> {
                 for (j, path) in files[self.next..self.next + k].iter().enumerate() {
                     let img = load_image(path)?;
                     if img.shape() != [1, c, h, w] {
-                        return Err(Error::file(
+                        return Err(Error::corrupt(
                             path,
                             format!(
                                 "changed while reading: now {:?}, expected {:?}",
@@ -287,7 +334,7 @@ impl Reader<'_> {
                 let Source::Hdf5(src) = &ds.source else {
                     unreachable!()
                 };
-                h5::read(src, &ds.dtype, self.next, k)?
+                h5::read(src, ds.dtype, self.next, k)?
             }
         };
         self.next += k;
@@ -297,12 +344,13 @@ impl Reader<'_> {
 
 fn read_elems(r: &mut impl Read, path: &Path, elem: Elem, n: usize) -> Result<Vec<f32>> {
     let mut out = Vec::with_capacity(n);
-    let mut buf = vec![0u8; (1 << 20) / elem.size * elem.size];
-    let mut left = n * elem.size;
+    let size = elem.ty.bytes();
+    let mut buf = vec![0u8; (1 << 20) / size * size];
+    let mut left = n * size;
     while left > 0 {
         let take = left.min(buf.len());
         r.read_exact(&mut buf[..take]).map_err(|e| {
-            Error::file(
+            Error::corrupt(
                 path,
                 format!("data ends early (file truncated or changed while reading): {e}"),
             )
@@ -316,11 +364,15 @@ fn read_elems(r: &mut impl Read, path: &Path, elem: Elem, n: usize) -> Result<Ve
 /// Open inputs: exactly one `.npy`, or any number of image files and directories of images.
 pub fn open(inputs: &[PathBuf]) -> Result<Dataset> {
     if inputs.is_empty() {
-        return Err(Error::Other(format!("no input given: pass {FORMATS}")));
+        return Err(Error::invalid_option(
+            "inputs",
+            "(none)",
+            format!("one or more of {FORMATS}"),
+        ));
     }
     if let Some((file, dataset, layout)) = inputs.iter().find_map(|p| split_hdf5_spec(p)) {
         if inputs.len() != 1 {
-            return Err(Error::file(
+            return Err(Error::invalid_input(
                 file,
                 "pass exactly one HDF5 dataset, alone (several inputs with HDF5 are not supported)",
             ));
@@ -334,7 +386,7 @@ pub fn open(inputs: &[PathBuf]) -> Result<Dataset> {
         if meta.is_dir() {
             let found = list_images(p)?;
             if found.is_empty() {
-                return Err(Error::file(
+                return Err(Error::invalid_input(
                     p,
                     format!(
                         "directory contains no images (extensions {})",
@@ -348,7 +400,7 @@ pub fn open(inputs: &[PathBuf]) -> Result<Dataset> {
                 Some("npy") => npys.push(p.clone()),
                 Some(e) if IMAGE_EXTENSIONS.contains(&e) => images.push(p.clone()),
                 _ => {
-                    return Err(Error::file(
+                    return Err(Error::unsupported(
                         p,
                         format!("unknown format: the inputs allowed are {FORMATS}"),
                     ))
@@ -359,7 +411,7 @@ pub fn open(inputs: &[PathBuf]) -> Result<Dataset> {
     match (npys.len(), images.len()) {
         (1, 0) => open_npy(&npys[0]),
         (0, _) => open_images(images),
-        _ => Err(Error::file(
+        _ => Err(Error::invalid_input(
             &npys[0],
             "pass exactly one .npy file, alone (several .npy files, or .npy mixed with images, \
              are not supported)",
@@ -402,14 +454,14 @@ fn open_hdf5(file: &Path, dataset: Option<&str>, layout: Option<&str>) -> Result
         channels: c,
         height: h,
         width: w,
-        dtype: dtype.to_string(),
+        dtype,
         source: Source::Hdf5(src),
     })
 }
 
 #[cfg(not(feature = "hdf5"))]
 fn open_hdf5(file: &Path, _dataset: Option<&str>, _layout: Option<&str>) -> Result<Dataset> {
-    Err(Error::file(
+    Err(Error::unsupported(
         file,
         "HDF5 input needs dctchop built with `--features hdf5` (apt-get install libhdf5-dev; \
          cargo install --path . --features hdf5)",
@@ -435,16 +487,18 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn open_npy(path: &Path) -> Result<Dataset> {
-    let bad = |m: String| Error::file(path, m);
+    let unsupported = |m: String| Error::unsupported(path, m);
+    let corrupt = |m: String| Error::corrupt(path, m);
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut r = BufReader::new(f);
-    let npy = npyz::NpyFile::new(&mut r).map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
+    let npy = npyz::NpyFile::new(&mut r)
+        .map_err(|e| unsupported(format!("not a valid .npy file: {e}")))?;
     let descr = npy.dtype().descr().trim_matches('\'').to_string();
     let elem = Elem::parse(&descr).ok_or_else(|| {
-        bad(format!(
-            "dtype {descr} is not supported: allowed are uint8, uint16, int16, int32, float16, \
-             float32, float64"
+        unsupported(format!(
+            "dtype {descr} is not supported: allowed are {}",
+            SampleType::allowed()
         ))
     })?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
@@ -454,25 +508,26 @@ fn open_npy(path: &Path) -> Result<Dataset> {
         [c, h, w] => [1, c, h, w],
         [n, c, h, w] => [n, c, h, w],
         _ => {
-            return Err(bad(format!(
+            return Err(unsupported(format!(
                 "shape {shape:?} is not supported: allowed are (H, W), (C, H, W), (N, C, H, W)"
             )))
         }
     };
     if n * c * h * w == 0 {
-        return Err(bad(format!(
-            "shape {shape:?} is empty: every size must be >= 1"
-        )));
+        return Err(Error::invalid_input(
+            path,
+            format!("shape {shape:?} is empty: every size must be >= 1"),
+        ));
     }
     let reader = npy.into_inner();
     let data_start = reader.stream_position().map_err(|e| Error::io(path, e))?;
-    let need = [n, c, h, w, elem.size]
+    let need = [n, c, h, w, elem.ty.bytes()]
         .iter()
         .try_fold(1u64, |a, &d| a.checked_mul(d as u64));
     match need {
         Some(need) if data_start + need <= file_len => {}
         _ => {
-            return Err(bad(format!(
+            return Err(corrupt(format!(
                 "truncated: the header says shape {shape:?} of {descr} ({} bytes of data), but \
                  the file has {} bytes after its header",
                 need.map_or("too many".to_string(), |b| b.to_string()),
@@ -485,7 +540,7 @@ fn open_npy(path: &Path) -> Result<Dataset> {
         channels: c,
         height: h,
         width: w,
-        dtype: elem.numpy_name().expect("checked").to_string(),
+        dtype: elem.ty,
         source: Source::Npy {
             path: path.to_path_buf(),
             elem,
@@ -496,9 +551,10 @@ fn open_npy(path: &Path) -> Result<Dataset> {
 }
 
 /// (channels, height, width, dtype) from an image's header.
-fn image_header(path: &Path) -> Result<(usize, usize, usize, &'static str)> {
+fn image_header(path: &Path) -> Result<(usize, usize, usize, SampleType)> {
     use image::{ColorType, ImageDecoder};
-    let bad = |e: image::ImageError| Error::file(path, format!("cannot read as an image: {e}"));
+    let bad =
+        |e: image::ImageError| Error::unsupported(path, format!("cannot read as an image: {e}"));
     let dec = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
@@ -507,18 +563,18 @@ fn image_header(path: &Path) -> Result<(usize, usize, usize, &'static str)> {
         .map_err(bad)?;
     let (w, h) = dec.dimensions();
     let (c, dtype) = match dec.color_type() {
-        ColorType::L8 => (1, "uint8"),
-        ColorType::La8 => (2, "uint8"),
-        ColorType::Rgb8 => (3, "uint8"),
-        ColorType::Rgba8 => (4, "uint8"),
-        ColorType::L16 => (1, "uint16"),
-        ColorType::La16 => (2, "uint16"),
-        ColorType::Rgb16 => (3, "uint16"),
-        ColorType::Rgba16 => (4, "uint16"),
-        ColorType::Rgb32F => (3, "float32"),
-        ColorType::Rgba32F => (4, "float32"),
+        ColorType::L8 => (1, SampleType::Uint8),
+        ColorType::La8 => (2, SampleType::Uint8),
+        ColorType::Rgb8 => (3, SampleType::Uint8),
+        ColorType::Rgba8 => (4, SampleType::Uint8),
+        ColorType::L16 => (1, SampleType::Uint16),
+        ColorType::La16 => (2, SampleType::Uint16),
+        ColorType::Rgb16 => (3, SampleType::Uint16),
+        ColorType::Rgba16 => (4, SampleType::Uint16),
+        ColorType::Rgb32F => (3, SampleType::Float32),
+        ColorType::Rgba32F => (4, SampleType::Float32),
         other => {
-            return Err(Error::file(
+            return Err(Error::unsupported(
                 path,
                 format!(
                     "pixel type {other:?} is not supported: allowed are 8/16-bit gray, gray+alpha, \
@@ -535,9 +591,10 @@ fn open_images(files: Vec<PathBuf>) -> Result<Dataset> {
     for f in &files[1..] {
         let h = image_header(f)?;
         if h != first {
-            let d =
-                |(c, hh, w, t): (usize, usize, usize, &str)| format!("{w}x{hh} {c}-channel {t}");
-            return Err(Error::file(
+            let d = |(c, hh, w, t): (usize, usize, usize, SampleType)| {
+                format!("{w}x{hh} {c}-channel {t}")
+            };
+            return Err(Error::invalid_input(
                 f,
                 format!(
                     "is {} but {} is {}: all images of one dataset must have the same size, \
@@ -555,7 +612,7 @@ fn open_images(files: Vec<PathBuf>) -> Result<Dataset> {
         channels: c,
         height: h,
         width: w,
-        dtype: dtype.to_string(),
+        dtype,
         source: Source::Images(files),
     })
 }
@@ -568,7 +625,7 @@ pub fn load_image(path: &Path) -> Result<Array4<f32>> {
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?
         .decode()
-        .map_err(|e| Error::file(path, format!("cannot decode image: {e}")))?;
+        .map_err(|e| Error::corrupt(path, format!("cannot decode image: {e}")))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (c, data): (usize, Vec<f32>) = match &img {
         D::ImageLuma8(b) => (1, b.as_raw().iter().map(|&v| v as f32).collect()),
@@ -582,7 +639,7 @@ pub fn load_image(path: &Path) -> Result<Array4<f32>> {
         D::ImageRgb32F(b) => (3, b.as_raw().clone()),
         D::ImageRgba32F(b) => (4, b.as_raw().clone()),
         other => {
-            return Err(Error::file(
+            return Err(Error::unsupported(
                 path,
                 format!("pixel type {:?} is not supported", other.color()),
             ))

@@ -10,7 +10,9 @@
 //! - [`graph`]: lowering to ONNX (via the DCT-agnostic `onnx_export` crate) and metadata.
 //! - [`engine`]: runtimes (tract; ONNX Runtime with the `ort` feature; a plain-Rust f64 reference).
 //! - [`codec`]: compress/decompress any number of samples, batching and serialization.
-//! - [`export`]: writing graph pairs and sidecars atomically.
+//! - [`layout`]: what a variant keeps and where it is stored (the one place that knows).
+//! - [`export`]: writing graph pairs and sidecars.
+//! - [`output`]: writing files without losing anything (temporaries, atomic commits, --force).
 //! - [`input`]: reading `.npy` files and images (PNG, JPEG, TIFF) as f32 batches.
 //! - [`container`]: the sharded safetensors container of coefficients, and its batch [`container::Loader`].
 //! - [`pipeline`]: files in, files out: `compress` into a container, `decompress` to .npy/PNG.
@@ -36,7 +38,9 @@ pub mod eval;
 pub mod export;
 pub mod graph;
 pub mod input;
+pub mod layout;
 pub mod npy;
+pub mod output;
 pub mod pipeline;
 pub mod plan;
 pub mod spec;
@@ -44,10 +48,11 @@ pub mod target;
 
 pub use codec::Codec;
 pub use engine::{Device, EngineKind, EngineOptions};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use graph::Direction;
+pub use layout::{Layout, Variant};
 pub use plan::Plan;
-pub use spec::{Dtype, Spec, Tile, Variant};
+pub use spec::{Dtype, Spec, Tile};
 pub use target::Target;
 
 /// Tune glibc's allocator for large, repeated batches: keep freed memory in the heap and use one

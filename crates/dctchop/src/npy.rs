@@ -5,21 +5,16 @@ use npyz::WriterBuilder;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-
-/// Element type to store in a `.npy` file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NpyType {
-    F32,
-    F16,
-}
+use crate::spec::Dtype;
 
 /// Serialize `a` as a C-order `.npy` (f32 `<f4` or f16 `<f2`).
-pub fn to_npy_bytes(a: ArrayViewD<'_, f32>, ty: NpyType) -> Result<Vec<u8>> {
+pub fn to_npy_bytes(a: ArrayViewD<'_, f32>, ty: Dtype) -> Result<Vec<u8>> {
     let shape: Vec<u64> = a.shape().iter().map(|&d| d as u64).collect();
     let mut bytes = Vec::new();
-    let io = |e: std::io::Error| Error::Other(format!("npy encoding: {e}"));
+    // Writing into a Vec cannot fail; npyz's errors are io::Error all the same.
+    let io = |e: std::io::Error| Error::io("<.npy in memory>", e);
     match ty {
-        NpyType::F32 => {
+        Dtype::F32 => {
             let mut w = npyz::WriteOptions::new()
                 .default_dtype()
                 .shape(&shape)
@@ -29,7 +24,7 @@ pub fn to_npy_bytes(a: ArrayViewD<'_, f32>, ty: NpyType) -> Result<Vec<u8>> {
             w.extend(a.iter().copied()).map_err(io)?;
             w.finish().map_err(io)?;
         }
-        NpyType::F16 => {
+        Dtype::F16 => {
             let mut w = npyz::WriteOptions::<half::f16>::new()
                 .default_dtype()
                 .shape(&shape)
@@ -44,16 +39,18 @@ pub fn to_npy_bytes(a: ArrayViewD<'_, f32>, ty: NpyType) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Write `a` to `path` atomically (see [`crate::export::write_all_atomic`]).
-pub fn write_npy(path: &Path, a: ArrayViewD<'_, f32>, ty: NpyType) -> Result<()> {
+/// Write `a` to `path` atomically, replacing an existing file only with `force` (see
+/// [`crate::output`]).
+pub fn write_npy(path: &Path, a: ArrayViewD<'_, f32>, ty: Dtype, force: bool) -> Result<()> {
     let bytes = to_npy_bytes(a, ty)?;
-    crate::export::write_all_atomic(&[(&path.to_path_buf(), &bytes[..])])
+    crate::output::write_atomic(path, &bytes, force)
 }
 
 /// Read a float `.npy` (f16, f32 or f64; C or Fortran order) as f32, with its stored type.
 pub fn read_npy_f32(path: &Path) -> Result<(ArrayD<f32>, String)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bad = |m: String| Error::file(path, m);
+    let bad = |m: String| Error::unsupported(path, m);
+    let corrupt = |m: String| Error::corrupt(path, m);
     let npy =
         npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
@@ -61,16 +58,16 @@ pub fn read_npy_f32(path: &Path) -> Result<(ArrayD<f32>, String)> {
     // npyz gives the Python literal, quotes included ("'<f4'"); keep the bare type string.
     let descr = npy.dtype().descr().trim_matches('\'').to_string();
     let data: Vec<f32> = match descr.as_str() {
-        "<f4" => npy.into_vec::<f32>().map_err(|e| bad(e.to_string()))?,
+        "<f4" => npy.into_vec::<f32>().map_err(|e| corrupt(e.to_string()))?,
         "<f2" => npy
             .into_vec::<half::f16>()
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(|e| corrupt(e.to_string()))?
             .into_iter()
             .map(|v| v.to_f32())
             .collect(),
         "<f8" => npy
             .into_vec::<f64>()
-            .map_err(|e| bad(e.to_string()))?
+            .map_err(|e| corrupt(e.to_string()))?
             .into_iter()
             .map(|v| v as f32)
             .collect(),
@@ -80,6 +77,6 @@ pub fn read_npy_f32(path: &Path) -> Result<(ArrayD<f32>, String)> {
         }
     };
     let arr = ArrayD::from_shape_vec(IxDyn(&shape).set_f(fortran), data)
-        .map_err(|e| bad(format!("shape {shape:?} does not match the data: {e}")))?;
+        .map_err(|e| corrupt(format!("shape {shape:?} does not match the data: {e}")))?;
     Ok((arr.as_standard_layout().into_owned(), descr))
 }

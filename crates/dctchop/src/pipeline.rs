@@ -4,8 +4,7 @@
 
 use ndarray::{Array4, Axis};
 use serde::Serialize;
-use std::fs::{self, File};
-use std::io::BufWriter;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -13,6 +12,9 @@ use crate::container::{self, DatasetInfo, Store};
 use crate::error::{Error, Result};
 use crate::graph::Direction;
 use crate::input;
+use crate::input::SampleType;
+use crate::output::{Commit, CreatedDirs};
+use crate::spec::Dtype;
 use crate::spec::{Spec, Tile, Variant};
 use crate::{Codec, EngineOptions};
 
@@ -43,7 +45,7 @@ impl Default for CompressOptions {
             variant: Variant::Chop,
             tile: Tile::Auto,
             batch: 8,
-            store: Store::F32,
+            store: Dtype::F32,
             shard_bytes: 1024 * 1_000_000,
             max_memory_mb: 4096,
             engine: EngineOptions::tract(),
@@ -60,7 +62,7 @@ pub struct CompressReport {
     pub graph: PathBuf,
     pub samples: usize,
     pub original_shape: [usize; 4],
-    pub original_dtype: String,
+    pub original_dtype: SampleType,
     pub original_bytes: u64,
     /// Coefficient bytes in all shards (headers excluded).
     pub payload_bytes: u64,
@@ -102,11 +104,7 @@ pub fn compress(
     let ds = input::open(inputs)?;
     let stem = container::stem_of(out);
     if opts.batch == 0 {
-        return Err(Error::InvalidSpec {
-            field: "batch",
-            value: "0".into(),
-            allowed: "an integer >= 1".into(),
-        });
+        return Err(Error::invalid_option("batch", 0, "an integer >= 1"));
     }
     let batch = opts.batch.min(ds.n);
     let spec = Spec::new(ds.height, ds.width, opts.cf)
@@ -115,7 +113,7 @@ pub fn compress(
         .with_block(opts.block)
         .with_variant(opts.variant)
         .with_tile(opts.tile);
-    let at_input = |e: Error| Error::file(ds.file_of(0), format!("cannot compress: {e}"));
+    let at_input = |e: Error| Error::invalid_input(ds.file_of(0), format!("cannot compress: {e}"));
     spec.validate().map_err(at_input)?;
     let cap = opts.max_memory_mb.saturating_mul(1_000_000);
     let need = estimate_batch_bytes(&spec, batch);
@@ -127,9 +125,9 @@ pub fn compress(
         } else {
             format!("lower --batch (allowed: 1..={fits}) or raise --max-memory-mb")
         };
-        return Err(Error::file(
-            ds.file_of(0),
-            format!(
+        return Err(Error::TooLarge {
+            path: ds.file_of(0),
+            message: format!(
                 "too large for the memory cap: a batch of {batch} samples of {}x{}x{} needs about \
                  {} MB, over --max-memory-mb {}; {hint}",
                 ds.channels,
@@ -138,7 +136,7 @@ pub fn compress(
                 need.div_ceil(1_000_000),
                 opts.max_memory_mb
             ),
-        ));
+        });
     }
     let mut codec = Codec::new(&spec, &opts.engine).map_err(at_input)?;
     let graph = codec
@@ -178,7 +176,7 @@ pub fn compress(
             } else {
                 String::new()
             };
-            return Err(Error::file(
+            return Err(Error::invalid_input(
                 file,
                 format!(
                     "contains {total} non-finite values (NaN or Inf){whole}: not supported, \
@@ -191,7 +189,7 @@ pub fn compress(
             hi = hi.max(v as f64);
         }
         let mut y = codec.compress(x.view())?;
-        if opts.store == Store::F16 {
+        if opts.store == Dtype::F16 {
             y.mapv_inplace(|v| half::f16::from_f32(v).to_f32());
         }
         writer.push(y.view())?;
@@ -204,7 +202,7 @@ pub fn compress(
         progress(reader.position(), ds.n);
     }
     let info = DatasetInfo {
-        dtype: ds.dtype.clone(),
+        dtype: ds.dtype,
         shape: ds.shape(),
         min: lo,
         max: hi,
@@ -228,7 +226,7 @@ pub fn compress(
         graph: graph_file,
         samples: ds.n,
         original_shape: ds.shape(),
-        original_dtype: ds.dtype.clone(),
+        original_dtype: ds.dtype,
         original_bytes,
         payload_bytes,
         file_bytes,
@@ -250,40 +248,32 @@ pub struct DecompressReport {
     pub outputs: Vec<PathBuf>,
     pub samples: usize,
     pub shape: [usize; 4],
-    pub original_dtype: String,
+    pub original_dtype: SampleType,
     pub seconds: f64,
     /// Decompressed f32 bytes per second, in MB/s.
     pub mb_per_s: f64,
 }
 
-/// Removes its files on drop unless disarmed.
-struct Temps(Vec<PathBuf>);
-impl Drop for Temps {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = fs::remove_file(p);
+/// What `decompress` writes, from the output path: `.npy`, `.png` (one sample), else a directory
+/// of PNGs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputKind {
+    Npy,
+    Png,
+    PngDir,
+}
+
+impl OutputKind {
+    pub fn of(out: &Path) -> OutputKind {
+        match out
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("npy") => OutputKind::Npy,
+            Some("png") => OutputKind::Png,
+            _ => OutputKind::PngDir,
         }
-    }
-}
-
-fn temp_for(path: &Path) -> PathBuf {
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{file}.{}.tmp", std::process::id()))
-}
-
-/// Output kind, from the path: `.npy`, `.png` (one sample), else a directory of PNGs.
-fn out_kind(out: &Path) -> &'static str {
-    match out
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("npy") => "npy",
-        Some("png") => "png",
-        _ => "dir",
     }
 }
 
@@ -303,23 +293,21 @@ pub fn decompress(
     let h = &c.header;
     let shape = h.info.shape;
     let n = shape[0];
-    let kind = out_kind(out);
-    if kind != "npy" {
-        match h.info.dtype.as_str() {
-            "uint8" | "uint16" => {}
-            other => {
-                return Err(Error::file(
-                    out,
-                    format!(
-                        "PNG output needs uint8 or uint16 original data, but {} holds {other}: \
-                         write a .npy instead",
-                        c.shards[0].display()
-                    ),
-                ))
-            }
-        };
+    let kind = OutputKind::of(out);
+    if kind != OutputKind::Npy {
+        if !matches!(h.info.dtype, SampleType::Uint8 | SampleType::Uint16) {
+            return Err(Error::invalid_input(
+                out,
+                format!(
+                    "PNG output needs uint8 or uint16 original data, but {} holds {}: write a \
+                     .npy instead",
+                    c.shards[0].display(),
+                    h.info.dtype
+                ),
+            ));
+        }
         if !(1..=4).contains(&shape[1]) {
-            return Err(Error::file(
+            return Err(Error::invalid_input(
                 out,
                 format!(
                     "PNG output needs 1 to 4 channels, the data has {}",
@@ -327,110 +315,91 @@ pub fn decompress(
                 ),
             ));
         }
-        if kind == "png" && n != 1 {
-            return Err(Error::file(
+        if kind == OutputKind::Png && n != 1 {
+            return Err(Error::invalid_input(
                 out,
-                format!("the container holds {n} samples: write a .npy or a directory (one PNG per sample)"),
+                format!(
+                    "the container holds {n} samples: write a .npy or a directory (one PNG per \
+                     sample)"
+                ),
             ));
         }
     }
     let targets: Vec<PathBuf> = match kind {
-        "dir" => (0..n).map(|i| out.join(format!("{i:05}.png"))).collect(),
+        OutputKind::PngDir => (0..n).map(|i| out.join(format!("{i:05}.png"))).collect(),
         _ => vec![out.to_path_buf()],
     };
-    if !force {
-        if let Some(p) = targets.iter().find(|p| p.exists()) {
-            return Err(Error::file(
-                p,
-                "already exists; pass --force to overwrite it",
-            ));
-        }
+    for p in &targets {
+        crate::output::check_writable(p, force)?;
     }
-    if kind != "dir" {
-        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.is_dir() {
-                return Err(Error::file(
-                    out,
-                    format!("output directory {} does not exist", dir.display()),
-                ));
+    let dir = match kind {
+        OutputKind::PngDir => out,
+        _ => out.parent().unwrap_or(Path::new("")),
+    };
+    if kind != OutputKind::PngDir && !dir.as_os_str().is_empty() && !dir.is_dir() {
+        return Err(Error::invalid_input(
+            out,
+            format!("output directory {} does not exist", dir.display()),
+        ));
+    }
+    let created = CreatedDirs::create(dir)?;
+    let loader = c.loader(batch.max(1), engine)?;
+    let mut commit = Commit::new(force);
+    let mut done = 0;
+    if kind == OutputKind::Npy {
+        use npyz::WriterBuilder;
+        let tmp = commit.add(out)?;
+        let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        let target = out.to_path_buf();
+        let io = |e: std::io::Error| Error::io(&target, e);
+        let mut w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&dims)
+            .writer(tmp.file())
+            .begin_nd()
+            .map_err(io)?;
+        for x in loader {
+            let x = x?;
+            w.extend(x.iter().copied()).map_err(io)?;
+            done += x.shape()[0];
+            progress(done, n);
+        }
+        w.finish().map_err(io)?;
+    } else {
+        for x in loader {
+            let x = x?;
+            for s in x.axis_iter(Axis(0)) {
+                let a = s.insert_axis(Axis(0)).to_owned();
+                let png = encode_png(&a, h.info.dtype);
+                commit.add_bytes(&targets[done], &png)?;
+                done += 1;
             }
+            progress(done, n);
         }
     }
-    let created_dir = kind == "dir" && !out.exists();
-    if kind == "dir" {
-        fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    }
-    let result = (|| -> Result<()> {
-        let mut temps = Temps(targets.iter().map(|p| temp_for(p)).collect());
-        let loader = c.loader(batch.max(1), engine)?;
-        let mut done = 0;
-        if kind == "npy" {
-            use npyz::WriterBuilder;
-            let tmp = temps.0[0].clone();
-            let io = |e: std::io::Error| Error::io(&tmp, e);
-            let f = File::create(&tmp).map_err(io)?;
-            let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-            let mut w = npyz::WriteOptions::<f32>::new()
-                .default_dtype()
-                .shape(&dims)
-                .writer(BufWriter::with_capacity(1 << 20, f))
-                .begin_nd()
-                .map_err(io)?;
-            for x in loader {
-                let x = x?;
-                w.extend(x.iter().copied()).map_err(io)?;
-                done += x.shape()[0];
-                progress(done, n);
-            }
-            w.finish().map_err(io)?;
-        } else {
-            for x in loader {
-                let x = x?;
-                for s in x.axis_iter(Axis(0)) {
-                    let a = s.insert_axis(Axis(0)).to_owned();
-                    write_png(&temps.0[done], &a, &h.info.dtype)?;
-                    done += 1;
-                }
-                progress(done, n);
-            }
-        }
-        for (i, (tmp, path)) in temps.0.iter().zip(&targets).enumerate() {
-            fs::rename(tmp, path).map_err(|e| {
-                for t in &temps.0[i + 1..] {
-                    let _ = fs::remove_file(t);
-                }
-                Error::io(path, e)
-            })?;
-        }
-        temps.0.clear();
-        Ok(())
-    })();
-    if let Err(e) = result {
-        if created_dir {
-            let _ = fs::remove_dir(out);
-        }
-        return Err(e);
-    }
+    commit.finish()?;
+    created.keep();
     let seconds = t0.elapsed().as_secs_f64();
     Ok(DecompressReport {
         container: c.shards[0].clone(),
         outputs: targets,
         samples: n,
         shape,
-        original_dtype: h.info.dtype.clone(),
+        original_dtype: h.info.dtype,
         seconds,
         mb_per_s: (shape.iter().product::<usize>() * 4) as f64 / 1e6 / seconds.max(1e-9),
     })
 }
 
-/// Write `[1, C, H, W]` as PNG in the original bit depth (rounded, clamped).
-fn write_png(path: &Path, x: &Array4<f32>, dtype: &str) -> Result<()> {
+/// Encode `[1, C, H, W]` as PNG in the original bit depth (rounded, clamped), `dtype` being
+/// uint8 or uint16.
+fn encode_png(x: &Array4<f32>, dtype: SampleType) -> Vec<u8> {
     use image::{DynamicImage as D, ImageBuffer};
     let (c, h, w) = (x.shape()[1], x.shape()[2], x.shape()[3]);
     // CHW → interleaved HWC.
     let hwc = x.view().permuted_axes([0, 2, 3, 1]);
     let (wu, hu) = (w as u32, h as u32);
-    let img = if dtype == "uint8" {
+    let img = if dtype == SampleType::Uint8 {
         let v: Vec<u8> = hwc
             .iter()
             .map(|&p| p.round().clamp(0.0, 255.0) as u8)
@@ -453,9 +422,8 @@ fn write_png(path: &Path, x: &Array4<f32>, dtype: &str) -> Result<()> {
             _ => D::ImageRgba16(ImageBuffer::from_raw(wu, hu, v).expect("size")),
         }
     };
-    let f = File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut w = BufWriter::new(f);
-    img.write_to(&mut w, image::ImageFormat::Png)
-        .map_err(|e| Error::file(path, format!("PNG encoding: {e}")))?;
-    Ok(())
+    let mut buf = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut buf, image::ImageFormat::Png)
+        .expect("PNG encoding into memory of a valid image buffer");
+    buf.into_inner()
 }

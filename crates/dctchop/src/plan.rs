@@ -21,9 +21,10 @@
 
 use ndarray::Array2;
 
-use crate::dct::{dct_matrix, kept_positions};
+use crate::dct::dct_matrix;
 use crate::error::{Error, Result};
-use crate::spec::{Spec, Tile, Variant, MAX_CONSTANT_BYTES};
+use crate::layout::Layout;
+use crate::spec::{Spec, Tile, MAX_CONSTANT_BYTES};
 
 /// How one image axis is transformed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,12 +212,12 @@ pub fn forward_tile(tile: usize, block: usize, cf: usize) -> Array2<f64> {
     forward_dense(tile, block, cf)
 }
 
-/// The 0/1 expansion that turns a block's triangle coefficients (CF(CF+1)/2) back into its full
-/// CF×CF square (row-major), with zeros at i + j ≥ CF.
-pub fn triangle_expansion(cf: usize) -> Array2<f64> {
-    let pos = kept_positions(Variant::Triangle, cf);
-    let mut e = Array2::<f64>::zeros((pos.len(), cf * cf));
-    for (k, &(i, j)) in pos.iter().enumerate() {
+/// The 0/1 expansion that turns a block's kept coefficients (in stored order) back into its
+/// full CF×CF square (row-major), with zeros where the layout drops a coefficient.
+pub fn block_expansion(layout: &Layout) -> Array2<f64> {
+    let cf = layout.cf;
+    let mut e = Array2::<f64>::zeros((layout.per_block(), cf * cf));
+    for (k, &(i, j)) in layout.kept().iter().enumerate() {
         e[[k, i * cf + j]] = 1.0;
     }
     e
@@ -425,22 +426,21 @@ fn build_compress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
     }
     // Drop the coefficients of blocks that only exist because of tile padding.
     g.gather(2, idx(0..hc));
-    match s.variant {
-        Variant::Chop => g.gather(3, idx(0..wc)),
-        Variant::Triangle => {
-            // One block row is a contiguous strip of CF·wx values; pick the triangle of every
-            // block in it (this also drops tile-padding columns).
-            let pos = kept_positions(Variant::Triangle, s.cf);
-            g.reshape(vec![b, c, nbh, s.cf * wx]);
-            let mut sel = Vec::with_capacity(nbw * pos.len());
-            for bj in 0..nbw {
-                for &(i, j) in &pos {
-                    sel.push((i * wx + bj * s.cf + j) as i64);
-                }
+    let layout = s.layout();
+    if layout.is_grid() {
+        g.gather(3, idx(0..wc));
+    } else {
+        // One block row is a contiguous strip of CF·wx values; pick the kept coefficients of
+        // every block in it, block-major (this also drops tile-padding columns).
+        g.reshape(vec![b, c, nbh, s.cf * wx]);
+        let mut sel = Vec::with_capacity(nbw * layout.per_block());
+        for bj in 0..nbw {
+            for &(i, j) in layout.kept() {
+                sel.push((i * wx + bj * s.cf + j) as i64);
             }
-            g.gather(3, sel);
-            g.reshape(vec![b, c, nbh * nbw * pos.len()]);
         }
+        g.gather(3, sel);
+        g.reshape(vec![b, c, nbh * nbw * layout.per_block()]);
     }
     g.finish()
 }
@@ -451,13 +451,13 @@ fn build_decompress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
     let (hc, wc) = (nbh * s.cf, nbw * s.cf);
     let mut g = Builder::new(s.compressed_shape());
 
-    if s.variant == Variant::Triangle {
+    let layout = s.layout();
+    if !layout.is_grid() {
         // Restore the zeros with a MatMul by the 0/1 expansion (no Scatter), giving block-major
-        // CF×CF squares; then a Gather inside each block-row strip reorders them to the chop grid.
-        let t = s.coeffs_per_block();
-        g.reshape(vec![b * c * nbh * nbw, t]);
+        // CF×CF squares; then a Gather inside each block-row strip reorders them to the grid.
+        g.reshape(vec![b * c * nbh * nbw, layout.per_block()]);
         g.push(Step::MatMulRight {
-            w: triangle_expansion(s.cf),
+            w: block_expansion(&layout),
         });
         g.reshape(vec![b, c, nbh, nbw * s.cf * s.cf]);
         let mut perm = Vec::with_capacity(s.cf * wc);
@@ -555,7 +555,7 @@ mod tests {
 
     #[test]
     fn shapes_match_spec() {
-        for variant in [Variant::Chop, Variant::Triangle] {
+        for variant in crate::layout::VARIANTS {
             for tile in [Tile::Full, Tile::Auto, Tile::Size(8), Tile::Size(32)] {
                 for (h, w) in [(300, 451), (25, 25), (64, 128)] {
                     let spec = Spec::new(h, w, 3).with_variant(variant).with_tile(tile);

@@ -8,6 +8,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::Error;
+use crate::layout::Layout;
+pub use crate::layout::Variant;
 
 /// Block sizes the DCT may use.
 pub const ALLOWED_BLOCKS: [usize; 4] = [4, 8, 16, 32];
@@ -15,16 +17,6 @@ pub const ALLOWED_BLOCKS: [usize; 4] = [4, 8, 16, 32];
 pub const OPSET_RANGE: std::ops::RangeInclusive<i64> = 13..=21;
 /// Refuse plans whose constant matrices (f64 while building) would exceed this many bytes.
 pub const MAX_CONSTANT_BYTES: u64 = 2 << 30;
-
-/// Which coefficients of each block are kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Variant {
-    /// Upper-left CF×CF square (the paper's DCT+Chop).
-    Chop,
-    /// Upper-left triangle i + j < CF (the paper's scatter/gather optimization, §3.5.2).
-    Triangle,
-}
 
 /// Element type of the graph's inputs, outputs and constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -125,12 +117,14 @@ impl Spec {
         )
     }
 
+    /// Where this spec's coefficients are stored (what the variant means).
+    pub fn layout(&self) -> Layout {
+        Layout::new(self.variant, self.cf, self.blocks())
+    }
+
     /// Coefficients kept per block: CF² (chop) or CF(CF+1)/2 (triangle).
     pub fn coeffs_per_block(&self) -> usize {
-        match self.variant {
-            Variant::Chop => self.cf * self.cf,
-            Variant::Triangle => self.cf * (self.cf + 1) / 2,
-        }
+        self.layout().per_block()
     }
 
     /// Shape of the uncompressed tensor `[B, C, H, W]`.
@@ -138,17 +132,10 @@ impl Spec {
         vec![self.batch, self.channels, self.height, self.width]
     }
 
-    /// Shape of the compressed tensor: chop `[B, C, nbh·CF, nbw·CF]`, triangle `[B, C, K]`.
+    /// Shape of the compressed tensor: `[B, C]` followed by the layout's plane shape (chop
+    /// `[nbh·CF, nbw·CF]`, triangle `[nbh·nbw·K]`).
     pub fn compressed_shape(&self) -> Vec<usize> {
-        let (nbh, nbw) = self.blocks();
-        match self.variant {
-            Variant::Chop => vec![self.batch, self.channels, nbh * self.cf, nbw * self.cf],
-            Variant::Triangle => vec![
-                self.batch,
-                self.channels,
-                nbh * nbw * self.coeffs_per_block(),
-            ],
-        }
+        [vec![self.batch, self.channels], self.layout().plane_shape()].concat()
     }
 
     /// Stored compression ratio: uncompressed elements / stored coefficients (both in the
@@ -158,12 +145,9 @@ impl Spec {
         (self.height * self.width) as f64 / (nbh * nbw * self.coeffs_per_block()) as f64
     }
 
-    /// Name of the compressed layout (documented in the README).
+    /// Name of the compressed layout (see [`Layout`]).
     pub fn layout_name(&self) -> &'static str {
-        match self.variant {
-            Variant::Chop => "chop-blockgrid-v1",
-            Variant::Triangle => "triangle-blockmajor-v1",
-        }
+        self.layout().name()
     }
 
     /// The spec the graphs are built for: the spec itself when serialize = 1, else one chunk
@@ -279,26 +263,6 @@ impl Spec {
             );
         }
         Ok(())
-    }
-}
-
-impl fmt::Display for Variant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Variant::Chop => "chop",
-            Variant::Triangle => "triangle",
-        })
-    }
-}
-
-impl FromStr for Variant {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "chop" | "square" => Ok(Variant::Chop),
-            "triangle" | "tri" => Ok(Variant::Triangle),
-            _ => Err(format!("unknown variant '{s}': allowed are chop, triangle")),
-        }
     }
 }
 

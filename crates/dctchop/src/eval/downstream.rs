@@ -68,7 +68,7 @@ pub fn load_gray(dir: &Path) -> Result<Vec<(PathBuf, Array2<f32>)>> {
         .collect();
     files.sort();
     if files.len() < 2 {
-        return Err(Error::file(
+        return Err(Error::invalid_input(
             dir,
             "the downstream task needs at least 2 images (one class each)",
         ));
@@ -82,7 +82,7 @@ pub fn load_gray(dir: &Path) -> Result<Vec<(PathBuf, Array2<f32>)>> {
                 .mean_axis(Axis(0))
                 .expect("channels");
             if g.dim().0 < 2 * PATCH || g.dim().1 < PATCH {
-                return Err(Error::file(
+                return Err(Error::invalid_input(
                     &f,
                     format!("too small for {PATCH}x{PATCH} train and test patches"),
                 ));

@@ -31,7 +31,10 @@ impl Zfp {
             bits: std::ptr::null_mut(),
         };
         if zfp.field.is_null() || zfp.stream.is_null() {
-            return Err(Error::Other("ZFP: cannot allocate a stream".into()));
+            return Err(Error::Engine {
+                engine: "ZFP",
+                message: "cannot allocate a stream".into(),
+            });
         }
         z::zfp_stream_set_rate(zfp.stream, rate, z::zfp_type_zfp_type_float, 2, 0);
         Ok(zfp)
@@ -44,7 +47,10 @@ impl Zfp {
     unsafe fn attach(&mut self, bytes: *mut u8, len: usize) -> Result<()> {
         self.bits = z::stream_open(bytes.cast(), len);
         if self.bits.is_null() {
-            return Err(Error::Other("ZFP: cannot allocate a bit stream".into()));
+            return Err(Error::Engine {
+                engine: "ZFP",
+                message: "cannot allocate a bit stream".into(),
+            });
         }
         z::zfp_stream_set_bit_stream(self.stream, self.bits);
         z::zfp_stream_rewind(self.stream);
@@ -86,7 +92,10 @@ fn compress_field(x: ArrayView2<'_, f32>, rate: f64) -> Result<Vec<u8>> {
         out
     };
     if out.is_empty() {
-        return Err(Error::Other("ZFP: compression failed".into()));
+        return Err(Error::Engine {
+            engine: "ZFP",
+            message: "compression failed".into(),
+        });
     }
     Ok(out)
 }
@@ -102,9 +111,15 @@ fn decompress_field(bytes: &[u8], h: usize, w: usize, rate: f64) -> Result<Array
         z::zfp_decompress(zfp.stream, zfp.field)
     };
     if n == 0 {
-        return Err(Error::Other("ZFP: decompression failed".into()));
+        return Err(Error::Engine {
+            engine: "ZFP",
+            message: "decompression failed".into(),
+        });
     }
-    Array2::from_shape_vec((h, w), buf).map_err(|e| Error::Other(format!("ZFP: {e}")))
+    Array2::from_shape_vec((h, w), buf).map_err(|e| Error::Engine {
+        engine: "ZFP",
+        message: e.to_string(),
+    })
 }
 
 /// The ZFP rate (bits per value) aimed at `ratio` for this data.

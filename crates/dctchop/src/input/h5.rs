@@ -5,6 +5,7 @@ use ndarray::{Array4, ArrayD, IxDyn};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::input::SampleType;
 
 /// Where the data is: the file, the dataset's full name and the axis letters of its layout.
 #[derive(Clone, Debug)]
@@ -28,20 +29,20 @@ fn list_datasets(g: &hdf5::Group, out: &mut Vec<String>) -> hdf5::Result<()> {
 }
 
 /// Open `file`, find `dataset` (or the only dataset when None) and check dtype and shape.
-/// Returns `[N, C, H, W]`, the numpy dtype name and the source.
+/// Returns `[N, C, H, W]`, the sample type and the source.
 pub fn open(
     file: &Path,
     dataset: Option<&str>,
     layout: Option<&str>,
-) -> Result<([usize; 4], &'static str, Source)> {
-    let h5err = |e: hdf5::Error| Error::file(file, format!("HDF5: {e}"));
+) -> Result<([usize; 4], SampleType, Source)> {
+    let h5err = |e: hdf5::Error| Error::corrupt(file, format!("HDF5: {e}"));
     if !file.is_file() {
         // Error::io gives the OS message (missing file, permission).
         std::fs::metadata(file).map_err(|e| Error::io(file, e))?;
-        return Err(Error::file(file, "not a regular file"));
+        return Err(Error::unsupported(file, "not a regular file"));
     }
     let f = hdf5::File::open(file)
-        .map_err(|e| Error::file(file, format!("cannot open as an HDF5 file: {e}")))?;
+        .map_err(|e| Error::unsupported(file, format!("cannot open as an HDF5 file: {e}")))?;
     let mut names = Vec::new();
     list_datasets(&f, &mut names).map_err(h5err)?;
     names.sort();
@@ -60,7 +61,7 @@ pub fn open(
                 format!("/{d}")
             };
             if !names.contains(&full) {
-                return Err(Error::file(
+                return Err(Error::invalid_input(
                     file,
                     format!(
                         "no dataset {full}: {}; pass FILE.h5:/DATASET[:LAYOUT]",
@@ -72,31 +73,31 @@ pub fn open(
         }
         None if names.len() == 1 => names[0].clone(),
         None => {
-            return Err(Error::file(
+            return Err(Error::invalid_input(
                 file,
                 format!("name the dataset as FILE.h5:/DATASET: {}", listing()),
             ))
         }
     };
     let ds = f.dataset(&name).map_err(h5err)?;
-    let bad = |m: String| Error::file(file, format!("dataset {name}: {m}"));
+    let bad = |m: String| Error::unsupported(file, format!("dataset {name}: {m}"));
     use hdf5::types::{FloatSize, IntSize, TypeDescriptor as TD};
     let td = ds
         .dtype()
         .and_then(|t| t.to_descriptor())
         .map_err(|e| bad(format!("unsupported element type ({e})")))?;
     let dtype = match td {
-        TD::Unsigned(IntSize::U1) => "uint8",
-        TD::Unsigned(IntSize::U2) => "uint16",
-        TD::Integer(IntSize::U2) => "int16",
-        TD::Integer(IntSize::U4) => "int32",
-        TD::Float(FloatSize::U2) => "float16",
-        TD::Float(FloatSize::U4) => "float32",
-        TD::Float(FloatSize::U8) => "float64",
+        TD::Unsigned(IntSize::U1) => SampleType::Uint8,
+        TD::Unsigned(IntSize::U2) => SampleType::Uint16,
+        TD::Integer(IntSize::U2) => SampleType::Int16,
+        TD::Integer(IntSize::U4) => SampleType::Int32,
+        TD::Float(FloatSize::U2) => SampleType::Float16,
+        TD::Float(FloatSize::U4) => SampleType::Float32,
+        TD::Float(FloatSize::U8) => SampleType::Float64,
         other => {
             return Err(bad(format!(
-                "element type {other} is not supported: allowed are uint8, uint16, int16, int32, \
-                 float16, float32, float64"
+                "element type {other} is not supported: allowed are {}",
+                SampleType::allowed()
             )))
         }
     };
@@ -123,9 +124,10 @@ pub fn open(
     let dim = |a: char| layout.find(a).map_or(1, |i| shape[i]);
     let nchw = [dim('n'), dim('c'), dim('h'), dim('w')];
     if nchw.contains(&0) {
-        return Err(bad(format!(
-            "shape {shape:?} is empty: every size must be >= 1"
-        )));
+        return Err(Error::invalid_input(
+            file,
+            format!("dataset {name}: shape {shape:?} is empty: every size must be >= 1"),
+        ));
     }
     Ok((
         nchw,
@@ -140,9 +142,9 @@ pub fn open(
 }
 
 /// Read samples `start..start + k` as `[k, C, H, W]` f32.
-pub fn read(src: &Source, dtype: &str, start: usize, k: usize) -> Result<Array4<f32>> {
+pub fn read(src: &Source, dtype: SampleType, start: usize, k: usize) -> Result<Array4<f32>> {
     let h5err = |e: hdf5::Error| {
-        Error::file(
+        Error::corrupt(
             &src.file,
             format!("dataset {}: cannot read: {e}", src.dataset),
         )
@@ -150,7 +152,7 @@ pub fn read(src: &Source, dtype: &str, start: usize, k: usize) -> Result<Array4<
     let f = hdf5::File::open(&src.file).map_err(h5err)?;
     let ds = f.dataset(&src.dataset).map_err(h5err)?;
     if ds.shape() != src.shape {
-        return Err(Error::file(
+        return Err(Error::corrupt(
             &src.file,
             format!(
                 "dataset {} changed while reading: now shape {:?}, was {:?}",
@@ -182,14 +184,13 @@ pub fn read(src: &Source, dtype: &str, start: usize, k: usize) -> Result<Array4<
         };
     }
     let a: ArrayD<f32> = match dtype {
-        "uint8" => rd!(u8, |v| v as f32),
-        "uint16" => rd!(u16, |v| v as f32),
-        "int16" => rd!(i16, |v| v as f32),
-        "int32" => rd!(i32, |v| v as f32),
-        "float16" => rd!(half::f16, |v| v.to_f32()),
-        "float32" => rd!(f32, |v| v),
-        "float64" => rd!(f64, |v| v as f32),
-        _ => unreachable!("checked in open"),
+        SampleType::Uint8 => rd!(u8, |v| v as f32),
+        SampleType::Uint16 => rd!(u16, |v| v as f32),
+        SampleType::Int16 => rd!(i16, |v| v as f32),
+        SampleType::Int32 => rd!(i32, |v| v as f32),
+        SampleType::Float16 => rd!(half::f16, |v| v.to_f32()),
+        SampleType::Float32 => rd!(f32, |v| v),
+        SampleType::Float64 => rd!(f64, |v| v as f32),
     };
     // Insert the missing axes (length 1) and permute to N, C, H, W.
     let mut a = a;
@@ -215,7 +216,7 @@ pub fn read(src: &Source, dtype: &str, start: usize, k: usize) -> Result<Array4<
         .into_owned()
         .into_dimensionality::<ndarray::Ix4>()
         .map_err(|e| {
-            Error::file(
+            Error::corrupt(
                 &src.file,
                 format!("dataset {}: {e}: {shape:?}", src.dataset),
             )

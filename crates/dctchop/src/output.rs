@@ -1,0 +1,364 @@
+//! Writing files so that nothing is lost: the one home of temp paths, atomic writes, multi-file
+//! commits and the refuse-to-overwrite rule.
+//!
+//! - Every output is first written to a hidden temporary beside its final path, created
+//!   exclusively (`O_CREAT | O_EXCL`: an existing file or a planted symlink makes the create fail
+//!   instead of being followed), and renamed into place only when complete.
+//! - An existing output is replaced only with `force`, and only if it is a regular file (a
+//!   directory, device node, FIFO or symlink is never replaced).
+//! - A [`Commit`] renames several files into place together; on any error before the renames, or
+//!   when it is dropped unfinished, every temporary is removed.
+//! - [`CreatedDirs`] removes the directories an output created when the output fails.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+/// Check that `path` may be written: it must not exist, or (with `force`) be a regular file.
+pub fn check_writable(path: &Path, force: bool) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+        Ok(_) if !force => Err(Error::AlreadyExists {
+            path: path.to_path_buf(),
+        }),
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        Ok(m) => Err(Error::unsupported(
+            path,
+            format!(
+                "exists and is a {}, not a regular file; --force only replaces regular files",
+                describe_type(&m.file_type())
+            ),
+        )),
+    }
+}
+
+fn describe_type(t: &fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_char_device() || t.is_block_device() {
+            return "device node";
+        }
+        if t.is_fifo() {
+            return "FIFO";
+        }
+        if t.is_socket() {
+            return "socket";
+        }
+    }
+    if t.is_dir() {
+        "directory"
+    } else if t.is_symlink() {
+        "symbolic link"
+    } else {
+        "special file"
+    }
+}
+
+/// A hidden temporary name beside `target`: `.NAME.PID-N.tmp`, unique within the process.
+fn temp_name(target: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let file = target
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{file}.{}-{n}.tmp", std::process::id()))
+}
+
+/// A temporary file beside its final path, created exclusively. Removed on drop unless it was
+/// renamed into place by [`TempFile::persist`] or a [`Commit`].
+pub struct TempFile {
+    tmp: PathBuf,
+    target: PathBuf,
+    file: Option<BufWriter<File>>,
+}
+
+impl TempFile {
+    /// Create the temporary for `target` (whose directory must exist).
+    pub fn create(target: &Path) -> Result<TempFile> {
+        loop {
+            let tmp = temp_name(target);
+            match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+                Ok(f) => {
+                    return Ok(TempFile {
+                        tmp,
+                        target: target.to_path_buf(),
+                        file: Some(BufWriter::with_capacity(1 << 20, f)),
+                    })
+                }
+                // A leftover of an earlier process with the same PID: take the next name.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(target, e)),
+            }
+        }
+    }
+
+    /// The open temporary (buffered), for writing.
+    pub fn file(&mut self) -> &mut BufWriter<File> {
+        self.file.as_mut().expect("open until persisted")
+    }
+
+    /// The temporary's path (for error messages about writing it, name the target instead).
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// An I/O error while writing this file, reported against its final path.
+    pub fn io_error(&self, e: std::io::Error) -> Error {
+        Error::io(&self.target, e)
+    }
+
+    /// Write all of `bytes`.
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        let r = self.file().write_all(bytes);
+        r.map_err(|e| self.io_error(e))
+    }
+
+    /// Flush the buffer and close the file, without waiting for the disk (for intermediate
+    /// files that are read back, not kept).
+    pub fn close(&mut self) -> Result<()> {
+        if let Some(w) = self.file.take() {
+            w.into_inner()
+                .map_err(|e| Error::io(&self.target, e.into_error()))?;
+        }
+        Ok(())
+    }
+
+    /// Flush and sync the data to disk; the file is closed afterwards (reopen
+    /// [`TempFile::temp_path`] to read it back).
+    pub fn sync(&mut self) -> Result<()> {
+        if let Some(w) = self.file.take() {
+            let f = w
+                .into_inner()
+                .map_err(|e| Error::io(&self.target, e.into_error()))?;
+            f.sync_all().map_err(|e| Error::io(&self.target, e))?;
+        }
+        Ok(())
+    }
+
+    /// Flush to disk and rename into place (replacing a regular file when `force`).
+    pub fn persist(mut self, force: bool) -> Result<()> {
+        self.sync()?;
+        check_writable(&self.target, force)?;
+        fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        self.tmp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Several output files that appear together: each is written to its [`TempFile`], and
+/// [`Commit::finish`] renames them all into place. Every target is checked with
+/// [`check_writable`] when it is added and again just before the renames.
+pub struct Commit {
+    files: Vec<TempFile>,
+    force: bool,
+}
+
+impl Commit {
+    pub fn new(force: bool) -> Commit {
+        Commit {
+            files: Vec::new(),
+            force,
+        }
+    }
+
+    /// Start the file `target`; write it through the returned [`TempFile`].
+    pub fn add(&mut self, target: &Path) -> Result<&mut TempFile> {
+        check_writable(target, self.force)?;
+        self.files.push(TempFile::create(target)?);
+        Ok(self.files.last_mut().expect("pushed"))
+    }
+
+    /// Add a file with the given contents (written and closed at once, so many files can be
+    /// added without holding a descriptor or a buffer each).
+    pub fn add_bytes(&mut self, target: &Path, bytes: &[u8]) -> Result<()> {
+        let f = self.add(target)?;
+        f.write_all(bytes)?;
+        f.sync()
+    }
+
+    /// The files added so far.
+    pub fn files(&self) -> &[TempFile] {
+        &self.files
+    }
+
+    /// Flush every file, then rename all into place. If a rename fails, the files not yet
+    /// renamed are removed (the ones already in place stay complete).
+    pub fn finish(mut self) -> Result<()> {
+        for f in &mut self.files {
+            f.sync()?;
+        }
+        for f in &self.files {
+            check_writable(&f.target, self.force)?;
+        }
+        for f in self.files.drain(..) {
+            f.persist(self.force)?;
+        }
+        Ok(())
+    }
+}
+
+/// Write `files` so that either all end up complete at their paths or none changes.
+pub fn write_all_atomic(files: &[(&Path, &[u8])], force: bool) -> Result<()> {
+    let mut commit = Commit::new(force);
+    for (path, bytes) in files {
+        commit.add_bytes(path, bytes)?;
+    }
+    commit.finish()
+}
+
+/// Write one file atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    write_all_atomic(&[(path, bytes)], force)
+}
+
+/// The directories created to hold an output. Unless [`CreatedDirs::keep`] is called, dropping
+/// it removes them again, deepest first, as long as they are empty: a failed run leaves no
+/// directory behind.
+#[must_use = "dropping it removes the directories it created"]
+pub struct CreatedDirs {
+    dirs: Vec<PathBuf>,
+}
+
+impl CreatedDirs {
+    /// Create `dir` and any missing parents. An existing path that is not a directory is an
+    /// error.
+    pub fn create(dir: &Path) -> Result<CreatedDirs> {
+        let mut missing = Vec::new();
+        let mut d = Some(dir);
+        while let Some(p) = d.filter(|p| !p.as_os_str().is_empty()) {
+            match fs::symlink_metadata(p) {
+                Ok(m) if m.is_dir() => break,
+                Ok(_) if fs::metadata(p).is_ok_and(|m| m.is_dir()) => break,
+                Ok(_) => return Err(Error::unsupported(p, "is not a directory")),
+                Err(_) => missing.push(p.to_path_buf()),
+            }
+            d = p.parent();
+        }
+        let mut created = CreatedDirs { dirs: Vec::new() };
+        for p in missing.into_iter().rev() {
+            match fs::create_dir(&p) {
+                Ok(()) => created.dirs.push(p),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && p.is_dir() => {}
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+        }
+        Ok(created)
+    }
+
+    /// Keep the directories (the output succeeded).
+    pub fn keep(mut self) {
+        self.dirs.clear();
+    }
+}
+
+impl Drop for CreatedDirs {
+    fn drop(&mut self) {
+        for d in self.dirs.iter().rev() {
+            let _ = fs::remove_dir(d); // only succeeds when empty
+        }
+    }
+}
+
+/// Check an output directory that several files will be written into: a missing or empty
+/// directory is fine; a non-empty one needs `force`; anything else is refused.
+pub fn check_dir_writable(dir: &Path, force: bool) -> Result<()> {
+    match fs::metadata(dir) {
+        Err(_) => Ok(()),
+        Ok(m) if !m.is_dir() => Err(Error::unsupported(
+            dir,
+            "exists and is not a directory; -o must name a directory",
+        )),
+        Ok(_) => {
+            let nonempty = fs::read_dir(dir)
+                .map_err(|e| Error::io(dir, e))?
+                .next()
+                .is_some();
+            if nonempty && !force {
+                return Err(Error::invalid_input(
+                    dir,
+                    "already exists and is not empty; pass --force to write into it, or choose \
+                     another -o",
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("dctchop-output-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn commit_is_all_or_nothing_and_never_clobbers() {
+        let d = tmpdir("commit");
+        let (a, b) = (d.join("a"), d.join("b"));
+        fs::write(&b, b"old").unwrap();
+        let e = write_all_atomic(&[(&a, b"1"), (&b, b"2")], false).unwrap_err();
+        assert!(matches!(e, Error::AlreadyExists { .. }), "{e}");
+        assert!(!a.exists());
+        assert_eq!(fs::read(&b).unwrap(), b"old");
+        write_all_atomic(&[(&a, b"1"), (&b, b"2")], true).unwrap();
+        assert_eq!(fs::read(&b).unwrap(), b"2");
+        // No temporaries left.
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 2);
+        // An unfinished commit removes its temporaries.
+        let mut c = Commit::new(true);
+        c.add_bytes(&d.join("c"), b"x").unwrap();
+        drop(c);
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 2);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn force_replaces_only_regular_files() {
+        let d = tmpdir("force");
+        let sub = d.join("sub");
+        fs::create_dir(&sub).unwrap();
+        let e = write_atomic(&sub, b"x", true).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let link = d.join("link");
+        std::os::unix::fs::symlink(d.join("elsewhere"), &link).unwrap();
+        assert!(write_atomic(&link, b"x", true).is_err());
+        assert!(!d.join("elsewhere").exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn created_dirs_are_removed_unless_kept() {
+        let d = tmpdir("dirs");
+        let deep = d.join("a/b/c");
+        drop(CreatedDirs::create(&deep).unwrap());
+        assert!(!d.join("a").exists());
+        CreatedDirs::create(&deep).unwrap().keep();
+        assert!(deep.is_dir());
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
