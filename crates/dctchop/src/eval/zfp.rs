@@ -9,7 +9,8 @@
 use ndarray::{s, Array2, Array4, ArrayView2};
 use std::time::Instant;
 
-use super::{median, Data, Outcome};
+use super::{Data, Outcome};
+use crate::bench::median;
 use crate::error::{Error, Result};
 use zfp_sys as z;
 
@@ -124,7 +125,7 @@ fn decompress_field(bytes: &[u8], h: usize, w: usize, rate: f64) -> Result<Array
 
 /// The ZFP rate (bits per value) aimed at `ratio` for this data.
 pub fn rate_for(data: &Data, ratio: f64) -> f64 {
-    let bits = 8.0 * crate::input::dtype_bytes(&data.dtype) as f64;
+    let bits = 8.0 * data.dtype.bytes() as f64;
     (bits / ratio).clamp(1.0 / 16.0, 32.0)
 }
 
@@ -149,7 +150,7 @@ pub fn run_zfp(
         }
         times.push(t.elapsed().as_secs_f64());
     }
-    let compress_s = median(times);
+    let compress_s = median(&times);
     let mut times = Vec::new();
     let mut recon = Array4::<f32>::zeros((n, c, h, w));
     for _ in 0..repeats.max(1) {
@@ -174,7 +175,7 @@ pub fn run_zfp(
         coefficient_ratio: None,
         stored_bytes: streams.iter().map(|s| s.len() as u64).sum(),
         compress_s,
-        decompress_s: median(times),
+        decompress_s: median(&times),
         recon,
     })
 }
