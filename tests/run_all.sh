@@ -36,8 +36,9 @@ cargo test --workspace --locked "${features[@]}"
 # HDF5 input is behind the `hdf5` feature (links the system libhdf5); .ci/run installs it as root.
 if pkg-config --exists hdf5 2>/dev/null; then
     echo "== cargo test --features hdf5 --test hdf5_input (libhdf5 $(pkg-config --modversion hdf5))"
-    # Same feature set as above plus hdf5: only the library, the binary and this test binary are
-    # rebuilt. The first build stays without hdf5, so tests/hdf5_disabled.rs checks its error.
+    # Same feature set as above plus hdf5. hdf5-metno's derive macros turn on syn's
+    # `extra-traits`, so every proc-macro and what it derives is rebuilt, tract included. The
+    # first build stays without hdf5, so the hdf5_disabled module checks its error.
     hdf5_features=hdf5
     if [ ${#features[@]} -gt 0 ]; then hdf5_features=hdf5,zfp; fi
     cargo test --locked --features "$hdf5_features" --test hdf5_input
