@@ -18,7 +18,8 @@ Physics (see downstream/README.md for what is and is not modelled):
   atom peaks at 1.
 * Noise: shot noise, Poisson with the per-image dose D (electrons per pixel for intensity 1),
   plus Gaussian read noise (sigma_read electrons); noisy = (Poisson(D * clean) + N(0, s^2)) / D,
-  so E[noisy] = clean and both live in the same units.
+  so E[noisy] = clean and both live in the same units; noisy is digitised to multiples of
+  NOISY_QUANTUM = 1/256.
 
 Everything is deterministic from (seed, index): sample i draws from SeedSequence(seed).spawn.
 """
@@ -34,6 +35,10 @@ from pathlib import Path
 import numpy as np
 
 A_LATTICE = 2.46  # Angstrom, graphene lattice constant
+# The detector output is digitised: noisy values are multiples of this (intensity units; 8
+# fractional bits). Far below the noise (>= 0.04 rms here), and it gives the data an exact grid:
+# a round trip within 1/512 of the data snaps back to it bit for bit (used by run.py --smoke).
+NOISY_QUANTUM = 2.0**-8
 CC_BOND = A_LATTICE / math.sqrt(3.0)  # 1.42 Angstrom
 
 
@@ -168,7 +173,7 @@ def simulate_pair(seed_seq: np.random.SeedSequence, cfg: SimConfig = SimConfig()
     dose = math.exp(rng.uniform(math.log(cfg.dose[0]), math.log(cfg.dose[1])))
     read = rng.uniform(*cfg.read_noise)
     counts = rng.poisson(dose * clean) + rng.normal(0.0, read, clean.shape)
-    noisy = counts / dose
+    noisy = np.round(counts / dose / NOISY_QUANTUM) * NOISY_QUANTUM
     fov = cfg.size * cfg.pixel_size
     in_fov = int(((pts >= 0) & (pts < fov)).all(axis=1).sum())
     meta.update(atoms_in_fov=in_fov, probe_fwhm=fwhm, background=bg, dose=dose, read_noise=read)
@@ -191,8 +196,9 @@ def make_dataset(n: int, seed: int, cfg: SimConfig = SimConfig()):
 
 def write_dataset(out_dir: Path, clean: np.ndarray, noisy: np.ndarray, metas: list,
                   fmt: str = "npy") -> list[Path]:
-    """Write a split as clean.npy/noisy.npy (+ meta.json), or as HDF5 files like the real
-    dataset's (one file per kind, dataset 'images' of shape [N, H, W] float32)."""
+    """Write a split as clean.npy/noisy.npy [N, 1, H, W] (+ meta.json), or as HDF5 files laid
+    out like SciML-Bench's em_denoise files (one file per kind, dataset 'images', channel-last
+    [N, H, W, 1] float32)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     if fmt == "npy":
@@ -206,7 +212,8 @@ def write_dataset(out_dir: Path, clean: np.ndarray, noisy: np.ndarray, metas: li
         for name, arr in (("clean", clean), ("noisy", noisy)):
             p = out_dir / f"graphene_img_{name}.h5"
             with h5py.File(p, "w") as f:
-                f.create_dataset("images", data=arr[:, 0], chunks=(1,) + arr.shape[2:])
+                f.create_dataset("images", data=arr.transpose(0, 2, 3, 1),
+                                 chunks=(1,) + arr.shape[2:] + (1,))
             paths.append(p)
     else:
         raise ValueError(f"unknown format {fmt!r} (npy or h5)")
