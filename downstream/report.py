@@ -123,9 +123,11 @@ def markdown(res: dict, cmd: str, pngs: list[Path]) -> str:
     L.append(f"- Data: simulated graphene micrographs (downstream/emsim.py), 1×256×256 float32 "
              f"clean/noisy pairs; {st['n_train']} training images (seed {st['data_seed']}), "
              f"{st['n_test']} test images (seed {st['data_seed'] + 1}).")
-    L.append(f"- Model: small U-Net with SciML-Bench em_denoise's structure, base width "
-             f"{tc['width']}, {tc['depth']} pooling levels ({_nparams(tc['width'], tc['depth'])} "
-             f"parameters); Adam, LR {tc['lr']}, batch {tc['batch']} random "
+    arch = ("convolutional encoder-decoder without skip connections (train.EncoderDecoder)"
+            if tc["arch"] == "encdec" else
+            f"small U-Net shaped like SciML-Bench's em_denoise net, {tc['depth']} pooling levels")
+    L.append(f"- Model: {arch}, width {tc['width']} "
+             f"({_nparams(tc['arch'], tc['width'], tc['depth'])} parameters); Adam, LR {tc['lr']}, batch {tc['batch']} random "
              f"{tc['crop']}×{tc['crop']} crops, {tc['crops_per_image']} crop(s) per training image "
              f"per epoch, {tc['epochs']} epochs; loss MSE(model(noisy), clean).")
     L.append("- Compression: each configuration round-trips the **noisy training inputs** "
@@ -181,10 +183,10 @@ def markdown(res: dict, cmd: str, pngs: list[Path]) -> str:
     return "\n".join(L) + "\n"
 
 
-def _nparams(width: int, depth: int) -> int:
+def _nparams(arch: str, width: int, depth: int) -> int:
     try:
         import train
 
-        return sum(p.numel() for p in train.Denoiser(width, depth).parameters())
+        return sum(p.numel() for p in train.ARCHS[arch](width, depth).parameters())
     except Exception:  # pragma: no cover
         return -1

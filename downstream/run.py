@@ -36,16 +36,16 @@ CHOP_CFS = [2, 3, 4, 5, 6, 7]
 PROFILES = {
     # CI: must finish in well under 3 minutes on 2 loaded cores, data generation included.
     "smoke": dict(n_train=32, n_test=4, data_seed=1000, seeds=[0], epochs=2, crops_per_image=4,
-                  width=4, depth=2, crop=64, batch=8, max_steps=None,
+                  arch="encdec", width=8, depth=2, crop=64, batch=8, max_steps=None,
                   configs=["base", "chop-cf8@snap", "chop-cf8", "chop-cf4"]),
     # A quick look: one seed, a subset of configs, fewer epochs (for timing and sanity).
     "reduced": dict(n_train=256, n_test=16, data_seed=1000, seeds=[0], epochs=4, crops_per_image=2,
-                    width=8, depth=2, crop=64, batch=16, max_steps=None,
+                    arch="encdec", width=16, depth=2, crop=64, batch=16, max_steps=None,
                     configs=["base", "chop-cf2", "chop-cf4", "chop-cf6", "triangle-cf4",
                              "zfp:chop-cf4", "sz3:chop-cf4"]),
     # The reported run.
     "full": dict(n_train=256, n_test=16, data_seed=1000, seeds=[0, 1, 2], epochs=10,
-                 crops_per_image=2, width=8, depth=2, crop=64, batch=16, max_steps=None,
+                 crops_per_image=2, arch="encdec", width=16, depth=2, crop=64, batch=16, max_steps=None,
                  configs=(["base"] + [f"chop-cf{c}" for c in CHOP_CFS]
                           + ["triangle-cf4", "triangle-cf6"]
                           + [f"{f}:chop-cf{c}" for f in ("zfp", "sz3") for c in (2, 4, 6)])),
@@ -104,7 +104,7 @@ def run(args) -> dict:
 
     torch.set_num_threads(args.threads)
     prof = dict(PROFILES[args.profile])
-    for k in ("epochs", "n_train", "n_test", "lr", "width", "depth", "crops_per_image"):
+    for k in ("epochs", "n_train", "n_test", "lr", "arch", "width", "depth", "crops_per_image"):
         if getattr(args, k) is not None:
             prof[k] = getattr(args, k)
     if args.seeds is not None:
@@ -124,7 +124,7 @@ def run(args) -> dict:
     data_range = float(tr_noisy.max() - tr_noisy.min())
     tcfg = tr.TrainConfig(epochs=prof["epochs"], batch=prof["batch"], crop=prof["crop"],
                           crops_per_image=prof["crops_per_image"], width=prof["width"],
-                          depth=prof["depth"],
+                          depth=prof["depth"], arch=prof["arch"],
                           max_steps=prof["max_steps"], lr=prof.get("lr", 5e-4))
     results = {"profile": args.profile, "settings": prof, "train_config": dataclasses.asdict(tcfg),
                "sim_config": dataclasses.asdict(cfg), "threads": args.threads,
@@ -132,6 +132,7 @@ def run(args) -> dict:
                         "cpus": os.cpu_count(), "machine": platform.machine()},
                "trivial_test_mse": {"noisy_input": float(((te_noisy - te_clean) ** 2).mean())},
                "data_range": data_range, "configs": {}}
+    # 1. every configuration's round trip, once (deterministic), in this process
     for spec in prof["configs"]:
         t = time.perf_counter()
         r = make_roundtrip(spec, args)
@@ -149,31 +150,70 @@ def run(args) -> dict:
                  "max_abs_change": float(np.abs(x - tr_noisy).max()), "runs": []}
         log(f"{spec}: ratio {r.ratio:.3f}, round trip {t_comp:.1f} s, PSNR vs noisy "
             f"{entry['input_psnr_db']:.2f} dB, MSE(train input, clean) {entry['input_mse_vs_clean']:.5f}")
-        for seed in prof["seeds"]:
-            h = tr.train_run(x, targets, te_noisy, te_clean, seed, tcfg,
-                             log=log if args.verbose else None)
-            h["test_loss_compressed_inputs"] = None
-            if spec != "base":
-                # diagnostic: the same trained model on round-tripped test inputs
-                h["test_loss_compressed_inputs"] = _eval_last(h, te_x, te_clean, tcfg)
-            h.pop("model", None)
-            entry["runs"].append({"seed": seed, **h})
-            log(f"  seed {seed}: test MSE {h['final_test_loss']:.6f} ({h['steps']} steps, "
-                f"{h['wall_s']:.1f} s)")
         results["configs"][spec] = entry
+        _DATA[spec] = (x, targets, te_x)
+    _DATA["_test"] = (te_noisy, te_clean)
+    # 2. the training runs, `jobs` processes at a time (forked: they share the arrays above)
+    jobs = [(spec, seed) for seed in prof["seeds"] for spec in prof["configs"]]
+    n_jobs = max(1, min(args.jobs or args.threads, len(jobs)))
+    threads_per_job = max(1, args.threads // n_jobs)
+    log(f"training: {len(jobs)} runs, {n_jobs} at a time, {threads_per_job} thread(s) each")
+    t_train = time.perf_counter()
+    done = 0
+
+    def record(spec, seed, h):
+        nonlocal done
+        done += 1
+        results["configs"][spec]["runs"].append({"seed": seed, **h})
+        el = time.perf_counter() - t_train
+        log(f"  [{done}/{len(jobs)}] {spec} seed {seed}: test MSE {h['final_test_loss']:.6f} "
+            f"({h['steps']} steps, {h['wall_s']:.1f} s; elapsed {el / 60:.1f} min, "
+            f"projected {el / done * len(jobs) / 60:.1f} min)")
+
+    args_w = (tcfg, threads_per_job, args.verbose)
+    if n_jobs == 1:
+        torch.set_num_threads(threads_per_job)
+        for spec, seed in jobs:
+            record(spec, seed, _train_job(spec, seed, *args_w))
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(n_jobs, maxtasksperchild=None) as pool:
+            futs = [(spec, seed, pool.apply_async(_train_job, (spec, seed, *args_w)))
+                    for spec, seed in jobs]
+            for spec, seed, f in futs:
+                record(spec, seed, f.get())
+    for e in results["configs"].values():
+        e["runs"].sort(key=lambda r: r["seed"])
     results["wall_s"] = time.perf_counter() - t_all
+    results["train_wall_s"] = time.perf_counter() - t_train
     results["data_s"] = t_data
+    results["jobs"], results["threads_per_job"] = n_jobs, threads_per_job
     summarize(results)
     return results
 
 
-def _eval_last(h, te_x, te_clean, tcfg):
+_DATA: dict = {}  # spec -> (train inputs, train targets, round-tripped test inputs); "_test"
+
+
+def _train_job(spec, seed, tcfg, threads, verbose):
+    """One training run (in a worker process or inline); returns its history, no model."""
     import torch
 
     import train as tr
 
-    model = h["model"]
-    return tr.evaluate(model, torch.from_numpy(te_x), torch.from_numpy(te_clean), tcfg.eval_batch)
+    torch.set_num_threads(threads)
+    x, targets, te_x = _DATA[spec]
+    te_noisy, te_clean = _DATA["_test"]
+    h = tr.train_run(x, targets, te_noisy, te_clean, seed, tcfg,
+                     log=(lambda m: log(f"{spec} seed {seed}: {m.strip()}")) if verbose else None)
+    h["test_loss_compressed_inputs"] = None
+    if spec != "base":
+        # diagnostic: the same trained model on round-tripped test inputs
+        h["test_loss_compressed_inputs"] = tr.evaluate(
+            h["model"], torch.from_numpy(te_x), torch.from_numpy(te_clean), tcfg.eval_batch)
+    h.pop("model")
+    return h
 
 
 def summarize(res: dict):
@@ -302,7 +342,12 @@ def main(argv=None):
     ap.add_argument("--dctchop-impl", choices=["onnx", "reference"], default="onnx",
                     help="onnx: dctchop's exported graphs (the real thing); reference: numpy, for "
                          "development without a binary")
-    ap.add_argument("--threads", type=int, default=2, help="torch/onnxruntime threads (default 2)")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="CPU threads in all (default 2): onnxruntime uses them for the round trips, "
+                         "then --jobs training processes share them")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="training runs at a time (default = --threads, one thread each: small convs "
+                         "scale better over processes than over threads)")
     ap.add_argument("--configs", nargs="+", default=None, help="override the profile's configs")
     ap.add_argument("--seeds", nargs="+", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
@@ -310,7 +355,9 @@ def main(argv=None):
     ap.add_argument("--n-test", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--width", type=int, default=None)
-    ap.add_argument("--depth", type=int, default=None)
+    ap.add_argument("--arch", choices=["encdec", "unet"], default=None,
+                    help="encdec (default): encoder-decoder without skips; unet: SciML-Bench's shape")
+    ap.add_argument("--depth", type=int, default=None, help="unet pooling levels")
     ap.add_argument("--crops-per-image", type=int, default=None)
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)

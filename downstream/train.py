@@ -17,7 +17,36 @@ from torch import nn
 import torch.nn.functional as F
 
 
-class Denoiser(nn.Module):
+class EncoderDecoder(nn.Module):
+    """The default denoiser: a small convolutional encoder-decoder without skip connections.
+    Down: 3x3 conv (1 -> w), two stride-2 3x3 convs (-> 2w, 2w), a 3x3 conv (2w) at 1/4
+    resolution; up: bilinear x2 + 3x3 conv (-> w), bilinear x2 + 3x3 conv (w), 3x3 conv -> 1.
+    BatchNorm + ReLU after every hidden conv. `depth` is unused (always 2 downsamplings)."""
+
+    def __init__(self, width: int = 16, depth: int = 2, out_bias: float = 0.0):
+        super().__init__()
+        w = width
+
+        def block(cin, cout, stride=1):
+            return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+                    nn.BatchNorm2d(cout), nn.ReLU()]
+
+        self.enc = nn.Sequential(*block(1, w), *block(w, 2 * w, 2), *block(2 * w, 2 * w, 2),
+                                 *block(2 * w, 2 * w))
+        self.dec1 = nn.Sequential(*block(2 * w, w))
+        self.dec2 = nn.Sequential(*block(w, w))
+        self.out = nn.Conv2d(w, 1, 3, padding=1)
+        with torch.no_grad():
+            self.out.bias.fill_(out_bias)
+
+    def forward(self, x):
+        h = self.enc(x)
+        h = self.dec1(F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False))
+        h = self.dec2(F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False))
+        return self.out(h)
+
+
+class UNet(nn.Module):
     """The structure of SciML-Bench's em_denoise network (a small U-Net: per level two 3x3
     conv -> ReLU -> BatchNorm, 2x2 max-pool down, bilinear upsampling and concatenated skips up,
     a final 3x3 conv), made smaller: `depth` pooling levels (SciML-Bench: 3) and base width
@@ -49,6 +78,9 @@ class Denoiser(nn.Module):
         return self.out(x)
 
 
+ARCHS = {"encdec": EncoderDecoder, "unet": UNet}
+
+
 @dataclasses.dataclass
 class TrainConfig:
     epochs: int = 10
@@ -56,7 +88,8 @@ class TrainConfig:
     crop: int = 128  # training crop (the model is fully convolutional; test runs on full images)
     crops_per_image: int = 1  # crops drawn from each training image per epoch
     lr: float = 5e-4  # the paper's em_denoise LR (Table 3); Adam
-    width: int = 8
+    arch: str = "encdec"  # encdec | unet
+    width: int = 16
     depth: int = 2
     eval_batch: int = 16
     max_steps: int | None = None  # stop after this many steps (smoke)
@@ -89,7 +122,7 @@ def train_run(train_in: np.ndarray, train_target: np.ndarray, test_in: np.ndarra
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     # output bias starts at the mean target (the same for every configuration: targets are clean)
-    model = Denoiser(cfg.width, cfg.depth, out_bias=float(train_target.mean()))
+    model = ARCHS[cfg.arch](cfg.width, cfg.depth, out_bias=float(train_target.mean()))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     xin = torch.from_numpy(np.ascontiguousarray(train_in, dtype=np.float32))
     xtg = torch.from_numpy(np.ascontiguousarray(train_target, dtype=np.float32))
