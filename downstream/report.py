@@ -102,6 +102,34 @@ def plots(res: dict, out: Path) -> list[Path]:
     return paths
 
 
+def samples_png(res: dict, samples: dict, out: Path) -> Path:
+    """The first training image's 96x96 corner as each configuration gives it to the model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ["clean"] + [s for s in res["configs"] if s in samples]
+    n = len(keys)
+    cols = min(n, 6)
+    rows = (n + cols - 1) // cols
+    fig, ax = plt.subplots(rows, cols, figsize=(2.8 * cols, 3.0 * rows), squeeze=False)
+    lo, hi = np.percentile(samples["base"] if "base" in samples else samples["clean"], [0.5, 99.5])
+    for a in ax.flat:
+        a.axis("off")
+    for a, k in zip(ax.flat, keys):
+        a.imshow(samples[k], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        t = "clean target" if k == "clean" else ("noisy input" if k == "base" else
+                                                 f"{k}\nCR {res['configs'][k]['ratio']:.2f}")
+        a.set_title(t, fontsize=8)
+    fig.suptitle("Training input as the model sees it (first image, 96x96 px = 19 Å corner)", fontsize=9)
+    fig.tight_layout()
+    p = out / "downstream-inputs.png"
+    fig.savefig(p, dpi=90)
+    plt.close(fig)
+    return p
+
+
 def _fmt_pm(m, s):
     return f"{m:+.2f}" if math.isnan(s) else f"{m:+.2f} ± {s:.2f}"
 
@@ -149,12 +177,13 @@ def markdown(res: dict, cmd: str, pngs: list[Path]) -> str:
              f"{res['trivial_test_mse']['noisy_input']:.5f}.\n")
     L.append("| config | ratio | train input PSNR vs uncompressed (dB) | MSE(train input, clean) | "
              "test MSE (mean) | **diff vs base (%)** mean ± std | per seed (%) | "
-             "test MSE, test inputs compressed too | train s / run | round trip s |")
+             "diff vs base (%), test inputs compressed too | train s / run | round trip s |")
     L.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     for s in sorted(cfgs, key=lambda s: (FAMILY_ORDER.index(cfgs[s]["family"]), -cfgs[s]["ratio"])):
         e = cfgs[s]
         ps = "∞" if math.isinf(e["input_psnr_db"]) else f"{e['input_psnr_db']:.1f}"
-        tci = "" if e["test_loss_compressed_inputs_mean"] is None else f"{e['test_loss_compressed_inputs_mean']:.5f}"
+        tci = ("" if e.get("diff_pct_testcomp_mean") is None
+               else _fmt_pm(e["diff_pct_testcomp_mean"], e["diff_pct_testcomp_std"]))
         diff = "—" if s == "base" else _fmt_pm(e["diff_pct_mean"], e["diff_pct_std"])
         seeds = "" if s == "base" else " ".join(f"{d:+.2f}" for d in e["diff_pct"])
         L.append(f"| {s} | {e['ratio']:.2f} | {ps} | {e['input_mse_vs_clean']:.5f} | "
@@ -172,6 +201,14 @@ def markdown(res: dict, cmd: str, pngs: list[Path]) -> str:
     L.append(f"- Compression helps (mean below 0 and mean + std below 0): "
              f"{', '.join(helps) if helps else 'none'}.")
     L.append(f"- Within +3 % and not clearly better: {', '.join(unclear) if unclear else 'none'}.")
+    tc_help = [s for s, e in cfgs.items() if s != "base" and e.get("diff_pct_testcomp_mean") is not None
+               and e["diff_pct_testcomp_mean"] < 0 and (math.isnan(e["diff_pct_testcomp_std"])
+               or e["diff_pct_testcomp_mean"] + e["diff_pct_testcomp_std"] < 0)]
+    tc_over = [s for s, e in cfgs.items() if s != "base" and e.get("diff_pct_testcomp_mean") is not None
+               and e["diff_pct_testcomp_mean"] > 3]
+    L.append(f"- If the test inputs go through the same round trip (a pipeline that stores all "
+             f"data compressed), better than baseline: {', '.join(tc_help) if tc_help else 'none'}; "
+             f"above +3 %: {', '.join(tc_over) if tc_over else 'none'}.")
     L.append("")
     L.append("## Plots\n")
     for p in pngs:

@@ -120,6 +120,7 @@ def run(args) -> dict:
     te_clean, te_noisy = emsim.load_or_make(cache, "test", prof["n_test"], prof["data_seed"] + 1, cfg)
     t_data = time.perf_counter() - t
     log(f"data: train {tr_noisy.shape}, test {te_noisy.shape} ({t_data:.1f} s)")
+    SAMPLES["clean"] = tr_clean[0, 0, :96, :96].copy()
     peak = float(tr_clean.max() - tr_clean.min())
     data_range = float(tr_noisy.max() - tr_noisy.min())
     tcfg = tr.TrainConfig(epochs=prof["epochs"], batch=prof["batch"], crop=prof["crop"],
@@ -152,6 +153,7 @@ def run(args) -> dict:
             f"{entry['input_psnr_db']:.2f} dB, MSE(train input, clean) {entry['input_mse_vs_clean']:.5f}")
         results["configs"][spec] = entry
         _DATA[spec] = (x, targets, te_x)
+        SAMPLES[spec] = x[0, 0, :96, :96].copy()  # what the model sees, for the report's picture
     _DATA["_test"] = (te_noisy, te_clean)
     # 2. the training runs, `jobs` processes at a time (forked: they share the arrays above)
     jobs = [(spec, seed) for seed in prof["seeds"] for spec in prof["configs"]]
@@ -194,6 +196,7 @@ def run(args) -> dict:
 
 
 _DATA: dict = {}  # spec -> (train inputs, train targets, round-tripped test inputs); "_test"
+SAMPLES: dict = {}  # spec -> a 96x96 corner of the first training input; "clean"
 
 
 def _train_job(spec, seed, tcfg, threads, verbose):
@@ -232,6 +235,11 @@ def summarize(res: dict):
         e["train_s_mean"] = float(np.mean([r["wall_s"] for r in e["runs"]]))
         cl = [r["test_loss_compressed_inputs"] for r in e["runs"] if r["test_loss_compressed_inputs"]]
         e["test_loss_compressed_inputs_mean"] = float(np.mean(cl)) if cl else None
+        dc = [100.0 * (r["test_loss_compressed_inputs"] / base[r["seed"]]["final_test_loss"] - 1)
+              for r in e["runs"] if r["test_loss_compressed_inputs"] and r["seed"] in base]
+        e["diff_pct_testcomp"] = dc
+        e["diff_pct_testcomp_mean"] = float(np.mean(dc)) if dc else None
+        e["diff_pct_testcomp_std"] = float(np.std(dc, ddof=1)) if len(dc) > 1 else float("nan")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,7 +329,7 @@ def write_outputs(res: dict, out: Path, cmd: str):
                         "" if e["test_loss_compressed_inputs_mean"] is None
                         else f"{e['test_loss_compressed_inputs_mean']:.6g}",
                         f"{e['train_s_mean']:.1f}", f"{e['compress_s']:.2f}"])
-    pngs = report.plots(res, out)
+    pngs = report.plots(res, out) + [report.samples_png(res, SAMPLES, out)]
     md = report.markdown(res, cmd, pngs)
     (out / "downstream.md").write_text(md)
     return [out / "downstream.md", out / "downstream-results.json", out / "downstream.csv", *pngs]
