@@ -176,9 +176,9 @@ def markdown(res: dict, cmd: str, pngs: list[Path]) -> str:
     L.append(f"Test MSE of the noisy test inputs themselves (no denoising): "
              f"{res['trivial_test_mse']['noisy_input']:.5f}.\n")
     L.append("| config | ratio | train input PSNR vs uncompressed (dB) | MSE(train input, clean) | "
-             "test MSE (mean) | **diff vs base (%)** mean ± std | per seed (%) | "
+             "signal lost: MSE(round-tripped clean, clean) | test MSE (mean) | **diff vs base (%)** mean ± std | per seed (%) | "
              "diff vs base (%), test inputs compressed too | train s / run | round trip s |")
-    L.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     for s in sorted(cfgs, key=lambda s: (FAMILY_ORDER.index(cfgs[s]["family"]), -cfgs[s]["ratio"])):
         e = cfgs[s]
         ps = "∞" if math.isinf(e["input_psnr_db"]) else f"{e['input_psnr_db']:.1f}"
@@ -187,6 +187,7 @@ def markdown(res: dict, cmd: str, pngs: list[Path]) -> str:
         diff = "—" if s == "base" else _fmt_pm(e["diff_pct_mean"], e["diff_pct_std"])
         seeds = "" if s == "base" else " ".join(f"{d:+.2f}" for d in e["diff_pct"])
         L.append(f"| {s} | {e['ratio']:.2f} | {ps} | {e['input_mse_vs_clean']:.5f} | "
+                 f"{e['signal_mse_lost']:.1e} | "
                  f"{e['final_test_loss_mean']:.5f} | {diff} | {seeds} | {tci} | "
                  f"{e['train_s_mean']:.0f} | {e['compress_s']:.1f} |")
     L.append("")

@@ -140,7 +140,8 @@ def run(args) -> dict:
         x = r(tr_noisy)
         t_comp = time.perf_counter() - t
         ratio = r.ratio  # ZFP/SZ3: as achieved on the training inputs (later calls overwrite it)
-        targets = r(tr_clean) if getattr(r, "targets_too", False) else tr_clean
+        clean_rt = r(tr_clean)  # how much of the clean signal the round trip loses
+        targets = clean_rt if getattr(r, "targets_too", False) else tr_clean
         te_x = r(te_noisy)  # only for the diagnostic "test inputs compressed too"
         r.ratio = ratio
         entry = {**r.describe(), "spec": spec, "compress_s": t_comp,
@@ -148,9 +149,11 @@ def run(args) -> dict:
                  "targets_too": bool(getattr(r, "targets_too", False)),
                  "input_psnr_db": psnr(x, tr_noisy, peak),
                  "input_mse_vs_clean": float(((x - tr_clean) ** 2).mean()),
+                 "signal_mse_lost": float(((clean_rt - tr_clean) ** 2).mean()),
                  "max_abs_change": float(np.abs(x - tr_noisy).max()), "runs": []}
         log(f"{spec}: ratio {r.ratio:.3f}, round trip {t_comp:.1f} s, PSNR vs noisy "
-            f"{entry['input_psnr_db']:.2f} dB, MSE(train input, clean) {entry['input_mse_vs_clean']:.5f}")
+            f"{entry['input_psnr_db']:.2f} dB, MSE(train input, clean) {entry['input_mse_vs_clean']:.5f}, "
+            f"MSE(round-tripped clean, clean) {entry['signal_mse_lost']:.5f}")
         results["configs"][spec] = entry
         _DATA[spec] = (x, targets, te_x)
         SAMPLES[spec] = x[0, 0, :96, :96].copy()  # what the model sees, for the report's picture
@@ -319,15 +322,18 @@ def write_outputs(res: dict, out: Path, cmd: str):
         w = csv.writer(f)
         w.writerow(["config", "family", "ratio", "matched_to", "seeds", "test_mse_mean",
                     "diff_pct_mean", "diff_pct_std", "diff_pct_per_seed", "input_psnr_db",
-                    "input_mse_vs_clean", "test_mse_compressed_inputs", "train_s_mean", "compress_s"])
+                    "input_mse_vs_clean", "signal_mse_lost", "test_mse_compressed_inputs",
+                    "diff_pct_testcomp_mean", "train_s_mean", "compress_s"])
         for spec, e in res["configs"].items():
             w.writerow([spec, e["family"], f"{e['ratio']:.4f}", e["matched_to"] or "",
                         len(e["runs"]), f"{e['final_test_loss_mean']:.6g}",
                         f"{e['diff_pct_mean']:.3f}", f"{e['diff_pct_std']:.3f}",
                         " ".join(f"{d:.3f}" for d in e["diff_pct"]), f"{e['input_psnr_db']:.3f}",
-                        f"{e['input_mse_vs_clean']:.6g}",
+                        f"{e['input_mse_vs_clean']:.6g}", f"{e['signal_mse_lost']:.6g}",
                         "" if e["test_loss_compressed_inputs_mean"] is None
                         else f"{e['test_loss_compressed_inputs_mean']:.6g}",
+                        "" if e["diff_pct_testcomp_mean"] is None
+                        else f"{e['diff_pct_testcomp_mean']:.3f}",
                         f"{e['train_s_mean']:.1f}", f"{e['compress_s']:.2f}"])
     pngs = report.plots(res, out) + [report.samples_png(res, SAMPLES, out)]
     md = report.markdown(res, cmd, pngs)
