@@ -58,7 +58,8 @@ def plots(res: dict, out: Path) -> list[Path]:
     matched = sorted({e["matched_to"] for e in cfgs.values() if e.get("matched_to")},
                      key=lambda s: -cfgs[s]["ratio"] if s in cfgs else 0)
     if matched:
-        fig, axs = plt.subplots(1, len(matched), figsize=(4.2 * len(matched), 4), squeeze=False)
+        fig, axs = plt.subplots(1, len(matched), figsize=(max(7.0, 4.2 * len(matched)), 4.4),
+                                squeeze=False)
         for ax, ref in zip(axs[0], matched):
             for s, e in cfgs.items():
                 if s == ref or e.get("matched_to") == ref:
@@ -72,7 +73,8 @@ def plots(res: dict, out: Path) -> list[Path]:
             ax.set(xlabel="epoch", ylabel="test MSE difference from base (%)",
                    title=f"matched to {ref}")
             ax.legend(fontsize=8)
-        fig.suptitle("dctchop vs ZFP vs SZ3 at matched ratios (Fig. 9 analog; band = seed min..max)")
+        fig.suptitle("dctchop vs ZFP vs SZ3 at matched ratios (Fig. 9 analog)\n"
+                     "test MSE vs baseline, mean over seeds; band = seed min..max", fontsize=9)
         fig.tight_layout()
         p = out / "downstream-vs-zfp-sz3.png"
         fig.savefig(p, dpi=90)
@@ -84,7 +86,12 @@ def plots(res: dict, out: Path) -> list[Path]:
     specs = [s for s in cfgs if s != "base"]
     for i, s in enumerate(specs):
         e = cfgs[s]
-        ax.scatter([i] * len(e["diff_pct"]), e["diff_pct"], color="C0", s=14)
+        ax.scatter([i] * len(e["diff_pct"]), e["diff_pct"], color="C0", s=14,
+                   label="test inputs uncompressed (seeds)" if i == 0 else None)
+        if e.get("diff_pct_testcomp"):
+            ax.scatter([i + 0.2] * len(e["diff_pct_testcomp"]), e["diff_pct_testcomp"],
+                       facecolors="none", edgecolors="C1", s=18,
+                       label="test inputs round-tripped too" if i == 0 else None)
         ax.errorbar(i, e["diff_pct_mean"], yerr=0 if math.isnan(e["diff_pct_std"]) else e["diff_pct_std"],
                     fmt="_", color="C3", ms=14, capsize=4)
     ax.axhline(0, color="black", lw=0.8)
@@ -94,6 +101,7 @@ def plots(res: dict, out: Path) -> list[Path]:
                   rotation=60, fontsize=7)
     ax.set(ylabel="final test MSE difference from base (%)",
            title="Final test loss vs baseline: seeds (dots), mean ± std (red)")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     p = out / "downstream-final.png"
     fig.savefig(p, dpi=90)
