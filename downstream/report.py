@@ -179,7 +179,12 @@ def markdown(res: dict, cmd: str, pngs: list[Path]) -> str:
     h = res["host"]
     L.append(f"- Ran on {res['threads']} thread(s), {h['cpus']} CPUs, torch {h['torch']}, "
              f"Python {h['python']}; total wall time **{res['wall_s'] / 60:.1f} min** "
-             f"(data generation {res['data_s']:.0f} s).\n")
+             f"(data generation {res['data_s']:.0f} s, round trips {res.get('roundtrip_s', 0):.0f} s, "
+             f"training {res.get('train_wall_s', 0) / 60:.1f} min in {res.get('jobs', 1)} parallel "
+             f"process(es)). The training runs used {res.get('train_cpu_s', 0) / 60:.1f} CPU-minutes "
+             f"in all, so on an otherwise idle 2-core machine they take about "
+             f"{res.get('train_cpu_s', 0) / 120:.1f} min (load average during this run: "
+             f"{res.get('loadavg', '?')}).\n")
     L.append("## Results\n")
     L.append(f"Test MSE of the noisy test inputs themselves (no denoising): "
              f"{res['trivial_test_mse']['noisy_input']:.5f}.\n")
@@ -198,6 +203,16 @@ def markdown(res: dict, cmd: str, pngs: list[Path]) -> str:
                  f"{e['signal_mse_lost']:.1e} | "
                  f"{e['final_test_loss_mean']:.5f} | {diff} | {seeds} | {tci} | "
                  f"{e['train_s_mean']:.0f} | {e['compress_s']:.1f} |")
+    L.append("")
+    for s, e in cfgs.items():
+        if e.get("target_ratio_unreachable"):
+            L.append(f"- {s}: SZ3 compresses these (digitised) inputs by {e['ratio']:.2f} even at "
+                     f"an error bound of {e['abs_error_bound']:.1e}, so the ratio of {e['matched_to']} "
+                     "cannot be matched; the row is SZ3 at "
+                     "(near-)lossless settings.")
+        if e["family"] == "zfp" and math.isinf(e["input_psnr_db"]):
+            L.append(f"- {s}: at {32 / e['ratio']:.1f} bits/value ZFP reproduces the digitised "
+                     "inputs exactly (lossless).")
     L.append("")
     # honest statements, computed
     over = [s for s, e in cfgs.items() if s != "base" and e["diff_pct_mean"] > 3]
