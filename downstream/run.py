@@ -202,6 +202,12 @@ def run(args) -> dict:
     results["train_cpu_s"] = float(sum(r.get("cpu_s", 0.0) for e in results["configs"].values()
                                        for r in e["runs"]))
     results["roundtrip_s"] = float(sum(e["compress_s"] for e in results["configs"].values()))
+    if args.profile == "reduced":
+        full = PROFILES["full"]
+        scale = (len(full["seeds"]) * len(full["configs"]) * full["epochs"]
+                 / (len(prof["seeds"]) * len(prof["configs"]) * prof["epochs"]))
+        results["projected_full_idle_min"] = (results["train_cpu_s"] * scale / 2
+                                              + results["roundtrip_s"] + t_data) / 60
     summarize(results)
     return results
 
@@ -356,6 +362,8 @@ def main(argv=None):
     g.add_argument("--smoke", dest="profile", action="store_const", const="smoke")
     g.add_argument("--reduced", dest="profile", action="store_const", const="reduced")
     g.add_argument("--full", dest="profile", action="store_const", const="full")
+    g.add_argument("--render", type=Path, metavar="RESULTS_JSON",
+                   help="no training: rewrite the report and plots of OUT from a results JSON")
     ap.add_argument("--out", type=Path, default=None,
                     help="where the report goes (default: none for --smoke, else docs/)")
     ap.add_argument("--work", type=Path, default=HERE / "work",
@@ -384,9 +392,29 @@ def main(argv=None):
     ap.add_argument("--crops-per-image", type=int, default=None)
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
+    if args.render:
+        import report
+
+        res = json.loads(args.render.read_text())
+        out = args.out or args.render.parent
+        out.mkdir(parents=True, exist_ok=True)
+        pngs = report.plots(res, out)
+        st = res["settings"]
+        tr_clean, tr_noisy = emsim.load_or_make(args.work / "data", "train", st["n_train"],
+                                                st["data_seed"])
+        SAMPLES["clean"] = tr_clean[0, 0, :96, :96].copy()
+        for spec in res["configs"]:  # the round trips again (deterministic), for the picture
+            SAMPLES[spec] = make_roundtrip(spec, args)(tr_noisy)[0, 0, :96, :96].copy()
+        pngs.append(report.samples_png(res, SAMPLES, out))
+        (out / "downstream.md").write_text(report.markdown(res, res.get("command", "?"), pngs))
+        if args.render.resolve() != (out / "downstream-results.json").resolve():
+            (out / "downstream-results.json").write_text(args.render.read_text())
+        log(f"wrote {out / 'downstream.md'}")
+        return 0
     t0 = time.perf_counter()
     res = run(args)
     cmd = "python downstream/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    res["command"] = cmd
     if args.profile == "smoke":
         errs = smoke_check(res)
         log(f"smoke: CF 8 (snapped to the data grid) bit-identical to baseline: "
