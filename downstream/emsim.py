@@ -39,6 +39,7 @@ A_LATTICE = 2.46  # Angstrom, graphene lattice constant
 # fractional bits). Far below the noise (>= 0.04 rms here), and it gives the data an exact grid:
 # a round trip within 1/512 of the data snaps back to it bit for bit (used by run.py --smoke).
 NOISY_QUANTUM = 2.0**-8
+GENERATOR_VERSION = 1
 CC_BOND = A_LATTICE / math.sqrt(3.0)  # 1.42 Angstrom
 
 
@@ -62,7 +63,8 @@ class SimConfig:
     read_noise: tuple[float, float] = (0.5, 2.0)  # electrons rms, uniform
 
     def key(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        """Cache key: the parameters and GENERATOR_VERSION (bump it when the code's output changes)."""
+        blob = json.dumps([GENERATOR_VERSION, dataclasses.asdict(self)], sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
