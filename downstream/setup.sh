@@ -33,7 +33,7 @@ if [ "$want" = "$(cat "$stamp" 2>/dev/null || true)" ]; then
 else
     log "installing $req into $venv (torch is ~3 GB of wheels: a few minutes)"
     rm -f "$stamp"
-    "$vpy" -m pip install --disable-pip-version-check --no-input -q -r "$req" || die "pip install failed"
+    "$vpy" -m pip install --disable-pip-version-check --no-input --no-cache-dir -q -r "$req" || die "pip install failed"
     "$vpy" -c 'import torch, numpy, onnxruntime, zfpy, pysz, h5py, matplotlib' || die "installed packages fail to import"
     printf '%s\n' "$want" >"$stamp"
     log "done: $("$vpy" -c 'import torch, numpy, onnxruntime as o; print("torch", torch.__version__, "numpy", numpy.__version__, "onnxruntime", o.__version__)')"

@@ -54,3 +54,9 @@ echo "== conformance suite graphs/: onnxruntime and OpenVINO (graphs/verify.py)"
 
 echo "== python loader: python/dctchop_loader.py vs dctchop compress (chelsea.png, a .npy)"
 .venv/bin/python python/test_loader.py --bin target/debug/dctchop
+
+# Downstream accuracy (issue 14): train a small denoiser on simulated micrographs; the smoke run
+# checks that training on CF = block data matches the baseline exactly. Its venv holds torch
+# (~3 GB from PyPI), installed on first use.
+echo "== downstream smoke: denoiser on simulated graphene micrographs (downstream/ci.sh)"
+DCTCHOP_BIN="$PWD/target/debug/dctchop" bash downstream/ci.sh
