@@ -12,4 +12,5 @@ mod forms;
 mod graphs;
 mod hdf5_disabled;
 mod math;
+mod native;
 mod ort_engine;

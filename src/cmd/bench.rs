@@ -29,8 +29,8 @@ pub struct BenchArgs {
     /// Forms (comma list of tiles): full (the paper's dense form), auto, or N.
     #[arg(long, value_delimiter = ',', default_value = "full,auto")]
     form: Vec<Tile>,
-    /// Engines (comma list).
-    #[arg(long, value_delimiter = ',', default_value = "tract")]
+    /// Engines (comma list): native, tract, ort, auto.
+    #[arg(long, value_delimiter = ',', default_value = "native")]
     engine: Vec<EngineKind>,
     /// Thread counts (comma list); 0 = all cores.
     #[arg(long, value_delimiter = ',', default_value = "0")]
