@@ -43,7 +43,16 @@ enum Command {
 
 fn main() {
     dctchop::keep_freed_memory();
+    // `dctchop inspect … | head` ends quietly like any Unix tool, not with a panic.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any other thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
+    if let Err(e) = dctchop::output::clean_up_on_signals() {
+        eprintln!("dctchop: warning: Ctrl-C will not remove temporary files: {e}");
+    }
     let result = match cli.command {
         Command::Export(a) => cmd::export::run(a),
         Command::Bench(a) => cmd::bench::run(a),

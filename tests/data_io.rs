@@ -442,10 +442,32 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
     std::fs::write(inp.join("meta.00000.safetensors"), &bad_meta).unwrap();
     // An existing output.
     std::fs::write(out.join("taken.npy"), "keep me").unwrap();
+    // A FIFO would block a reader forever.
+    let fifo = inp.join("fifo.npy");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
 
     let i = |f: &str| s(&inp.join(f));
     let dst = s(&out.join("c"));
     let cases: Vec<Case> = vec![
+        (
+            "fifo input",
+            vec!["compress".into(), i("fifo.npy"), "-o".into(), dst.clone()],
+            "not a regular file",
+        ),
+        (
+            "output stem is a directory",
+            vec![
+                "compress".into(),
+                i("ok.npy"),
+                "-o".into(),
+                format!("{}/", s(&out)),
+            ],
+            "is a directory",
+        ),
         (
             "unknown format",
             vec!["compress".into(), i("data.txt"), "-o".into(), dst.clone()],

@@ -8,6 +8,7 @@ mod cli;
 mod conformance;
 mod data_io;
 mod eval;
+mod faults;
 mod forms;
 mod graphs;
 mod hdf5_disabled;

@@ -98,6 +98,20 @@ pub fn stem_of(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The stem to write a container to for the user's `-o`: like [`stem_of`], but a directory
+/// (or a path ending in a separator) is refused, since it would give hidden shard names.
+pub fn output_stem(out: &Path) -> Result<PathBuf> {
+    let s = out.as_os_str().to_string_lossy();
+    if out.is_dir() || s.ends_with(std::path::MAIN_SEPARATOR) || s.ends_with('/') {
+        return Err(Error::invalid_input(
+            out,
+            "is a directory: -o takes a container stem such as DIR/NAME (writes \
+             DIR/NAME.00000.safetensors, ...)",
+        ));
+    }
+    Ok(stem_of(out))
+}
+
 /// Whether a path names a container (a `.safetensors` file, or a stem whose shard 0 exists).
 pub fn looks_like_container(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "safetensors") || shard_path(path, 0).is_file()

@@ -383,6 +383,13 @@ pub fn open(inputs: &[PathBuf]) -> Result<Dataset> {
     let mut images = Vec::new();
     for p in inputs {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        if !meta.is_dir() && !meta.is_file() {
+            // A FIFO or device would block or never end.
+            return Err(Error::unsupported(
+                p,
+                "is not a regular file (a FIFO, socket or device); pass a file",
+            ));
+        }
         if meta.is_dir() {
             let found = list_images(p)?;
             if found.is_empty() {

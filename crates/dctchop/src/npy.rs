@@ -46,9 +46,21 @@ pub fn write_npy(path: &Path, a: ArrayViewD<'_, f32>, ty: Dtype, force: bool) ->
     crate::output::write_atomic(path, &bytes, force)
 }
 
+/// The bytes of a regular file (a FIFO or device is refused instead of blocking).
+fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::unsupported(
+            path,
+            "is not a regular file; pass a .npy file",
+        ));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
 /// Read a float `.npy` (f16, f32 or f64; C or Fortran order) as f32, with its stored type.
 pub fn read_npy_f32(path: &Path) -> Result<(ArrayD<f32>, String)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_regular(path)?;
     let bad = |m: String| Error::unsupported(path, m);
     let corrupt = |m: String| Error::corrupt(path, m);
     let npy =

@@ -9,11 +9,75 @@
 //! - A [`Commit`] renames several files into place together; on any error before the renames, or
 //!   when it is dropped unfinished, every temporary is removed.
 //! - [`CreatedDirs`] removes the directories an output created when the output fails.
+//! - With [`clean_up_on_signals`] (the `dctchop` binary calls it), SIGINT and SIGTERM remove
+//!   every live temporary, the files of a commit that was being renamed into place, and the
+//!   directories created for them, then exit with 128 + the signal number.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// What a signal must remove: live temporaries, targets of an unfinished commit, and directories
+/// created for outputs (removed last, and only when empty).
+#[derive(Default)]
+struct Live {
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+static LIVE: Mutex<Live> = Mutex::new(Live {
+    files: Vec::new(),
+    dirs: Vec::new(),
+});
+
+fn live() -> MutexGuard<'static, Live> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn forget(list: &mut Vec<PathBuf>, p: &Path) {
+    if let Some(i) = list.iter().rposition(|q| q == p) {
+        list.swap_remove(i);
+    }
+}
+
+/// Install (once per process) a thread that, on SIGINT or SIGTERM, removes every temporary this
+/// module is writing, the targets of a [`Commit`] that was being renamed into place, and empty
+/// directories created by a live [`CreatedDirs`], then exits with status 128 + the signal.
+/// Process-wide, so the library never calls it itself.
+#[cfg(unix)]
+pub fn clean_up_on_signals() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    let mut result = Ok(());
+    INSTALLED.call_once(
+        || match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+            Ok(mut signals) => {
+                std::thread::spawn(move || {
+                    if let Some(sig) = signals.forever().next() {
+                        let l = live();
+                        for f in &l.files {
+                            let _ = fs::remove_file(f);
+                        }
+                        for d in l.dirs.iter().rev() {
+                            let _ = fs::remove_dir(d);
+                        }
+                        std::process::exit(128 + sig);
+                    }
+                });
+            }
+            Err(e) => result = Err(Error::io("<signal handler>", e)),
+        },
+    );
+    result
+}
+
+/// No signals to handle on this platform.
+#[cfg(not(unix))]
+pub fn clean_up_on_signals() -> Result<()> {
+    Ok(())
+}
 
 use crate::error::{Error, Result};
 
@@ -83,6 +147,8 @@ impl TempFile {
     pub fn create(target: &Path) -> Result<TempFile> {
         loop {
             let tmp = temp_name(target);
+            // Registered first, so a signal arriving right after the create removes it too.
+            live().files.push(tmp.clone());
             match OpenOptions::new().write(true).create_new(true).open(&tmp) {
                 Ok(f) => {
                     return Ok(TempFile {
@@ -92,8 +158,14 @@ impl TempFile {
                     })
                 }
                 // A leftover of an earlier process with the same PID: take the next name.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Error::io(target, e)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    forget(&mut live().files, &tmp);
+                    continue;
+                }
+                Err(e) => {
+                    forget(&mut live().files, &tmp);
+                    return Err(Error::io(target, e));
+                }
             }
         }
     }
@@ -151,6 +223,7 @@ impl TempFile {
         self.sync()?;
         check_writable(&self.target, force)?;
         fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        forget(&mut live().files, &self.tmp);
         self.tmp = PathBuf::new();
         Ok(())
     }
@@ -160,6 +233,7 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.tmp.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.tmp);
+            forget(&mut live().files, &self.tmp);
         }
     }
 }
@@ -209,10 +283,16 @@ impl Commit {
         for f in &self.files {
             check_writable(&f.target, self.force)?;
         }
-        for f in self.files.drain(..) {
-            f.persist(self.force)?;
+        // Until every file is in place, a signal removes the ones already renamed: an
+        // interrupted commit leaves nothing at the final paths.
+        let targets: Vec<PathBuf> = self.files.iter().map(|f| f.target.clone()).collect();
+        live().files.extend(targets.iter().cloned());
+        let result = self.files.drain(..).try_for_each(|f| f.persist(self.force));
+        let mut l = live();
+        for t in &targets {
+            forget(&mut l.files, t);
         }
-        Ok(())
+        result
     }
 }
 
@@ -256,7 +336,10 @@ impl CreatedDirs {
         let mut created = CreatedDirs { dirs: Vec::new() };
         for p in missing.into_iter().rev() {
             match fs::create_dir(&p) {
-                Ok(()) => created.dirs.push(p),
+                Ok(()) => {
+                    live().dirs.push(p.clone());
+                    created.dirs.push(p)
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && p.is_dir() => {}
                 Err(e) => return Err(Error::io(&p, e)),
             }
@@ -266,14 +349,19 @@ impl CreatedDirs {
 
     /// Keep the directories (the output succeeded).
     pub fn keep(mut self) {
-        self.dirs.clear();
+        let mut l = live();
+        for d in self.dirs.drain(..) {
+            forget(&mut l.dirs, &d);
+        }
     }
 }
 
 impl Drop for CreatedDirs {
     fn drop(&mut self) {
+        let mut l = live();
         for d in self.dirs.iter().rev() {
             let _ = fs::remove_dir(d); // only succeeds when empty
+            forget(&mut l.dirs, d);
         }
     }
 }

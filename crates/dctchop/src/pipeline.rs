@@ -102,7 +102,7 @@ pub fn compress(
 ) -> Result<CompressReport> {
     let t0 = Instant::now();
     let ds = input::open(inputs)?;
-    let stem = container::stem_of(out);
+    let stem = container::output_stem(out)?;
     if opts.batch == 0 {
         return Err(Error::invalid_option("batch", 0, "an integer >= 1"));
     }

@@ -1,0 +1,172 @@
+//! Faults that must lose nothing: a signal mid-compress or mid-decompress leaves no file at the
+//! final paths (and after SIGINT/SIGTERM no temporary either); a closed stdout ends quietly.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|r| r.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Start `dctchop args`, wait until a hidden temporary appears in `watch` (so the run is
+/// mid-write), send `signal`, and return the exit status.
+fn interrupt(args: &[&str], watch: &Path, signal: i32) -> std::process::ExitStatus {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dctchop"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        // `watch` may not exist yet (the run creates it).
+        let busy = entries(watch)
+            .iter()
+            .any(|p| p.to_string_lossy().ends_with(".tmp"));
+        if busy {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{args:?} ended ({status}) before a temporary appeared");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no temporary after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+    child.wait().unwrap()
+}
+
+#[test]
+fn signals_mid_run_leave_no_output() {
+    let dir = common::fresh_dir("faults", "signals");
+    let npy = dir.join("x.npy");
+    // Big enough that the f64 reference engine takes seconds.
+    let x = common::image(48, 3, 192, 192, 1);
+    dctchop::npy::write_npy(&npy, x.view().into_dyn(), dctchop::Dtype::F32, true).unwrap();
+    let out = dir.join("out");
+    for (signal, code) in [
+        (libc::SIGINT, Some(130)),
+        (libc::SIGTERM, Some(143)),
+        (libc::SIGKILL, None),
+    ] {
+        // Into an existing directory, and into one the run creates (two levels deep).
+        let existing = out.join(format!("existing{signal}"));
+        std::fs::create_dir_all(&existing).unwrap();
+        let created = out.join(format!("new{signal}"));
+        for (target, watch) in [
+            (existing.join("c"), existing.clone()),
+            (created.join("deep/c"), created.join("deep")),
+        ] {
+            let status = interrupt(
+                &[
+                    "compress",
+                    npy.to_str().unwrap(),
+                    "-o",
+                    target.to_str().unwrap(),
+                    "--engine",
+                    "reference",
+                    "--batch",
+                    "2",
+                    "--quiet",
+                ],
+                &watch,
+                signal,
+            );
+            assert_eq!(status.code(), code, "signal {signal}");
+            let left = entries(&watch);
+            let finals: Vec<_> = left
+                .iter()
+                .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+                .collect();
+            assert!(
+                finals.is_empty(),
+                "signal {signal}: outputs left: {finals:?}"
+            );
+            if signal != libc::SIGKILL {
+                assert!(
+                    left.is_empty(),
+                    "signal {signal}: temporaries left: {left:?}"
+                );
+            }
+        }
+        if signal != libc::SIGKILL {
+            assert!(
+                !created.exists(),
+                "signal {signal}: the directories it created stay"
+            );
+        }
+    }
+    let stem = out.join("c");
+    let (npy_s, stem_s) = (npy.to_str().unwrap(), stem.to_str().unwrap());
+    // Decompress: a real container, interrupted while writing the .npy.
+    let o = common::dctchop(&["compress", npy_s, "-o", stem_s, "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let back = dir.join("back");
+    std::fs::create_dir_all(&back).unwrap();
+    let target = back.join("x.npy");
+    let status = interrupt(
+        &[
+            "decompress",
+            stem_s,
+            "-o",
+            target.to_str().unwrap(),
+            "--engine",
+            "reference",
+            "--quiet",
+        ],
+        &back,
+        libc::SIGINT,
+    );
+    assert_eq!(status.code(), Some(130));
+    assert!(entries(&back).is_empty(), "{:?}", entries(&back));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = common::fresh_dir("faults", "pipe");
+    let o = common::dctchop(&[
+        "export",
+        "--cf",
+        "4",
+        "--res",
+        "64",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let graph = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".compress.onnx"))
+        .unwrap();
+    for args in [
+        vec!["inspect", graph.to_str().unwrap()],
+        vec!["inspect", graph.to_str().unwrap(), "--json"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dctchop"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader goes away, like `| head -0`
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
