@@ -49,6 +49,8 @@ fn apply(step: &Step, x: ArrayD<f64>) -> ArrayD<f64> {
             *out.last_mut().expect("rank >= 1") = w.ncols();
             y.into_shape_with_order(IxDyn(&out)).expect("contiguous")
         }
+        // The codes arrive as f64 already (exact for int8/int16): nothing to convert.
+        Step::Cast { .. } => x,
         Step::MatMulLeft { w } => {
             let shape = x.shape().to_vec();
             let r = shape.len();
