@@ -13,3 +13,4 @@ mod graphs;
 mod hdf5_disabled;
 mod math;
 mod ort_engine;
+mod quant;
