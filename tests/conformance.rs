@@ -299,7 +299,7 @@ fn suite_passes_on(opts: EngineOptions) {
         serde_json::from_slice(&std::fs::read(root.join("manifest.json")).unwrap()).unwrap();
     let cases = m["cases"].as_array().unwrap();
     assert_eq!(cases.len(), self::cases().len());
-    let (mut worst, mut worst_q): (f64, f64) = (0.0, 0.0);
+    let mut worst = std::collections::BTreeMap::<_, f64>::new();
     for case in cases {
         let dir: &Path = &root.join(case["dir"].as_str().unwrap());
         let spec: Spec = serde_json::from_value(case["spec"].clone()).unwrap();
@@ -324,19 +324,22 @@ fn suite_passes_on(opts: EngineOptions) {
                 }
             };
             let e = rel(&out, &expected);
-            if spec.dtype == Dtype::F32 {
-                let w = if spec.quant.is_some() {
-                    &mut worst_q
-                } else {
-                    &mut worst
-                };
-                *w = w.max(e);
-            }
+            let kind = if spec.quant.is_some() {
+                "quantized"
+            } else {
+                "float"
+            };
+            let w = worst
+                .entry((kind, spec.dtype.to_string(), key))
+                .or_default();
+            *w = w.max(e);
             assert!(e <= tol, "{} {key}: {e:e} > {tol:e}", dir.display());
         }
     }
-    println!(
-        "worst f32 error on {}: {worst:e} (quantized cases: {worst_q:e})",
-        opts.kind
-    );
+    for ((kind, dtype, key), e) in worst {
+        println!(
+            "worst error on {}: {kind} {dtype} {key}: {e:.3e}",
+            opts.kind
+        );
+    }
 }
