@@ -115,8 +115,10 @@ impl SpecArgs {
 /// The engine flags shared by `run`, `compress` and `decompress`.
 #[derive(Args)]
 pub struct EngineArgs {
-    /// tract (built in) or ort (ONNX Runtime 1.31, loaded at run time).
-    #[arg(long, default_value = "tract")]
+    /// auto (native kernels for compress/decompress; tract for `run`, which runs ONNX files;
+    /// ort on CUDA), native, tract (ONNX graphs in pure Rust) or ort (ONNX Runtime 1.31, loaded
+    /// at run time).
+    #[arg(long, default_value = "auto")]
     pub engine: dctchop::EngineKind,
     /// cpu, or cuda[:N] (ort engine with onnxruntime-gpu only).
     #[arg(long, default_value = "cpu")]

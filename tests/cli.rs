@@ -390,6 +390,8 @@ fn run_devices_never_fall_back_silently() {
         s(&input),
         "-o",
         s(&y),
+        "--engine",
+        "tract",
         "--device",
         "cuda",
     ]);
@@ -399,6 +401,31 @@ fn run_devices_never_fall_back_silently() {
         "{}",
         text(&o)
     );
+    // The native engine runs plans on the CPU; it neither runs ONNX files nor CUDA.
+    for (engine, device, needle) in [
+        (
+            "native",
+            "cpu",
+            "native engine: it runs a dctchop plan, not ONNX bytes",
+        ),
+        ("native", "cuda", "native engine: runs on the CPU only"),
+    ] {
+        let o = dctchop(&[
+            "run",
+            s(&c),
+            "--input",
+            s(&input),
+            "-o",
+            s(&y),
+            "--engine",
+            engine,
+            "--device",
+            device,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(text(&o).contains(needle), "{}", text(&o));
+        assert!(!y.exists(), "nothing written on error");
+    }
     if common::ort_ready() {
         let o = dctchop(&[
             "run",
@@ -417,6 +444,7 @@ fn run_devices_never_fall_back_silently() {
                 "this ONNX Runtime has a working CUDA provider: {}",
                 text(&o)
             );
+            std::fs::remove_file(&y).unwrap();
         } else {
             let t = text(&o);
             assert!(
@@ -425,6 +453,22 @@ fn run_devices_never_fall_back_silently() {
             );
             assert!(!y.exists(), "nothing written on error");
         }
+        // The default engine on a CUDA device is ONNX Runtime: the same answer.
+        let o = dctchop(&[
+            "run",
+            s(&c),
+            "--input",
+            s(&input),
+            "-o",
+            s(&y),
+            "--device",
+            "cuda",
+        ]);
+        let t = text(&o);
+        assert!(
+            o.status.success() || t.contains("no CUDA execution provider"),
+            "{t}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

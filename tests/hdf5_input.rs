@@ -77,14 +77,14 @@ fn f32_2d_dataset_round_trip() {
     ] {
         let ds = input::open(&[PathBuf::from(&spec)]).unwrap();
         assert_eq!(ds.shape(), [1, 1, h, w]);
-        assert_eq!(ds.dtype, "float32");
+        assert_eq!(ds.dtype.numpy_name(), "float32");
         assert_eq!(ds.describe(), format!("{}:/image", file.display()));
         let got = read_all(&ds, 4);
         assert_eq!(got.index_axis(Axis(0), 0).index_axis(Axis(0), 0), x);
     }
     let (rep, back) = round_trip(&format!("{}:/image", file.display()), &dir, 8);
     assert_eq!(rep.original_shape, [1, 1, h, w]);
-    assert_eq!(rep.original_dtype, "float32");
+    assert_eq!(rep.original_dtype.numpy_name(), "float32");
     let x4 = x.clone().insert_axis(Axis(0)).insert_axis(Axis(0));
     common::assert_reported_psnr(rep.psnr_db, &x4, &back.into_dyn());
 }
@@ -113,7 +113,7 @@ fn u16_nhw_stack_in_group_chunked_round_trip() {
     let spec = format!("{}:/train/images:nhw", file.display());
     let ds = input::open(&[PathBuf::from(&spec)]).unwrap();
     assert_eq!(ds.shape(), [n, 1, h, w]);
-    assert_eq!(ds.dtype, "uint16");
+    assert_eq!(ds.dtype.numpy_name(), "uint16");
     // Batches of 3 over chunks of 2: hyperslabs across chunk boundaries.
     assert_eq!(read_all(&ds, 3), want);
     // Without the layout, rank 3 is (C, H, W) as for .npy.
@@ -122,7 +122,7 @@ fn u16_nhw_stack_in_group_chunked_round_trip() {
 
     let (rep, back) = round_trip(&spec, &dir, 3);
     assert_eq!(rep.original_shape, [n, 1, h, w]);
-    assert_eq!(rep.original_dtype, "uint16");
+    assert_eq!(rep.original_dtype.numpy_name(), "uint16");
     assert_eq!(rep.original_bytes, (n * h * w * 2) as u64);
     common::assert_reported_psnr(rep.psnr_db, &want, &back.into_dyn());
 }
@@ -141,7 +141,7 @@ fn nhwc_f64_is_permuted() {
     });
     let ds = input::open(&[PathBuf::from(format!("{}::nhwc", file.display()))]).unwrap();
     assert_eq!(ds.shape(), [n, c, h, w]);
-    assert_eq!(ds.dtype, "float64");
+    assert_eq!(ds.dtype.numpy_name(), "float64");
     let want = x.mapv(|v| v as f32).permuted_axes([0, 3, 1, 2]);
     assert_eq!(read_all(&ds, 2), want);
 }

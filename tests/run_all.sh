@@ -36,8 +36,9 @@ cargo test --workspace --locked "${features[@]}"
 # HDF5 input is behind the `hdf5` feature (links the system libhdf5); .ci/run installs it as root.
 if pkg-config --exists hdf5 2>/dev/null; then
     echo "== cargo test --features hdf5 --test hdf5_input (libhdf5 $(pkg-config --modversion hdf5))"
-    # Same feature set as above plus hdf5: only the library, the binary and this test binary are
-    # rebuilt. The first build stays without hdf5, so tests/hdf5_disabled.rs checks its error.
+    # Same feature set as above plus hdf5. hdf5-metno's derive macros turn on syn's
+    # `extra-traits`, so every proc-macro and what it derives is rebuilt, tract included. The
+    # first build stays without hdf5, so the hdf5_disabled module checks its error.
     hdf5_features=hdf5
     if [ ${#features[@]} -gt 0 ]; then hdf5_features=hdf5,zfp; fi
     cargo test --locked --features "$hdf5_features" --test hdf5_input
@@ -53,3 +54,9 @@ echo "== conformance suite graphs/: onnxruntime and OpenVINO (graphs/verify.py)"
 
 echo "== python loader: python/dctchop_loader.py vs dctchop compress (chelsea.png, a .npy)"
 .venv/bin/python python/test_loader.py --bin target/debug/dctchop
+
+# Downstream accuracy (issue 14): train a small denoiser on simulated micrographs; the smoke run
+# checks that training on CF = block data matches the baseline exactly. Its venv holds torch
+# (~3 GB from PyPI), installed on first use.
+echo "== downstream smoke: denoiser on simulated graphene micrographs (downstream/ci.sh)"
+DCTCHOP_BIN="$PWD/target/debug/dctchop" bash downstream/ci.sh

@@ -12,5 +12,6 @@ mod forms;
 mod graphs;
 mod hdf5_disabled;
 mod math;
+mod native;
 mod ort_engine;
 mod quant;

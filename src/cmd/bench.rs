@@ -5,7 +5,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use crate::args::{parse_res, Res};
-use dctchop::bench::{measure, relate_to_dense, BenchPoint, CsvWriter};
+use dctchop::bench::{measure, relate_to_dense, relate_to_native, BenchPoint, CsvWriter};
 use dctchop::{Device, Dtype, EngineKind, EngineOptions, Spec, Tile, Variant};
 
 #[derive(Args)]
@@ -29,8 +29,8 @@ pub struct BenchArgs {
     /// Forms (comma list of tiles): full (the paper's dense form), auto, or N.
     #[arg(long, value_delimiter = ',', default_value = "full,auto")]
     form: Vec<Tile>,
-    /// Engines (comma list).
-    #[arg(long, value_delimiter = ',', default_value = "tract")]
+    /// Engines (comma list): native, tract, ort, auto.
+    #[arg(long, value_delimiter = ',', default_value = "native")]
     engine: Vec<EngineKind>,
     /// Thread counts (comma list); 0 = all cores.
     #[arg(long, value_delimiter = ',', default_value = "0")]
@@ -56,7 +56,7 @@ pub struct BenchArgs {
     force: bool,
 }
 
-const HEADER: [&str; 15] = [
+const HEADER: [&str; 17] = [
     "engine",
     "thr",
     "variant",
@@ -72,10 +72,12 @@ const HEADER: [&str; 15] = [
     "d/cp",
     "c/dense",
     "d/dense",
+    "c/nat",
+    "d/nat",
 ];
 
 fn print_row(cells: &[String]) {
-    let widths: [isize; 15] = [-6, 3, -9, -6, -8, 10, 3, 5, 9, 9, 9, 6, 6, 7, 7];
+    let widths: [isize; 17] = [-6, 3, -9, -6, -8, 10, 3, 5, 9, 9, 9, 6, 6, 7, 7, 6, 6];
     let line: Vec<String> = cells
         .iter()
         .zip(widths)
@@ -108,6 +110,8 @@ fn row(p: &BenchPoint) -> Vec<String> {
         format!("{:.2}", p.decompress_vs_memcpy),
         r(p.compress_vs_dense),
         r(p.decompress_vs_dense),
+        r(p.compress_vs_native),
+        r(p.decompress_vs_native),
     ]
 }
 
@@ -120,21 +124,22 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .as_deref()
         .map(|path| CsvWriter::create(path, a.force))
         .transpose()?;
-    for &engine in &a.engine {
-        for &threads in &a.threads {
-            let mut opts = EngineOptions::default()
-                .with_kind(engine)
-                .with_device(a.device);
-            if threads > 0 {
-                opts = opts.with_threads(threads);
-            }
-            for &variant in &a.variant {
-                for &Res(h, w) in &a.res {
-                    for &cf in &a.cf {
-                        for &batch in &a.batch {
-                            // All forms of one configuration are measured back to back, so the
-                            // ratios to the dense form compare runs under the same load.
-                            let mut points = Vec::with_capacity(a.form.len());
+    for &threads in &a.threads {
+        for &variant in &a.variant {
+            for &Res(h, w) in &a.res {
+                for &cf in &a.cf {
+                    for &batch in &a.batch {
+                        // Every engine and form of one configuration is measured back to back,
+                        // so the ratios between them compare runs under the same load.
+                        let mut points = Vec::with_capacity(a.engine.len() * a.form.len());
+                        for &engine in &a.engine {
+                            let mut opts = EngineOptions::default()
+                                .with_kind(engine)
+                                .with_device(a.device);
+                            if threads > 0 {
+                                opts = opts.with_threads(threads);
+                            }
+                            let mut forms = Vec::with_capacity(a.form.len());
                             for &form in &a.form {
                                 let spec = Spec::new(h, w, cf)
                                     .with_batch(batch)
@@ -143,20 +148,23 @@ pub fn run(a: BenchArgs) -> Result<()> {
                                     .with_variant(variant)
                                     .with_tile(form)
                                     .with_dtype(a.dtype);
-                                let p = measure(&spec, &opts, a.budget)
-                                    .with_context(|| format!("benchmark of {}", spec.name()))?;
-                                points.push(p);
+                                let p = measure(&spec, &opts, a.budget).with_context(|| {
+                                    format!("benchmark of {} on {engine}", spec.name())
+                                })?;
+                                forms.push(p);
                             }
-                            relate_to_dense(&mut points);
-                            for p in &points {
-                                if let Some(w) = csv.as_mut() {
-                                    w.write(p)?;
-                                }
-                                if a.json {
-                                    println!("{}", serde_json::to_string(p)?);
-                                } else {
-                                    print_row(&row(p));
-                                }
+                            relate_to_dense(&mut forms);
+                            points.extend(forms);
+                        }
+                        relate_to_native(&mut points);
+                        for p in &points {
+                            if let Some(w) = csv.as_mut() {
+                                w.write(p)?;
+                            }
+                            if a.json {
+                                println!("{}", serde_json::to_string(p)?);
+                            } else {
+                                print_row(&row(p));
                             }
                         }
                     }

@@ -55,8 +55,8 @@ pub struct EvalArgs {
     /// Stored coefficient types: f32, f16 (comma list).
     #[arg(long, value_delimiter = ',', default_value = "f32")]
     pub store: Vec<Store>,
-    /// tract (built in) or ort (ONNX Runtime, loaded at run time).
-    #[arg(long, default_value = "tract")]
+    /// auto (= native), native, tract or ort (ONNX Runtime, loaded at run time).
+    #[arg(long, default_value = "auto")]
     pub engine: EngineKind,
     /// Samples per graph run.
     #[arg(long, default_value_t = 8)]

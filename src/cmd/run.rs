@@ -114,7 +114,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let t0 = Instant::now();
     let mut runner = dctchop::engine::compile_bytes(&g.bytes, g.input.dtype, &opts)?;
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let engine = match a.engine.engine {
+    let engine = match a.engine.engine.for_graph(a.engine.device) {
         EngineKind::Ort => {
             let (path, version) = dctchop::engine::ort_library()?;
             format!("ort (ONNX Runtime {version}, {})", path.display())

@@ -47,6 +47,10 @@ pub struct BenchPoint {
     /// the same run; `None` when the dense form was not measured beside it.
     pub compress_vs_dense: Option<f64>,
     pub decompress_vs_dense: Option<f64>,
+    /// Throughput relative to the native engine on the same configuration and form, measured
+    /// back to back; `None` when native was not measured beside it.
+    pub compress_vs_native: Option<f64>,
+    pub decompress_vs_native: Option<f64>,
 }
 
 /// Fill `*_vs_dense` of every point from the `full` point among them (the forms of one
@@ -61,11 +65,28 @@ pub fn relate_to_dense(points: &mut [BenchPoint]) {
     }
 }
 
+/// Fill `*_vs_native` of every point from the native point of the same form among them (the
+/// engines of one configuration, measured back to back).
+pub fn relate_to_native(points: &mut [BenchPoint]) {
+    let native: Vec<BenchPoint> = points
+        .iter()
+        .filter(|p| p.engine == "native")
+        .cloned()
+        .collect();
+    for p in points.iter_mut() {
+        if let Some(n) = native.iter().find(|n| n.form == p.form) {
+            p.compress_vs_native = Some(n.compress_s / p.compress_s);
+            p.decompress_vs_native = Some(n.decompress_s / p.decompress_s);
+        }
+    }
+}
+
 /// CSV columns, in the order of [`BenchPoint`]'s fields.
 pub const CSV_HEADER: &str = "engine,device,threads,form,tile_resolved,variant,res,cf,block,batch,\
 channels,dtype,bytes,reps,compress_s,decompress_s,memcpy_s,compress_gbps,decompress_gbps,\
 memcpy_gbps,compress_vs_memcpy,decompress_vs_memcpy,compress_ns_per_pixel,\
-decompress_ns_per_pixel,compress_vs_dense,decompress_vs_dense";
+decompress_ns_per_pixel,compress_vs_dense,decompress_vs_dense,compress_vs_native,\
+decompress_vs_native";
 
 impl BenchPoint {
     /// One CSV row (no field holds a comma; an unmeasured ratio is empty).
@@ -73,7 +94,7 @@ impl BenchPoint {
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
         format!(
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6e},{:.6e},{:.6e},{:.4},{:.4},{:.4},{:.4},\
-             {:.4},{:.4},{:.4},{},{}",
+             {:.4},{:.4},{:.4},{},{},{},{}",
             self.engine,
             self.device,
             self.threads,
@@ -100,6 +121,8 @@ impl BenchPoint {
             self.decompress_ns_per_pixel,
             opt(self.compress_vs_dense),
             opt(self.decompress_vs_dense),
+            opt(self.compress_vs_native),
+            opt(self.decompress_vs_native),
         )
     }
 }
@@ -199,7 +222,7 @@ pub fn measure(spec: &Spec, opts: &EngineOptions, budget_s: f64) -> Result<Bench
     let gbps = |t: f64| bytes as f64 / t / 1e9;
     let pixels = (spec.batch * spec.channels * spec.height * spec.width) as f64;
     Ok(BenchPoint {
-        engine: opts.kind.to_string(),
+        engine: opts.kind.for_plan(opts.device).to_string(),
         device: opts.device.to_string(),
         threads: opts.resolved_threads(),
         form: spec.tile.to_string(),
@@ -225,5 +248,7 @@ pub fn measure(spec: &Spec, opts: &EngineOptions, budget_s: f64) -> Result<Bench
         decompress_ns_per_pixel: td / pixels * 1e9,
         compress_vs_dense: None,
         decompress_vs_dense: None,
+        compress_vs_native: None,
+        decompress_vs_native: None,
     })
 }

@@ -1,7 +1,8 @@
 //! Compress and decompress any number of samples with a plan's compiled graphs.
 //!
-//! The graphs have a fixed batch; [`Codec`] runs full batches and pads the last one (with copies
-//! of its last sample, dropped afterwards). With `serialize = s` the graphs process one
+//! The native engine takes any number of whole images at once. The graphs have a fixed batch;
+//! for them [`Codec`] runs full batches and pads the last one (with copies of its last sample,
+//! dropped afterwards). With `serialize = s` the graphs process one
 //! (Hp/s × Wp/s) spatial chunk of the mirror-padded image; the codec cuts each sample into s×s
 //! true spatial chunks, runs them one after another, and reassembles the global layout, so the
 //! result equals the unserialized compressor.
@@ -64,6 +65,11 @@ impl Codec {
         let mut out_shape = spec.compressed_shape();
         out_shape[0] = n;
         let mut out = ArrayD::<f32>::zeros(IxDyn(&out_shape));
+        if self.compress.any_batch() {
+            // The native engine transforms whole images, any number at once.
+            self.compress.run_into(x.into_dyn(), out.view_mut())?;
+            return Ok(out);
+        }
         let b = spec.batch;
         for start in (0..n).step_by(b) {
             let take = (n - start).min(b);
@@ -166,6 +172,10 @@ impl Codec {
         }
         let n = y.shape()[0];
         let mut out = Array4::<f32>::zeros((n, spec.channels, spec.height, spec.width));
+        if self.decompress.any_batch() {
+            run(self.decompress.as_mut(), y, out.view_mut().into_dyn())?;
+            return Ok(out);
+        }
         let b = spec.batch;
         for start in (0..n).step_by(b) {
             let take = (n - start).min(b);

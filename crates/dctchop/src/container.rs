@@ -340,7 +340,7 @@ fn header_bytes(
         "a header safetensors accepts"
     );
     // Pad with spaces to a multiple of 8 so the payload is aligned (as safetensors does).
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     h

@@ -71,7 +71,7 @@ impl Default for EvalOptions {
             variants: vec![Variant::Chop, Variant::Triangle],
             blocks: vec![8],
             stores: vec![Dtype::F32],
-            engine: EngineOptions::tract(),
+            engine: EngineOptions::auto(),
             batch: 8,
             repeats: 3,
             baselines: true,

@@ -115,6 +115,21 @@ impl Layout {
         self.variant.layout_name()
     }
 
+    /// The kept set as a staircase, if it is one: row `i` of a block keeps exactly its first
+    /// `len[i]` coefficients, stored row after row (what the native engine's kernels take).
+    pub fn row_lengths(&self) -> Option<Vec<usize>> {
+        let mut len = vec![0usize; self.cf];
+        for (k, &(i, j)) in self.kept.iter().enumerate() {
+            // Stored order must be row-major and every row a prefix.
+            let prev_ok = k == 0 || self.kept[k - 1] < (i, j);
+            if j != len[i] || !prev_ok {
+                return None;
+            }
+            len[i] += 1;
+        }
+        Some(len)
+    }
+
     /// Shape of one stored plane: `[nbh·CF, nbw·CF]` (grid) or `[nbh·nbw·K]` (block-major).
     pub fn plane_shape(&self) -> Vec<usize> {
         let (nbh, nbw) = self.blocks;
@@ -196,6 +211,19 @@ mod tests {
                 assert_eq!(l.plane_shape().iter().product::<usize>(), l.plane_len());
             }
         }
+    }
+
+    #[test]
+    fn every_variant_is_a_staircase() {
+        for v in VARIANTS {
+            for cf in 1..=8 {
+                let l = Layout::new(v, cf, (1, 1));
+                let len = l.row_lengths().expect("a staircase");
+                assert_eq!(len.iter().sum::<usize>(), l.per_block(), "{v} cf {cf}");
+            }
+        }
+        let tri = Layout::new(Variant::Triangle, 3, (1, 1));
+        assert_eq!(tri.row_lengths(), Some(vec![3, 2, 1]));
     }
 
     #[test]

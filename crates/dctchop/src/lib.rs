@@ -22,7 +22,7 @@
 //! ```no_run
 //! use dctchop::{Codec, EngineOptions, Spec};
 //! let spec = Spec::new(256, 256, 4).with_batch(16);
-//! let mut codec = Codec::new(&spec, &EngineOptions::tract())?;
+//! let mut codec = Codec::new(&spec, &EngineOptions::auto())?; // the native engine
 //! let x = ndarray::Array4::<f32>::zeros((40, 3, 256, 256));
 //! let y = codec.compress(x.view())?;          // [40, 3, 128, 128]
 //! let back = codec.decompress(y.view())?;     // [40, 3, 256, 256]

@@ -48,7 +48,7 @@ impl Default for CompressOptions {
             store: Dtype::F32,
             shard_bytes: 1024 * 1_000_000,
             max_memory_mb: 4096,
-            engine: EngineOptions::tract(),
+            engine: EngineOptions::auto(),
             force: false,
         }
     }

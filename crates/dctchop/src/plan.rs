@@ -287,7 +287,7 @@ pub fn auto_tile(padded: usize, block: usize) -> AxisForm {
     }
     for mult in [2, 1] {
         let t = block * mult;
-        if padded % t == 0 {
+        if padded.is_multiple_of(t) {
             return AxisForm::Tiled { t, padded };
         }
     }

@@ -1,6 +1,9 @@
-//! Runtimes that execute a plan's graphs. The graph is data (an ONNX model); an engine compiles
-//! it once into a [`Runner`] that is reused for every batch.
+//! Runtimes that execute a plan. The graph is data (an ONNX model); a graph engine (tract, ONNX
+//! Runtime) compiles it once into a [`Runner`] that is reused for every batch. The native engine
+//! runs the plan's block matrices directly, and the reference engine evaluates its program in
+//! f64.
 
+pub mod native;
 #[cfg(feature = "ort")]
 pub mod ort;
 pub mod reference;
@@ -18,11 +21,16 @@ use crate::quant::CodeType;
 pub use crate::quant::CodesView;
 use crate::spec::Dtype;
 
-/// Which runtime executes the graphs.
+/// Which runtime executes a plan or a graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum EngineKind {
-    /// tract-onnx (pure Rust, CPU). The default: needs nothing installed.
+    /// The default: the native engine for plans on the CPU, tract for ONNX files, ONNX Runtime
+    /// on a CUDA device.
     #[default]
+    Auto,
+    /// The plan's block matrices run by fused, vectorized CPU kernels (no ONNX). Plans only.
+    Native,
+    /// tract-onnx (pure Rust, CPU): runs the ONNX graphs.
     Tract,
     /// The plan's program evaluated in f64 by plain Rust code (no ONNX). Slow; a reference.
     Reference,
@@ -34,6 +42,8 @@ pub enum EngineKind {
 impl fmt::Display for EngineKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            EngineKind::Auto => "auto",
+            EngineKind::Native => "native",
             EngineKind::Tract => "tract",
             EngineKind::Reference => "reference",
             EngineKind::Ort => "ort",
@@ -45,11 +55,13 @@ impl FromStr for EngineKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(EngineKind::Auto),
+            "native" => Ok(EngineKind::Native),
             "tract" => Ok(EngineKind::Tract),
             "reference" | "ref" => Ok(EngineKind::Reference),
             "ort" | "onnxruntime" => Ok(EngineKind::Ort),
             _ => Err(format!(
-                "unknown engine '{s}': allowed are tract, ort, reference"
+                "unknown engine '{s}': allowed are auto, native, tract, ort, reference"
             )),
         }
     }
@@ -100,8 +112,15 @@ pub struct EngineOptions {
 }
 
 impl EngineOptions {
-    pub fn tract() -> Self {
+    /// The default engine (native for plans on the CPU).
+    pub fn auto() -> Self {
         EngineOptions::default()
+    }
+    pub fn native() -> Self {
+        EngineOptions::default().with_kind(EngineKind::Native)
+    }
+    pub fn tract() -> Self {
+        EngineOptions::default().with_kind(EngineKind::Tract)
     }
     pub fn with_kind(mut self, kind: EngineKind) -> Self {
         self.kind = kind;
@@ -137,6 +156,12 @@ impl EngineOptions {
 pub trait Runner: Send {
     fn input_shape(&self) -> &[usize];
     fn output_shape(&self) -> &[usize];
+
+    /// Whether `run` and `run_into` take any number of samples (the declared shapes' first axis
+    /// is then only the nominal batch). Graph engines take exactly the declared shape.
+    fn any_batch(&self) -> bool {
+        false
+    }
     /// Run once on an input of exactly `input_shape()`.
     fn run(&mut self, input: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>>;
 
@@ -186,14 +211,39 @@ pub trait Runner: Send {
     }
 }
 
+impl EngineKind {
+    /// The engine `Auto` stands for when running a plan on `device`.
+    pub fn for_plan(self, device: Device) -> EngineKind {
+        match (self, device) {
+            (EngineKind::Auto, Device::Cpu) => EngineKind::Native,
+            (EngineKind::Auto, Device::Cuda(_)) => EngineKind::Ort,
+            (k, _) => k,
+        }
+    }
+    /// The engine `Auto` stands for when running an ONNX file on `device`.
+    pub fn for_graph(self, device: Device) -> EngineKind {
+        match (self, device) {
+            (EngineKind::Auto, Device::Cpu) => EngineKind::Tract,
+            (EngineKind::Auto, Device::Cuda(_)) => EngineKind::Ort,
+            (k, _) => k,
+        }
+    }
+}
+
 /// Compile one direction of `plan` with the chosen engine.
 pub fn compile(plan: &Plan, direction: Direction, opts: &EngineOptions) -> Result<Box<dyn Runner>> {
+    let opts = &opts.clone().with_kind(opts.kind.for_plan(opts.device));
     match opts.kind {
         EngineKind::Tract | EngineKind::Ort => {
             let model = plan.model(direction, crate::DEFAULT_OPSET)?;
             let bytes = model.encode()?;
             compile_bytes(&bytes, plan.spec.dtype, opts)
         }
+        EngineKind::Native => {
+            check_device(opts)?;
+            Ok(Box::new(native::NativeRunner::new(plan, direction, opts)?))
+        }
+        EngineKind::Auto => unreachable!("resolved above"),
         EngineKind::Reference => {
             check_device(opts)?;
             let program = match direction {
@@ -209,18 +259,24 @@ pub fn compile(plan: &Plan, direction: Direction, opts: &EngineOptions) -> Resul
 /// with one static-shape input and output, e.g. an exported `.onnx` file). Not for the
 /// `reference` engine, which evaluates a [`Plan`]'s program rather than ONNX.
 pub fn compile_bytes(bytes: &[u8], dtype: Dtype, opts: &EngineOptions) -> Result<Box<dyn Runner>> {
+    let opts = &opts.clone().with_kind(opts.kind.for_graph(opts.device));
     check_device(opts)?;
     match opts.kind {
         EngineKind::Tract => Ok(Box::new(tract::TractRunner::from_bytes(
             bytes, dtype, opts,
         )?)),
         EngineKind::Ort => compile_ort(bytes, dtype, opts),
-        EngineKind::Reference => Err(crate::error::Error::Engine {
-            engine: "reference",
-            message: "it evaluates a dctchop plan, not ONNX bytes, so it cannot run a graph file; \
-                      use the tract or ort engine"
+        EngineKind::Reference | EngineKind::Native => Err(crate::error::Error::Engine {
+            engine: if opts.kind == EngineKind::Native {
+                "native"
+            } else {
+                "reference"
+            },
+            message: "it runs a dctchop plan, not ONNX bytes, so it cannot run a graph file; use \
+                      the tract or ort engine"
                 .into(),
         }),
+        EngineKind::Auto => unreachable!("resolved above"),
     }
 }
 
@@ -266,6 +322,7 @@ fn check_device(opts: &EngineOptions) -> Result<()> {
         return Err(crate::error::Error::Engine {
             engine: match opts.kind {
                 EngineKind::Tract => "tract",
+                EngineKind::Native => "native",
                 _ => "reference",
             },
             message: format!(

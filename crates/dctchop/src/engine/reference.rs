@@ -44,7 +44,8 @@ fn apply(step: &Step, x: ArrayD<f64>) -> ArrayD<f64> {
                 .into_owned()
                 .into_shape_with_order((rows, k))
                 .expect("contiguous");
-            let y = x2.dot(w);
+            // ndarray may return a product in column-major order (e.g. for a single row).
+            let y = x2.dot(w).as_standard_layout().into_owned();
             let mut out = shape;
             *out.last_mut().expect("rank >= 1") = w.ncols();
             y.into_shape_with_order(IxDyn(&out)).expect("contiguous")
@@ -63,7 +64,7 @@ fn apply(step: &Step, x: ArrayD<f64>) -> ArrayD<f64> {
                 .expect("contiguous");
             let mut out = ndarray::Array3::<f64>::zeros((batch, w.nrows(), n));
             for (mut o, xi) in out.outer_iter_mut().zip(x3.outer_iter()) {
-                o.assign(&w.dot(&xi));
+                o.assign(&w.dot(&xi)); // assign copies into `out`'s standard layout
             }
             let mut oshape = shape;
             oshape[r - 2] = w.nrows();

@@ -1,0 +1,1295 @@
+//! Fused, allocation-free, multithreaded block-separable transforms on the CPU: the native
+//! engine of dctchop (DCT+Chop, HPDC'24). dctchop's `engine::native` drives it with the plan's
+//! matrices and its layout's kept coefficients.
+//!
+//! # What it computes
+//! Every plane (one channel of one sample, `H×W` row-major f32) is cut into
+//! `b×b` blocks (`b ∈ {4, 8, 16, 32}`), padded at the bottom/right edges by
+//! half-sample symmetric mirroring ([`mirror`]). For each block `X`:
+//!
+//! * compress:   `Y  = A_rows · X · A_colsᵀ`   (`c×c`, `A_* ` are `c×b`)
+//! * decompress: `X' = B_rowsᵀ · Y · B_cols`   (`b×b`, cropped to `H×W`)
+//!
+//! With `A = B = F` (the first `c` rows of the orthonormal DCT-II, see
+//! [`dct_rows`]) this is DCT+Chop. The matrices are arbitrary so that
+//! quantisation step sizes can be folded in (`diag(1/s)·F` / `diag(s)·F`).
+//!
+//! Layouts per plane (planes are concatenated), chosen by [`Keep`]:
+//! * [`Keep::Grid`] (the whole square): `[nbh·c, nbw·c]`, block `(bi,bj)` coefficient `(i,j)`
+//!   at row `bi·c+i`, column `bj·c+j`.
+//! * [`Keep::BlockMajor`] (row `i` keeps its first `row_len[i]` coefficients, e.g. the
+//!   triangle `i + j < c`): `[nbh·nbw·K]`, `K = Σ row_len`, block-major, inside a
+//!   block the `(i,j)` with `i+j<c` in row-major order.
+//!
+//! # How (and why this way)
+//! Once vectorised the transform is close to memory bound, so the design goal
+//! is to touch every input byte once and every output byte once, with nothing
+//! full-size in between. The unit of work is a *strip*: one block row (`b`
+//! image rows × `W`) of one plane. A strip is processed in column chunks of 128
+//! columns (at most [`CHUNK`]), all scratch on the stack and L1 resident:
+//!
+//! * **compress**: (1) *row pass* — `T[i][x] = Σ_k A_rows[i][k]·X[k][x]`
+//!   (`c×chunk`), vectorised over 16 contiguous columns, the `b` input rows of a
+//!   lane group loaded once and kept in registers while the `c` outputs are
+//!   produced. It is the heavy pass (`c` FMAs per input pixel) and goes first
+//!   because it shrinks the data `b/c`-fold along the contiguous axis, where it
+//!   vectorises without shuffles. (2) *column pass* — per block and row `i`:
+//!   `Y[i][·] = Σ_l T[i][bj·b+l]·A_colsᵀ[l][·]`, FMAs of a broadcast `T` value
+//!   with register-resident `b`-lane rows of `A_colsᵀ` (lanes `≥ c` are zero
+//!   padding), `c²/b` FMAs per pixel. Results go to a small staging row with
+//!   overlapping full-width stores (which makes the triangle selection free) and
+//!   are then copied, or rounded to integer codes, into the output.
+//! * **decompress** mirrors it: the cheap *width pass* expands the chunk's
+//!   coefficients to `c×chunk` (broadcast-FMA), then the heavy *height pass*
+//!   writes the `b` output rows one row at a time (so the stores form one
+//!   ascending stream per page for the hardware prefetcher), 16 lanes per store,
+//!   straight into the caller's buffer; cropped rows are never computed.
+//!
+//! Mirror padding is handled by index mapping only at the edges: rows are
+//! mapped once per strip (an array of `b` row offsets, consecutive for interior
+//! strips), and the at most one partially valid/padded column group at the right
+//! edge (`≤ 32` columns) is gathered into / scattered from a small stack tile.
+//! The interior path has no per-element branches.
+//!
+//! For narrow images (`W < 512`) compress reads the next strip ahead while it
+//! works on the current one (see `row_pass`): the row pass reads `b` rows
+//! interleaved, which defeats the L2 streamer when rows share a 4 KiB page.
+//!
+//! # SIMD
+//! Kernels are plain safe Rust over fixed-size arrays (`[f32; 16]` lane groups,
+//! `[f32; b]` block rows with `b` a const generic) that LLVM autovectorises. They
+//! are compiled three times — baseline x86-64/other (SSE2, separate mul+add),
+//! AVX2+FMA and AVX-512 — and the best one for the running CPU is chosen at
+//! plan construction ([`Isa::detect`]), so the binary runs on any x86-64
+//! without `-C target-cpu`. The only `unsafe` in the crate is the call into
+//! those `#[target_feature]` functions (after run-time detection) and the
+//! lifetime erasure in the thread pool; both are justified where they occur.
+//!
+//! # Threading
+//! The strips of all planes form one global list (`planes·nbh` strips), cut into
+//! tasks of consecutive strips (~[`TASK_PIXELS`] pixels each, so a 2048² plane
+//! yields 256 tasks and a 64² plane is grouped with its neighbours). Each
+//! task's output is one contiguous range of the output buffer, so tasks are
+//! claimed by splitting the output slice under a mutex — safe, no allocation,
+//! dynamic load balancing, and results independent of the thread count. A
+//! persistent pool (`pool.rs`) runs the claim loop on every thread; calls with
+//! little work run inline on the caller.
+//!
+//! # Allocation
+//! `compress*`/`decompress*` allocate nothing: scratch is on the stack (per
+//! thread, created once per call) and the pool is created with the plan (see
+//! `tests/alloc.rs`).
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod pool;
+
+use pool::Pool;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Widest column chunk processed at once (floats); sizes the stack scratch.
+/// Plans use 128 (`max(128, b)`): the `c×128` intermediate stays L1 resident
+/// and 256 measured no faster (see the README).
+pub const CHUNK: usize = 256;
+/// SIMD lane group: 16 f32 = one AVX-512 register / two AVX2 registers.
+const LANES: usize = 16;
+/// Widest right-edge tile (columns not covered by whole lane groups + padding).
+const TAIL: usize = 32;
+/// Row stride of the staging buffer: a chunk's `nb·c ≤ CHUNK` values plus the
+/// `b`-lane overhang of the overlapping stores.
+const STAGE_W: usize = CHUNK + 32;
+/// Compress reads the next strip ahead for images narrower than this (see
+/// `row_pass`): measured 10–20% faster at 64² and 256², neutral at 512², slower
+/// from 1024² (rows in their own pages, where the hardware prefetcher works).
+const READ_AHEAD_MAX_W: usize = 512;
+/// Target pixels per task: ~5–10 µs of work, far above the ~50 ns claim cost.
+pub const TASK_PIXELS: usize = 16 * 1024;
+/// Below this many (padded) pixels a call runs on the calling thread only:
+/// waking a parked worker costs a few µs.
+const INLINE_PIXELS: usize = 64 * 1024;
+
+/// Which coefficients of each `c×c` block are stored, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Keep {
+    /// The whole square, as a grid: plane `[nbh·c, nbw·c]`.
+    Grid,
+    /// Row `i` of a block keeps its first `row_len[i]` coefficients (`row_len.len() == c`);
+    /// blocks are stored block-major, `K = Σ row_len` values each, row after row.
+    BlockMajor(Vec<usize>),
+}
+
+impl Keep {
+    /// The triangle `i + j < c` (DCT+Chop's triangle variant), block-major.
+    pub fn triangle(c: usize) -> Keep {
+        Keep::BlockMajor((0..c).map(|i| c - i).collect())
+    }
+}
+
+/// Instruction set a kernel is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Baseline target (SSE2 on x86-64), no FMA.
+    Generic,
+    /// AVX2 + FMA (x86-64-v3).
+    Avx2,
+    /// AVX-512 F/VL/BW/DQ + FMA (x86-64-v4).
+    Avx512,
+}
+
+impl Isa {
+    /// Best instruction set supported by the running CPU.
+    pub fn detect() -> Isa {
+        if Isa::Avx512.is_supported() {
+            Isa::Avx512
+        } else if Isa::Avx2.is_supported() {
+            Isa::Avx2
+        } else {
+            Isa::Generic
+        }
+    }
+
+    /// Whether the running CPU can execute kernels compiled for `self`.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Generic => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Isa::Avx2.is_supported()
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+}
+
+/// Errors from plan construction or buffer-size checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Block size not in {4, 8, 16, 32}.
+    BadBlock(usize),
+    /// `cf` not in `1..=block`.
+    BadCf {
+        /// requested cf
+        cf: usize,
+        /// block size
+        block: usize,
+    },
+    /// Height or width is zero.
+    EmptyImage,
+    /// A slice has the wrong length.
+    BadLen {
+        /// which argument
+        what: &'static str,
+        /// required length
+        expected: usize,
+        /// given length
+        got: usize,
+    },
+    /// The requested instruction set is not supported by this CPU.
+    Unsupported(Isa),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::BadBlock(b) => write!(f, "block size {b} not in {{4, 8, 16, 32}}"),
+            Error::BadCf { cf, block } => write!(f, "cf {cf} not in 1..={block}"),
+            Error::EmptyImage => write!(f, "image height and width must be >= 1"),
+            Error::BadLen {
+                what,
+                expected,
+                got,
+            } => write!(f, "{what}: expected length {expected}, got {got}"),
+            Error::Unsupported(isa) => write!(f, "{isa:?} not supported by this CPU"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Half-sample symmetric mirror index: padded index `i` reads source `mirror(i, n)`.
+/// Periodic with period `2n`, so it is valid for any `i` even when `n < b`.
+#[inline]
+pub fn mirror(i: usize, n: usize) -> usize {
+    let j = i % (2 * n);
+    if j < n { j } else { 2 * n - 1 - j }
+}
+
+/// The first `c` rows of the orthonormal `b×b` DCT-II matrix (row-major `c×b`),
+/// computed in f64 and rounded to f32.
+pub fn dct_rows(b: usize, c: usize) -> Vec<f32> {
+    let mut m = Vec::with_capacity(c * b);
+    for i in 0..c {
+        for j in 0..b {
+            let v = if i == 0 {
+                1.0 / (b as f64).sqrt()
+            } else {
+                (2.0 / b as f64).sqrt()
+                    * (std::f64::consts::PI * (2 * j + 1) as f64 * i as f64 / (2 * b) as f64).cos()
+            };
+            m.push(v as f32);
+        }
+    }
+    m
+}
+
+/// Per-axis matrices, each row-major `c×b`.
+#[derive(Clone, Copy, Debug)]
+pub struct Matrices<'a> {
+    /// compress, height axis: `Y = A_rows·X·A_colsᵀ`
+    pub a_rows: &'a [f32],
+    /// compress, width axis
+    pub a_cols: &'a [f32],
+    /// decompress, height axis: `X' = B_rowsᵀ·Y·B_cols`
+    pub b_rows: &'a [f32],
+    /// decompress, width axis
+    pub b_cols: &'a [f32],
+}
+
+/// Integer code types for quantised coefficients (`i8`, `i16`).
+///
+/// Codes are `clamp(round_ties_even(y), -MAX, MAX)`: symmetric, `i8::MIN` /
+/// `i16::MIN` are never produced. NaN becomes 0 (not counted as clamped).
+pub trait Code: Copy + Send + Sync + 'static + sealed::Sealed + Elem {
+    /// Largest magnitude produced (127 or 32767).
+    const MAX: f32;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for i8 {}
+    impl Sealed for i16 {}
+}
+
+/// Element types the kernels read/write (f32 coefficients or integer codes).
+/// Implementation detail of [`Code`]; sealed.
+#[doc(hidden)]
+pub trait Elem: Copy + Send + Sync + 'static + sealed::Sealed {
+    /// Writes `src` converted to `Self` into `dst`; returns how many were clamped.
+    fn store(src: &[f32], dst: &mut [Self]) -> usize;
+    /// Gives f32 access to `rows` rows of `len` coefficients starting at `off`
+    /// (stride `stride`) of `src`: f32 returns `src` itself; codes convert into
+    /// `stage` (row stride `STAGE_W`). Returns `(data, offset, stride)`.
+    fn view<'s>(
+        src: &'s [Self],
+        stage: &'s mut [f32],
+        rows: usize,
+        len: usize,
+        stride: usize,
+        off: usize,
+    ) -> (&'s [f32], usize, usize);
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn store(src: &[f32], dst: &mut [f32]) -> usize {
+        dst.copy_from_slice(src);
+        0
+    }
+    #[inline(always)]
+    fn view<'s>(
+        src: &'s [f32],
+        _: &'s mut [f32],
+        _: usize,
+        _: usize,
+        stride: usize,
+        off: usize,
+    ) -> (&'s [f32], usize, usize) {
+        (src, off, stride)
+    }
+}
+
+/// 1.5·2²³: adding it to an f32 with |v| < 2²² rounds v to an integer, ties to
+/// even (the FP default mode). Branch-free and vectorisable on every ISA,
+/// unlike `round_ties_even`, a libm call on baseline x86-64.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+/// Bit pattern of [`ROUND_MAGIC`]: `bits(MAGIC + n) = bits(MAGIC) + n` for |n| < 2²².
+const ROUND_MAGIC_BITS: i32 = 0x4B40_0000;
+
+/// `v` limited to `[lo, hi]`; NaN passes through (maps to `vmaxps`/`vminps`).
+#[inline(always)]
+fn clamp_sel(v: f32, lo: f32, hi: f32) -> f32 {
+    let v = if v < lo { lo } else { v };
+    if v > hi { hi } else { v }
+}
+
+macro_rules! impl_code {
+    ($t:ty, $max:expr) => {
+        impl Code for $t {
+            const MAX: f32 = $max as f32;
+        }
+        impl Elem for $t {
+            #[inline(always)]
+            fn store(src: &[f32], dst: &mut [$t]) -> usize {
+                // Written so that it vectorises (LLVM scalarises saturating
+                // f32→int casts): after pre-clamping, `v + 1.5·2²³` holds
+                // round_ties_even(v) in its low mantissa bits, so the integer is
+                // read from the bit pattern; clamping and narrowing are then
+                // plain integer ops. NaN is mapped to 0 first (not counted).
+                let mut clamped = 0u32;
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    let v = if v.is_nan() {
+                        0.0
+                    } else {
+                        clamp_sel(v, -65536.0, 65536.0)
+                    };
+                    let n = (v + ROUND_MAGIC).to_bits() as i32 - ROUND_MAGIC_BITS;
+                    clamped += u32::from(n.abs() > $max);
+                    *d = n.clamp(-$max, $max) as $t;
+                }
+                clamped as usize
+            }
+            #[inline(always)]
+            fn view<'s>(
+                src: &'s [$t],
+                stage: &'s mut [f32],
+                rows: usize,
+                len: usize,
+                stride: usize,
+                off: usize,
+            ) -> (&'s [f32], usize, usize) {
+                for r in 0..rows {
+                    let s = &src[off + r * stride..][..len];
+                    for (d, &v) in stage[r * STAGE_W..][..len].iter_mut().zip(s) {
+                        *d = v as f32;
+                    }
+                }
+                (stage, 0, STAGE_W)
+            }
+        }
+    };
+}
+impl_code!(i8, 127);
+impl_code!(i16, 32767);
+
+/// A reusable plan for one image geometry, block size, cf, layout and matrix set.
+///
+/// Construction precomputes everything (padded matrices, edge index tables,
+/// the thread pool); the transform calls allocate nothing.
+pub struct BlockTransform {
+    h: usize,
+    w: usize,
+    b: usize,
+    c: usize,
+    keep: Keep,
+    /// Whether the layout is block-major (else the grid).
+    block_major: bool,
+    nbh: usize,
+    nbw: usize,
+    /// Columns `[0, wd)` are processed straight from/to the image (whole lane
+    /// groups, whole blocks, all inside `W`); `[wd, wp)` through the edge tile.
+    wd: usize,
+    /// Padded width `nbw·b`.
+    wp: usize,
+    /// Stored coefficients per block.
+    per_block: usize,
+    /// Coefficients per strip (= per block row) in the output layout.
+    strip_len: usize,
+    /// Source column (within the row) of every edge-tile column.
+    tail_cols: Vec<usize>,
+    /// Block-major layouts: offset of row `i` inside a block's `K` values, and its length.
+    row_off: Vec<usize>,
+    row_len: Vec<usize>,
+    /// `b×b`, zero padded: `ar[i][k] = A_rows[i][k]`.
+    ar: Vec<f32>,
+    /// `act[l][j] = A_cols[j][l]` (transposed so a block row times it is a broadcast-FMA).
+    act: Vec<f32>,
+    /// `brt[k][i] = B_rows[i][k]`.
+    brt: Vec<f32>,
+    /// `bc[j][l] = B_cols[j][l]`.
+    bc: Vec<f32>,
+    isa: Isa,
+    tune: Tuning,
+    pool: Pool,
+}
+
+/// Performance knobs (exposed only for the tuning experiments).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Column chunk width, a multiple of `max(16, b)`, at most [`CHUNK`].
+    pub chunk: usize,
+    /// Compress reads the next strip ahead (see `row_pass`) for images
+    /// narrower than this; 0 disables.
+    pub read_ahead_max_w: usize,
+}
+
+impl std::fmt::Debug for BlockTransform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockTransform")
+            .field("h", &self.h)
+            .field("w", &self.w)
+            .field("block", &self.b)
+            .field("cf", &self.c)
+            .field("keep", &self.keep)
+            .field("isa", &self.isa)
+            .field("threads", &self.pool.threads())
+            .finish()
+    }
+}
+
+impl BlockTransform {
+    /// Builds a plan. `m`'s matrices are row-major `cf×block`. `threads` is the
+    /// maximum number of threads a call uses, the caller included (0 = all cores).
+    pub fn new(
+        h: usize,
+        w: usize,
+        block: usize,
+        cf: usize,
+        keep: Keep,
+        m: &Matrices<'_>,
+        threads: usize,
+    ) -> Result<Self, Error> {
+        if ![4, 8, 16, 32].contains(&block) {
+            return Err(Error::BadBlock(block));
+        }
+        if cf == 0 || cf > block {
+            return Err(Error::BadCf { cf, block });
+        }
+        if h == 0 || w == 0 {
+            return Err(Error::EmptyImage);
+        }
+        let (b, c) = (block, cf);
+        for (what, s) in [
+            ("a_rows", m.a_rows),
+            ("a_cols", m.a_cols),
+            ("b_rows", m.b_rows),
+            ("b_cols", m.b_cols),
+        ] {
+            if s.len() != c * b {
+                return Err(Error::BadLen {
+                    what,
+                    expected: c * b,
+                    got: s.len(),
+                });
+            }
+        }
+        let mut ar = vec![0.0; b * b];
+        let mut act = vec![0.0; b * b];
+        let mut brt = vec![0.0; b * b];
+        let mut bc = vec![0.0; b * b];
+        for i in 0..c {
+            for k in 0..b {
+                ar[i * b + k] = m.a_rows[i * b + k];
+                act[k * b + i] = m.a_cols[i * b + k];
+                brt[k * b + i] = m.b_rows[i * b + k];
+                bc[i * b + k] = m.b_cols[i * b + k];
+            }
+        }
+        let nbh = h.div_ceil(b);
+        let nbw = w.div_ceil(b);
+        let wp = nbw * b;
+        let group = LANES.max(b);
+        let wd = w / group * group;
+        let tail_cols: Vec<usize> = (wd..wp).map(|x| mirror(x, w)).collect();
+        debug_assert!(tail_cols.len() <= TAIL);
+        let row_len = match &keep {
+            Keep::Grid => vec![c; c],
+            Keep::BlockMajor(r) if r.len() == c && r.iter().all(|&l| l <= c) => r.clone(),
+            Keep::BlockMajor(r) => {
+                return Err(Error::BadLen {
+                    what: "row_len (one length <= cf per row)",
+                    expected: c,
+                    got: r.len(),
+                });
+            }
+        };
+        let row_off: Vec<usize> = row_len
+            .iter()
+            .scan(0, |acc, &l| {
+                let o = *acc;
+                *acc += l;
+                Some(o)
+            })
+            .collect();
+        let per_block: usize = row_len.iter().sum();
+        let block_major = matches!(keep, Keep::BlockMajor(_));
+        let strip_len = nbw * per_block;
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        Ok(BlockTransform {
+            h,
+            w,
+            b,
+            c,
+            keep,
+            block_major,
+            nbh,
+            nbw,
+            wd,
+            wp,
+            per_block,
+            strip_len,
+            tail_cols,
+            row_off,
+            row_len,
+            ar,
+            act,
+            brt,
+            bc,
+            isa: Isa::detect(),
+            tune: Tuning {
+                chunk: 128.max(group),
+                read_ahead_max_w: READ_AHEAD_MAX_W,
+            },
+            pool: Pool::new(threads),
+        })
+    }
+
+    /// Plain DCT+Chop plan: all four matrices are [`dct_rows`]`(block, cf)`.
+    pub fn dct(
+        h: usize,
+        w: usize,
+        block: usize,
+        cf: usize,
+        keep: Keep,
+        threads: usize,
+    ) -> Result<Self, Error> {
+        if ![4, 8, 16, 32].contains(&block) {
+            return Err(Error::BadBlock(block));
+        }
+        if cf == 0 || cf > block {
+            return Err(Error::BadCf { cf, block });
+        }
+        let f = dct_rows(block, cf);
+        let m = Matrices {
+            a_rows: &f,
+            a_cols: &f,
+            b_rows: &f,
+            b_cols: &f,
+        };
+        Self::new(h, w, block, cf, keep, &m, threads)
+    }
+
+    /// Forces the kernels of a given instruction set (e.g. to benchmark them).
+    pub fn set_isa(&mut self, isa: Isa) -> Result<(), Error> {
+        if !isa.is_supported() {
+            return Err(Error::Unsupported(isa));
+        }
+        self.isa = isa;
+        Ok(())
+    }
+
+    /// Overrides the performance knobs (tuning experiments only).
+    #[doc(hidden)]
+    pub fn set_tuning(&mut self, t: Tuning) {
+        let group = LANES.max(self.b);
+        self.tune = Tuning {
+            chunk: (t.chunk / group * group).clamp(group, CHUNK),
+            ..t
+        };
+    }
+
+    /// Current performance knobs.
+    #[doc(hidden)]
+    pub fn tuning(&self) -> Tuning {
+        self.tune
+    }
+
+    /// Instruction set the kernels run with.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Maximum threads per call (caller included).
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    /// How many times a pool worker (not the caller) has run a call's work
+    /// loop: diagnostics showing that calls really are multi-threaded.
+    pub fn worker_runs(&self) -> u64 {
+        self.pool.worker_runs()
+    }
+
+    /// Pixels per plane (`H·W`).
+    pub fn plane_len(&self) -> usize {
+        self.h * self.w
+    }
+
+    /// Coefficients per plane in the output layout.
+    pub fn plane_coeffs(&self) -> usize {
+        self.nbh * self.strip_len
+    }
+
+    /// Blocks per plane `(nbh, nbw)`.
+    pub fn blocks(&self) -> (usize, usize) {
+        (self.nbh, self.nbw)
+    }
+
+    /// `x`: `planes·H·W` f32 → `y`: `planes·plane_coeffs()` coefficients.
+    pub fn compress(&self, x: &[f32], planes: usize, y: &mut [f32]) -> Result<(), Error> {
+        self.check(x.len(), y.len(), planes)?;
+        self.run_compress(x, planes, y);
+        Ok(())
+    }
+
+    /// Like [`compress`](Self::compress) but writes integer codes
+    /// `clamp(round_ties_even(y), -MAX, MAX)`; returns how many values were clamped.
+    pub fn compress_codes<T: Code>(
+        &self,
+        x: &[f32],
+        planes: usize,
+        y: &mut [T],
+    ) -> Result<usize, Error> {
+        self.check(x.len(), y.len(), planes)?;
+        Ok(self.run_compress(x, planes, y))
+    }
+
+    /// `y`: `planes·plane_coeffs()` coefficients → `x`: `planes·H·W` f32.
+    pub fn decompress(&self, y: &[f32], planes: usize, x: &mut [f32]) -> Result<(), Error> {
+        self.check(x.len(), y.len(), planes)?;
+        self.run_decompress(y, planes, x);
+        Ok(())
+    }
+
+    /// Like [`decompress`](Self::decompress) from integer codes (converted on load).
+    pub fn decompress_codes<T: Code>(
+        &self,
+        y: &[T],
+        planes: usize,
+        x: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check(x.len(), y.len(), planes)?;
+        self.run_decompress(y, planes, x);
+        Ok(())
+    }
+
+    fn check(&self, xlen: usize, ylen: usize, planes: usize) -> Result<(), Error> {
+        let expect = |what, expected, got| {
+            if expected == got {
+                Ok(())
+            } else {
+                Err(Error::BadLen {
+                    what,
+                    expected,
+                    got,
+                })
+            }
+        };
+        expect("x", planes * self.plane_len(), xlen)?;
+        expect("y", planes * self.plane_coeffs(), ylen)
+    }
+
+    /// Strips per task and whether the call is worth waking the pool for.
+    fn schedule(&self, strips: usize) -> (usize, bool) {
+        let strip_px = self.b * self.wp;
+        let per_task = (TASK_PIXELS / strip_px).max(1);
+        let parallel =
+            self.pool.threads() > 1 && strips > per_task && strips * strip_px >= INLINE_PIXELS;
+        (per_task, parallel)
+    }
+
+    /// Offset of global strip `s` in the decompressed (image) buffer.
+    fn image_offset(&self, s: usize) -> usize {
+        (s / self.nbh) * self.h * self.w + (s % self.nbh) * self.b * self.w
+    }
+
+    fn run_compress<T: Elem>(&self, x: &[f32], planes: usize, y: &mut [T]) -> usize {
+        let strips = planes * self.nbh;
+        if strips == 0 {
+            return 0;
+        }
+        let (per_task, parallel) = self.schedule(strips);
+        let work = Mutex::new(Claims {
+            next: 0,
+            strips,
+            per_task,
+            rest: y,
+        });
+        let clamped = AtomicUsize::new(0);
+        let body = || {
+            let n = match self.b {
+                4 => dispatch(
+                    self.isa,
+                    CompressLoop::<4, T> {
+                        p: self,
+                        x,
+                        work: &work,
+                    },
+                ),
+                8 => dispatch(
+                    self.isa,
+                    CompressLoop::<8, T> {
+                        p: self,
+                        x,
+                        work: &work,
+                    },
+                ),
+                16 => dispatch(
+                    self.isa,
+                    CompressLoop::<16, T> {
+                        p: self,
+                        x,
+                        work: &work,
+                    },
+                ),
+                _ => dispatch(
+                    self.isa,
+                    CompressLoop::<32, T> {
+                        p: self,
+                        x,
+                        work: &work,
+                    },
+                ),
+            };
+            clamped.fetch_add(n, Ordering::Relaxed);
+        };
+        if parallel {
+            self.pool.run(&body)
+        } else {
+            body()
+        }
+        clamped.into_inner()
+    }
+
+    fn run_decompress<T: Elem>(&self, y: &[T], planes: usize, x: &mut [f32]) {
+        let strips = planes * self.nbh;
+        if strips == 0 {
+            return;
+        }
+        let (per_task, parallel) = self.schedule(strips);
+        let work = Mutex::new(Claims {
+            next: 0,
+            strips,
+            per_task,
+            rest: x,
+        });
+        let body = || {
+            match self.b {
+                4 => dispatch(
+                    self.isa,
+                    DecompressLoop::<4, T> {
+                        p: self,
+                        y,
+                        work: &work,
+                    },
+                ),
+                8 => dispatch(
+                    self.isa,
+                    DecompressLoop::<8, T> {
+                        p: self,
+                        y,
+                        work: &work,
+                    },
+                ),
+                16 => dispatch(
+                    self.isa,
+                    DecompressLoop::<16, T> {
+                        p: self,
+                        y,
+                        work: &work,
+                    },
+                ),
+                _ => dispatch(
+                    self.isa,
+                    DecompressLoop::<32, T> {
+                        p: self,
+                        y,
+                        work: &work,
+                    },
+                ),
+            };
+        };
+        if parallel {
+            self.pool.run(&body)
+        } else {
+            body()
+        }
+    }
+}
+
+/// Hands out tasks (ranges of global strips) together with their disjoint,
+/// contiguous output range, splitting the output slice front to back.
+struct Claims<'a, T> {
+    next: usize,
+    strips: usize,
+    per_task: usize,
+    rest: &'a mut [T],
+}
+
+impl<'a, T> Claims<'a, T> {
+    /// Claims the next task; `len(s0, s1)` is the output length of strips `s0..s1`.
+    #[inline(always)]
+    fn claim(
+        m: &Mutex<Self>,
+        len: impl Fn(usize, usize) -> usize,
+    ) -> Option<(usize, usize, &'a mut [T])> {
+        let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+        if g.next >= g.strips {
+            return None;
+        }
+        let s0 = g.next;
+        let s1 = (s0 + g.per_task).min(g.strips);
+        g.next = s1;
+        let (head, tail) = std::mem::take(&mut g.rest).split_at_mut(len(s0, s1));
+        g.rest = tail;
+        Some((s0, s1, head))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ISA dispatch
+// ---------------------------------------------------------------------------
+
+/// Multiply-add flavour: fused on FMA targets; separate mul+add on baseline
+/// (where `mul_add` would be a libm call).
+trait Arith {
+    fn fma(a: f32, b: f32, c: f32) -> f32;
+}
+struct Fused;
+struct Unfused;
+impl Arith for Fused {
+    #[inline(always)]
+    fn fma(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+impl Arith for Unfused {
+    #[inline(always)]
+    fn fma(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
+/// A per-thread work loop, monomorphised per instruction set by [`dispatch`].
+trait Kernel {
+    fn run<A: Arith>(self) -> usize;
+}
+
+fn dispatch<K: Kernel>(isa: Isa, k: K) -> usize {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: plans only hold `Isa::Avx512` after `Isa::is_supported`
+        // confirmed every feature enabled on `run_avx512` at run time.
+        #[allow(unsafe_code)]
+        Isa::Avx512 => unsafe { run_avx512(k) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for AVX2 + FMA.
+        #[allow(unsafe_code)]
+        Isa::Avx2 => unsafe { run_avx2(k) },
+        _ => k.run::<Unfused>(),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,avx,fma,sse4.1")]
+fn run_avx512<K: Kernel>(k: K) -> usize {
+    k.run::<Fused>()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx,fma,sse4.1")]
+fn run_avx2<K: Kernel>(k: K) -> usize {
+    k.run::<Fused>()
+}
+
+// ---------------------------------------------------------------------------
+// Kernels. Everything below is `#[inline(always)]` so that it is compiled with
+// the target features of the `run_*` function it ends up in.
+// ---------------------------------------------------------------------------
+
+/// The plan's matrices viewed as `b×b` arrays.
+struct Mats<'a, const B: usize> {
+    ar: &'a [[f32; B]; B],
+    act: &'a [[f32; B]; B],
+    brt: &'a [[f32; B]; B],
+    bc: &'a [[f32; B]; B],
+}
+
+#[inline(always)]
+fn square<const B: usize>(v: &[f32]) -> &[[f32; B]; B] {
+    v.as_chunks::<B>().0.try_into().expect("matrix is b×b")
+}
+
+impl<'a, const B: usize> Mats<'a, B> {
+    #[inline(always)]
+    fn new(p: &'a BlockTransform) -> Self {
+        Mats {
+            ar: square(&p.ar),
+            act: square(&p.act),
+            brt: square(&p.brt),
+            bc: square(&p.bc),
+        }
+    }
+}
+
+/// Per-thread stack scratch (≤ 40 KiB for b = 32), created once per call.
+struct Scratch<const B: usize> {
+    /// `c×chunk` intermediate (row-pass output / width-pass output).
+    tmp: [[f32; CHUNK]; B],
+    /// Staging for coefficients (compress output / decompress code conversion).
+    stage: [[f32; STAGE_W]; B],
+    /// Right-edge tile: `b` rows × ≤ 32 columns.
+    tail: [[f32; TAIL]; B],
+}
+
+impl<const B: usize> Scratch<B> {
+    #[inline(always)]
+    fn new() -> Self {
+        Scratch {
+            tmp: [[0.0; CHUNK]; B],
+            stage: [[0.0; STAGE_W]; B],
+            tail: [[0.0; TAIL]; B],
+        }
+    }
+}
+
+struct CompressLoop<'a, 'o, const B: usize, T> {
+    p: &'a BlockTransform,
+    x: &'a [f32],
+    work: &'a Mutex<Claims<'o, T>>,
+}
+
+impl<const B: usize, T: Elem> Kernel for CompressLoop<'_, '_, B, T> {
+    #[inline(always)]
+    fn run<A: Arith>(self) -> usize {
+        let p = self.p;
+        let m = Mats::<B>::new(p);
+        let mut sc = Scratch::<B>::new();
+        let mut clamped = 0;
+        let r = p.strip_len;
+        while let Some((s0, s1, out)) = Claims::claim(self.work, |a, b| (b - a) * r) {
+            for (s, o) in (s0..s1).zip(out.chunks_exact_mut(r)) {
+                clamped += compress_strip::<B, T, A>(p, &m, self.x, s, o, &mut sc);
+            }
+        }
+        clamped
+    }
+}
+
+struct DecompressLoop<'a, 'o, const B: usize, T> {
+    p: &'a BlockTransform,
+    y: &'a [T],
+    work: &'a Mutex<Claims<'o, f32>>,
+}
+
+impl<const B: usize, T: Elem> Kernel for DecompressLoop<'_, '_, B, T> {
+    #[inline(always)]
+    fn run<A: Arith>(self) -> usize {
+        let p = self.p;
+        let m = Mats::<B>::new(p);
+        let mut sc = Scratch::<B>::new();
+        let r = p.strip_len;
+        let len = |a, b| p.image_offset(b) - p.image_offset(a);
+        while let Some((s0, s1, mut out)) = Claims::claim(self.work, len) {
+            for s in s0..s1 {
+                let rows = (p.h - (s % p.nbh) * B).min(B);
+                let (o, rest) = out.split_at_mut(rows * p.w);
+                out = rest;
+                decompress_strip::<B, T, A>(p, &m, &self.y[s * r..][..r], s, o, &mut sc);
+            }
+        }
+        0
+    }
+}
+
+/// Compresses global strip `s` into `out` (its `strip_len` coefficients).
+#[inline(always)]
+fn compress_strip<const B: usize, T: Elem, A: Arith>(
+    p: &BlockTransform,
+    m: &Mats<'_, B>,
+    x: &[f32],
+    s: usize,
+    out: &mut [T],
+    sc: &mut Scratch<B>,
+) -> usize {
+    let hw = p.h * p.w;
+    let plane = &x[(s / p.nbh) * hw..][..hw];
+    let r0 = (s % p.nbh) * B;
+    // Row offsets of the strip's b source rows; mirrored only in the last strip.
+    let rows: [usize; B] = if r0 + B <= p.h {
+        std::array::from_fn(|k| (r0 + k) * p.w)
+    } else {
+        std::array::from_fn(|k| mirror(r0 + k, p.h) * p.w)
+    };
+    // Read-ahead region: the next strip in memory (possibly the next plane's).
+    let ahead = if p.w < p.tune.read_ahead_max_w {
+        let a = p.image_offset(s + 1).min(x.len());
+        &x[a..(a + B * p.w).min(x.len())]
+    } else {
+        &[]
+    };
+    let mut pf = (0usize, 0u32);
+    let mut clamped = 0;
+    let mut x0 = 0;
+    while x0 < p.wd {
+        let width = (p.wd - x0).min(p.tune.chunk);
+        row_pass::<B, A>(
+            plane,
+            &rows,
+            x0,
+            width / LANES,
+            m.ar,
+            p.c,
+            &mut sc.tmp,
+            ahead,
+            &mut pf,
+        );
+        clamped += col_pass::<B, T, A>(p, m, &sc.tmp, width / B, x0 / B, &mut sc.stage, out);
+        x0 += width;
+    }
+    if p.wd < p.wp {
+        // Right edge: gather the mirrored columns into the tile, then same kernels.
+        let tw = p.wp - p.wd;
+        for (k, t) in sc.tail.iter_mut().enumerate() {
+            let src = &plane[rows[k]..][..p.w];
+            for (d, &col) in t.iter_mut().zip(&p.tail_cols) {
+                *d = src[col];
+            }
+        }
+        let tile_rows: [usize; B] = std::array::from_fn(|k| k * TAIL);
+        let tile = sc.tail.as_flattened();
+        row_pass::<B, A>(
+            tile,
+            &tile_rows,
+            0,
+            tw.div_ceil(LANES),
+            m.ar,
+            p.c,
+            &mut sc.tmp,
+            &[],
+            &mut pf,
+        );
+        clamped += col_pass::<B, T, A>(p, m, &sc.tmp, tw / B, p.wd / B, &mut sc.stage, out);
+    }
+    std::hint::black_box(pf.1);
+    clamped
+}
+
+/// `tmp[i][g·16..] = Σ_k ar[i][k] · src[rows[k] + x0 + g·16..]` for `i < c`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row_pass<const B: usize, A: Arith>(
+    src: &[f32],
+    rows: &[usize; B],
+    x0: usize,
+    groups: usize,
+    ar: &[[f32; B]; B],
+    c: usize,
+    tmp: &mut [[f32; CHUNK]; B],
+    ahead: &[f32],
+    pf: &mut (usize, u32),
+) {
+    for g in 0..groups {
+        let x = x0 + g * LANES;
+        // Read ahead b lines of the next strip per group (as many as this group
+        // consumes): plain loads acting as a software prefetch. Why: this loop
+        // reads the b rows interleaved, 64 B of each in turn; when several rows
+        // share a 4 KiB page (W < 1024) that pattern defeats the L2 streamer
+        // (one ascending stream per page), so without help every line would be
+        // a demand miss. The read-ahead is one sequential stream.
+        if pf.0 < ahead.len() {
+            for t in 0..B {
+                if let Some(v) = ahead.get(pf.0 + t * LANES) {
+                    pf.1 ^= v.to_bits();
+                }
+            }
+            pf.0 += B * LANES;
+        }
+        // Load the b input rows once; they stay in registers across the c outputs.
+        let xs: [[f32; LANES]; B] =
+            std::array::from_fn(|k| src[rows[k] + x..][..LANES].try_into().unwrap());
+        for (a, t) in ar[..c].iter().zip(tmp.iter_mut()) {
+            // Two independent FMA chains (even/odd k): halves the latency chain,
+            // which otherwise bounds small c.
+            let (mut e, mut o) = ([0.0f32; LANES], [0.0f32; LANES]);
+            for k in (0..B).step_by(2) {
+                for l in 0..LANES {
+                    e[l] = A::fma(a[k], xs[k][l], e[l]);
+                    o[l] = A::fma(a[k + 1], xs[k + 1][l], o[l]);
+                }
+            }
+            let acc: [f32; LANES] = std::array::from_fn(|l| e[l] + o[l]);
+            t[g * LANES..][..LANES].copy_from_slice(&acc);
+        }
+    }
+}
+
+/// Column pass of compress for `nb` blocks (chunk starts at block `bj0`) and
+/// store of the chunk's coefficients into `out` (the strip's output).
+#[inline(always)]
+fn col_pass<const B: usize, T: Elem, A: Arith>(
+    p: &BlockTransform,
+    m: &Mats<'_, B>,
+    tmp: &[[f32; CHUNK]; B],
+    nb: usize,
+    bj0: usize,
+    stage: &mut [[f32; STAGE_W]; B],
+    out: &mut [T],
+) -> usize {
+    let c = p.c;
+    let bm = p.block_major;
+    // Staging position of (block, row): bj·bs + rs[i].
+    let bs = if bm { p.per_block } else { c };
+    let rs: [usize; B] = std::array::from_fn(|i| {
+        if bm {
+            p.row_off.get(i).copied().unwrap_or(0)
+        } else {
+            i * STAGE_W
+        }
+    });
+    let st = stage.as_flattened_mut();
+    // act as computed values (not loads): LLVM then keeps the b rows in
+    // registers and uses FMAs with an embedded broadcast of tmp, instead of
+    // re-loading act as a memory operand of every FMA (load-port bound, 2× slower).
+    let zero = std::hint::black_box(0.0f32);
+    let act: [[f32; B]; B] = std::array::from_fn(|l| std::array::from_fn(|j| m.act[l][j] + zero));
+    for bj in 0..nb {
+        for (i, t) in tmp[..c].iter().enumerate() {
+            let seg: &[f32; B] = t[bj * B..][..B].try_into().unwrap();
+            let (mut e, mut o) = ([0.0f32; B], [0.0f32; B]);
+            for l in (0..B).step_by(2) {
+                for j in 0..B {
+                    e[j] = A::fma(seg[l], act[l][j], e[j]);
+                    o[j] = A::fma(seg[l + 1], act[l + 1][j], o[j]);
+                }
+            }
+            let acc: [f32; B] = std::array::from_fn(|j| e[j] + o[j]);
+            // Full-width store; lanes ≥ valid spill into slots written later.
+            st[bj * bs + rs[i]..][..B].copy_from_slice(&acc);
+        }
+    }
+    if bm {
+        let n = nb * p.per_block;
+        T::store(&st[..n], &mut out[bj0 * p.per_block..][..n])
+    } else {
+        let n = nb * c;
+        let row = p.nbw * c;
+        let mut clamped = 0;
+        for i in 0..c {
+            clamped += T::store(&st[i * STAGE_W..][..n], &mut out[i * row + bj0 * c..][..n]);
+        }
+        clamped
+    }
+}
+
+/// Decompresses global strip `s` from its coefficients `ys` into `out`
+/// (the strip's `rows·W` image values).
+#[inline(always)]
+fn decompress_strip<const B: usize, T: Elem, A: Arith>(
+    p: &BlockTransform,
+    m: &Mats<'_, B>,
+    ys: &[T],
+    s: usize,
+    out: &mut [f32],
+    sc: &mut Scratch<B>,
+) {
+    let rows = (p.h - (s % p.nbh) * B).min(B);
+    let mut x0 = 0;
+    while x0 < p.wd {
+        let width = (p.wd - x0).min(p.tune.chunk);
+        width_pass::<B, T, A>(p, m, ys, width / B, x0 / B, &mut sc.stage, &mut sc.tmp);
+        height_pass::<B, A>(&sc.tmp, p.c, width / LANES, m.brt, rows, out, p.w, x0);
+        x0 += width;
+    }
+    if p.wd < p.wp {
+        let tw = p.wp - p.wd;
+        width_pass::<B, T, A>(p, m, ys, tw / B, p.wd / B, &mut sc.stage, &mut sc.tmp);
+        let tile = sc.tail.as_flattened_mut();
+        height_pass::<B, A>(&sc.tmp, p.c, tw.div_ceil(LANES), m.brt, rows, tile, TAIL, 0);
+        // Crop: only columns < W of the valid rows are written.
+        let vw = p.w - p.wd;
+        for (k, t) in sc.tail[..rows].iter().enumerate() {
+            out[k * p.w + p.wd..][..vw].copy_from_slice(&t[..vw]);
+        }
+    }
+}
+
+/// `z[i][bj·b..][..b] = Σ_j Y(bj0+bj)[i][j] · bc[j]` for the chunk's `nb` blocks.
+#[inline(always)]
+fn width_pass<const B: usize, T: Elem, A: Arith>(
+    p: &BlockTransform,
+    m: &Mats<'_, B>,
+    ys: &[T],
+    nb: usize,
+    bj0: usize,
+    stage: &mut [[f32; STAGE_W]; B],
+    z: &mut [[f32; CHUNK]; B],
+) {
+    let c = p.c;
+    let bm = p.block_major;
+    let st = stage.as_flattened_mut();
+    let (coef, off, stride) = if bm {
+        T::view(ys, st, 1, nb * p.per_block, 0, bj0 * p.per_block)
+    } else {
+        T::view(ys, st, c, nb * c, p.nbw * c, bj0 * c)
+    };
+    let bs = if bm { p.per_block } else { c };
+    let rs: [usize; B] = std::array::from_fn(|i| {
+        if bm {
+            p.row_off.get(i).copied().unwrap_or(0)
+        } else {
+            i * stride
+        }
+    });
+    // Register-resident matrix rows (see `col_pass`).
+    let zero = std::hint::black_box(0.0f32);
+    let bc: [[f32; B]; B] = std::array::from_fn(|j| std::array::from_fn(|l| m.bc[j][l] + zero));
+    for bj in 0..nb {
+        for (i, zr) in z[..c].iter_mut().enumerate() {
+            let jn = p.row_len[i];
+            let cs = &coef[off + bj * bs + rs[i]..][..jn];
+            let mut acc = [0.0f32; B];
+            for (&v, brow) in cs.iter().zip(bc.iter()) {
+                for l in 0..B {
+                    acc[l] = A::fma(v, brow[l], acc[l]);
+                }
+            }
+            zr[bj * B..][..B].copy_from_slice(&acc);
+        }
+    }
+}
+
+/// `out[k·stride + x0 + g·16..] = Σ_i brt[k][i] · z[i][g·16..]` for `k < rows`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn height_pass<const B: usize, A: Arith>(
+    z: &[[f32; CHUNK]; B],
+    c: usize,
+    groups: usize,
+    brt: &[[f32; B]; B],
+    rows: usize,
+    out: &mut [f32],
+    stride: usize,
+    x0: usize,
+) {
+    // Row-major store order (one output row at a time): the hardware prefetcher
+    // sees a single ascending stream per page.
+    let zero = std::hint::black_box(0.0f32);
+    for (k, bk) in brt[..rows].iter().enumerate() {
+        let o = &mut out[k * stride + x0..];
+        // Splat the row's c coefficients once (kept in registers), so the inner
+        // loop is one load + one FMA per term.
+        let mut bv = [[0.0f32; LANES]; B];
+        for (d, &v) in bv.iter_mut().zip(&bk[..c]) {
+            *d = [v + zero; LANES];
+        }
+        for g in 0..groups {
+            let x = g * LANES;
+            let mut acc = [0.0f32; LANES];
+            for (zi, bki) in z[..c].iter().zip(&bv) {
+                let zi: &[f32; LANES] = zi[x..][..LANES].try_into().unwrap();
+                for l in 0..LANES {
+                    acc[l] = A::fma(bki[l], zi[l], acc[l]);
+                }
+            }
+            o[x..][..LANES].copy_from_slice(&acc);
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! Kernels vs the independent f64 reference in `common/`.
+mod common;
+
+use block_transform::{BlockTransform, Error, Isa, Keep, Matrices};
+use common::*;
+
+const SIZES: [(usize, usize); 6] = [(1, 1), (1, 37), (25, 25), (300, 451), (64, 64), (17, 8)];
+const REL_TOL: f64 = 1e-6;
+
+fn cfs(b: usize) -> Vec<usize> {
+    let mut v = vec![1, 2, b / 2 + 1, b];
+    v.dedup();
+    v
+}
+
+fn planes_for(h: usize, w: usize) -> usize {
+    if h * w > 10_000 { 2 } else { 3 }
+}
+
+fn isas() -> Vec<Isa> {
+    [Isa::Generic, Isa::Avx2, Isa::Avx512]
+        .into_iter()
+        .filter(|i| i.is_supported())
+        .collect()
+}
+
+fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+fn keep(tri: bool, c: usize) -> Keep {
+    if tri { Keep::triangle(c) } else { Keep::Grid }
+}
+
+/// Error scale: the data range, or the largest magnitude in `r` when that is
+/// bigger: an f32 result cannot be more accurate than its own ulp (a constant
+/// 32×32 block has a DC of 32·x, whose ulp is already 2e-6 of the data range).
+/// `strict` cases pass the reference itself; non-orthonormal cases pass the
+/// reference computed from absolute values (the sum of |terms|, which bounds the
+/// f32 rounding error when terms cancel).
+fn scale(data_range: f64, r: &[f64]) -> f64 {
+    data_range.max(r.iter().fold(0.0f64, |m, v| m.max(v.abs())))
+}
+
+struct Mats {
+    ar: Vec<f32>,
+    ac: Vec<f32>,
+    br: Vec<f32>,
+    bc: Vec<f32>,
+}
+
+impl Mats {
+    fn dct(b: usize, c: usize) -> Self {
+        let f: Vec<f32> = dct_f64(b, c).iter().map(|&v| v as f32).collect();
+        Mats {
+            ar: f.clone(),
+            ac: f.clone(),
+            br: f.clone(),
+            bc: f,
+        }
+    }
+    /// Four different arbitrary matrices: nothing orthonormal or symmetric to lean on.
+    fn random(b: usize, c: usize, rng: &mut Rng) -> Self {
+        let mut m = || rng.vec_f32(c * b, -0.6, 0.6);
+        Mats {
+            ar: m(),
+            ac: m(),
+            br: m(),
+            bc: m(),
+        }
+    }
+    fn view(&self) -> Matrices<'_> {
+        Matrices {
+            a_rows: &self.ar,
+            a_cols: &self.ac,
+            b_rows: &self.br,
+            b_cols: &self.bc,
+        }
+    }
+}
+
+/// Checks compress and decompress of every ISA against the reference for one case.
+#[allow(clippy::too_many_arguments)]
+fn check_case(
+    h: usize,
+    w: usize,
+    b: usize,
+    c: usize,
+    tri: bool,
+    m: &Mats,
+    lo: f64,
+    hi: f64,
+    rng: &mut Rng,
+    strict: bool,
+) -> f64 {
+    let planes = planes_for(h, w);
+    let x = rng.vec_f32(planes * h * w, lo, hi);
+    let (ar, ac, br, bc) = (to_f64(&m.ar), to_f64(&m.ac), to_f64(&m.br), to_f64(&m.bc));
+    let yref = compress_ref(&x, planes, h, w, b, c, tri, &ar, &ac);
+    // Decompress the reference coefficients (rounded to f32, the kernel's input).
+    let yin: Vec<f32> = yref.iter().map(|&v| v as f32).collect();
+    let xref = decompress_ref(&to_f64(&yin), planes, h, w, b, c, tri, &br, &bc);
+    // For non-orthonormal matrices the f32 error is relative to the sum of the
+    // absolute terms (cancellation): the same reference on |x|, |A| gives it.
+    let abs = |v: &[f64]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
+    let xa: Vec<f32> = x.iter().map(|v| v.abs()).collect();
+    let yabs = compress_ref(&xa, planes, h, w, b, c, tri, &abs(&ar), &abs(&ac));
+    let xabs = decompress_ref(
+        &abs(&to_f64(&yin)),
+        planes,
+        h,
+        w,
+        b,
+        c,
+        tri,
+        &abs(&br),
+        &abs(&bc),
+    );
+    let data_range = hi - lo;
+    let mut worst: f64 = 0.0;
+    for isa in isas() {
+        let mut plan = BlockTransform::new(h, w, b, c, keep(tri, c), &m.view(), 2).unwrap();
+        plan.set_isa(isa).unwrap();
+        assert_eq!(plan.plane_coeffs(), coeffs_per_plane(h, w, b, c, tri));
+        let mut y = vec![f32::NAN; yref.len()];
+        plan.compress(&x, planes, &mut y).unwrap();
+        let e = max_abs_err(&y, &yref) / scale(data_range, if strict { &yref } else { &yabs });
+        assert!(
+            e <= REL_TOL,
+            "compress {isa:?} {h}x{w} b={b} c={c} tri={tri}: rel err {e:e}"
+        );
+        let mut xo = vec![f32::NAN; x.len()];
+        plan.decompress(&yin, planes, &mut xo).unwrap();
+        let e2 = max_abs_err(&xo, &xref) / scale(data_range, if strict { &xref } else { &xabs });
+        assert!(
+            e2 <= REL_TOL,
+            "decompress {isa:?} {h}x{w} b={b} c={c} tri={tri}: rel err {e2:e}"
+        );
+        worst = worst.max(e).max(e2);
+    }
+    worst
+}
+
+#[test]
+fn dct_matches_reference_all_blocks_sizes_variants() {
+    let mut rng = Rng(1);
+    let mut worst: f64 = 0.0;
+    for b in [4, 8, 16, 32] {
+        for c in cfs(b) {
+            let m = Mats::dct(b, c);
+            for tri in [false, true] {
+                for (h, w) in SIZES {
+                    worst = worst.max(check_case(h, w, b, c, tri, &m, -1.0, 1.0, &mut rng, true));
+                }
+            }
+        }
+    }
+    eprintln!("worst relative error (dct, data in [-1,1)): {worst:e}");
+}
+
+#[test]
+fn offset_data_matches_reference() {
+    // Image-like data in [0, 255): DC terms up to 255·b, far above the data
+    // range, so the error is judged against the largest Σ|terms| (f32 ulp limit).
+    let mut rng = Rng(2);
+    let mut worst: f64 = 0.0;
+    for b in [4, 8, 16, 32] {
+        let m = Mats::dct(b, b / 2 + 1);
+        for tri in [false, true] {
+            for (h, w) in [(25, 25), (64, 64), (17, 8)] {
+                worst = worst.max(check_case(
+                    h,
+                    w,
+                    b,
+                    b / 2 + 1,
+                    tri,
+                    &m,
+                    0.0,
+                    255.0,
+                    &mut rng,
+                    false,
+                ));
+            }
+        }
+    }
+    eprintln!("worst relative error (dct, data in [0,255)): {worst:e}");
+}
+
+#[test]
+fn arbitrary_matrices_match_reference() {
+    let mut rng = Rng(3);
+    let mut worst: f64 = 0.0;
+    for b in [4, 8, 16, 32] {
+        for c in cfs(b) {
+            let m = Mats::random(b, c, &mut rng);
+            for tri in [false, true] {
+                for (h, w) in SIZES {
+                    worst = worst.max(check_case(h, w, b, c, tri, &m, -1.0, 1.0, &mut rng, false));
+                }
+            }
+        }
+    }
+    eprintln!("worst relative error (random matrices): {worst:e}");
+}
+
+#[test]
+fn full_cf_round_trip_reproduces_input() {
+    let mut rng = Rng(4);
+    for b in [4, 8, 16, 32] {
+        for (h, w) in SIZES {
+            let planes = planes_for(h, w);
+            let x = rng.vec_f32(planes * h * w, -1.0, 1.0);
+            for isa in isas() {
+                let mut plan = BlockTransform::dct(h, w, b, b, Keep::Grid, 2).unwrap();
+                plan.set_isa(isa).unwrap();
+                let mut y = vec![0.0; planes * plan.plane_coeffs()];
+                plan.compress(&x, planes, &mut y).unwrap();
+                let mut xo = vec![0.0; x.len()];
+                plan.decompress(&y, planes, &mut xo).unwrap();
+                let e = max_abs_err(&xo, &to_f64(&x)) / 2.0;
+                assert!(
+                    e <= REL_TOL,
+                    "round trip {isa:?} {h}x{w} b={b}: rel err {e:e}"
+                );
+            }
+        }
+    }
+}
+
+/// Quantised matrices `diag(1/s)·F` (per axis) and the reference codes.
+///
+/// Data in [0, 1.3) makes the DC terms ≈ `dc` (with little cancellation), so
+/// with `dc` ≈ 130 the i8 clamp at 127 is exercised while every |y| and every
+/// Σ|terms| stays ≲ 300, where the f32 result is accurate to < 1e-4: then codes
+/// must equal the reference outside the 1e-4 tie band (`strict`). With
+/// `dc` ≈ 33000 (i16 clamp), an f32 ulp is already 4e-3, so the band there is
+/// the f32 error bound 1e-6·Σ|terms| and codes are also checked to be within ±1.
+fn check_codes<T>(dc: f64, max: f64, strict: bool)
+where
+    T: block_transform::Code + Into<i32> + Default,
+{
+    let mut rng = Rng(5);
+    let (mut total, mut excused, mut mismatched, mut clamped_all) =
+        (0usize, 0usize, 0usize, 0usize);
+    let mut max_terms: f64 = 0.0;
+    for b in [4, 8, 16, 32] {
+        for c in cfs(b) {
+            let f = dct_f64(b, c);
+            let sigma = (b as f64 * 0.65 / dc).sqrt();
+            let qf: Vec<f32> = (0..c * b)
+                .map(|n| (f[n] / (sigma * (1.0 + (n / b) as f64 / 4.0))) as f32)
+                .collect();
+            let m = Matrices {
+                a_rows: &qf,
+                a_cols: &qf,
+                b_rows: &qf,
+                b_cols: &qf,
+            };
+            for tri in [false, true] {
+                for (h, w) in SIZES {
+                    let planes = planes_for(h, w);
+                    let x = rng.vec_f32(planes * h * w, 0.0, 1.3);
+                    // The kernel's matrices are the f32-rounded ones: the reference uses exactly those.
+                    let q64 = to_f64(&qf);
+                    let yref = compress_ref(&x, planes, h, w, b, c, tri, &q64, &q64);
+                    let qa: Vec<f64> = q64.iter().map(|v| v.abs()).collect();
+                    let yabs = compress_ref(&x, planes, h, w, b, c, tri, &qa, &qa);
+                    max_terms = yabs.iter().fold(max_terms, |m, &v| m.max(v));
+                    let band = |n: usize| {
+                        if strict {
+                            1e-4
+                        } else {
+                            1e-4f64.max(1e-6 * yabs[n])
+                        }
+                    };
+                    let near_tie = |n: usize| (yref[n].abs().fract() - 0.5).abs() < band(n);
+                    let (mut sure, mut maybe) = (0, 0);
+                    total += yref.len();
+                    excused += (0..yref.len()).filter(|&n| near_tie(n)).count();
+                    for (n, y) in yref.iter().enumerate() {
+                        if y.abs() > max + 0.5 {
+                            maybe += 1;
+                            sure += usize::from(!near_tie(n));
+                        } else if y.abs() > max - 0.5 && near_tie(n) {
+                            maybe += 1;
+                        }
+                    }
+                    for isa in isas() {
+                        let mut plan =
+                            BlockTransform::new(h, w, b, c, keep(tri, c), &m, 2).unwrap();
+                        plan.set_isa(isa).unwrap();
+                        let mut y = vec![T::default(); yref.len()];
+                        let clamped = plan.compress_codes(&x, planes, &mut y).unwrap();
+                        clamped_all += clamped;
+                        for (n, (&got, &r)) in y.iter().zip(&yref).enumerate() {
+                            let want = r.round_ties_even().clamp(-max, max) as i32;
+                            let got: i32 = got.into();
+                            mismatched += usize::from(got != want);
+                            assert!(
+                                got == want || (near_tie(n) && (got - want).abs() == 1),
+                                "{isa:?} {h}x{w} b={b} c={c} tri={tri} [{n}]: got {got}, ref {r}"
+                            );
+                            assert!(got.abs() as f64 <= max);
+                        }
+                        assert!(
+                            (sure..=maybe).contains(&clamped),
+                            "{isa:?} clamped {clamped} not in {sure}..={maybe}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if strict {
+        assert!(
+            max_terms < 400.0,
+            "strict test must stay where f32 is accurate to 1e-4"
+        );
+    }
+    if dc > max {
+        assert!(clamped_all > 0, "clamping must be exercised");
+    }
+    eprintln!(
+        "codes max {max} dc {dc}: {total} values, max Σ|terms| {max_terms:.0}, {excused} in the tie band, \
+         {mismatched} mismatches over all ISAs (all in the band), {clamped_all} clamped"
+    );
+}
+
+#[test]
+fn i8_codes_match_reference() {
+    check_codes::<i8>(130.0, 127.0, true);
+}
+
+#[test]
+fn i16_codes_match_reference() {
+    check_codes::<i16>(130.0, 32767.0, true);
+    check_codes::<i16>(33000.0, 32767.0, false);
+}
+
+#[test]
+fn decompress_codes_match_reference() {
+    let mut rng = Rng(6);
+    for b in [4, 8, 16, 32] {
+        for c in cfs(b) {
+            let f = dct_f64(b, c);
+            let s: Vec<f64> = (0..c * b)
+                .map(|n| f[n] * 0.01 * (1.0 + (n / b) as f64))
+                .collect();
+            let sf: Vec<f32> = s.iter().map(|&v| v as f32).collect();
+            let m = Matrices {
+                a_rows: &sf,
+                a_cols: &sf,
+                b_rows: &sf,
+                b_cols: &sf,
+            };
+            for tri in [false, true] {
+                for (h, w) in SIZES {
+                    let planes = planes_for(h, w);
+                    let n = planes * coeffs_per_plane(h, w, b, c, tri);
+                    let c8: Vec<i8> = (0..n)
+                        .map(|_| (rng.next_u64() % 255) as i64 - 127)
+                        .map(|v| v as i8)
+                        .collect();
+                    let c16: Vec<i16> = (0..n)
+                        .map(|_| (rng.next_u64() % 65535) as i64 - 32767)
+                        .map(|v| v as i16)
+                        .collect();
+                    for isa in isas() {
+                        let mut plan =
+                            BlockTransform::new(h, w, b, c, keep(tri, c), &m, 2).unwrap();
+                        plan.set_isa(isa).unwrap();
+                        let y8: Vec<f64> = c8.iter().map(|&v| v as f64).collect();
+                        let r8 = decompress_ref(&y8, planes, h, w, b, c, tri, &s, &s);
+                        let mut xo = vec![f32::NAN; planes * h * w];
+                        plan.decompress_codes(&c8, planes, &mut xo).unwrap();
+                        let e = max_abs_err(&xo, &r8) / scale(range(r8.iter().copied()), &r8);
+                        assert!(
+                            e <= REL_TOL,
+                            "i8 {isa:?} {h}x{w} b={b} c={c} tri={tri}: {e:e}"
+                        );
+                        let y16: Vec<f64> = c16.iter().map(|&v| v as f64).collect();
+                        let r16 = decompress_ref(&y16, planes, h, w, b, c, tri, &s, &s);
+                        plan.decompress_codes(&c16, planes, &mut xo).unwrap();
+                        let e = max_abs_err(&xo, &r16) / scale(range(r16.iter().copied()), &r16);
+                        assert!(
+                            e <= REL_TOL,
+                            "i16 {isa:?} {h}x{w} b={b} c={c} tri={tri}: {e:e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn thread_counts_give_identical_output() {
+    let mut rng = Rng(7);
+    // Many small planes, one large plane (strips split across threads), odd sizes.
+    for (planes, h, w) in [(40, 64, 64), (1, 1000, 1000), (3, 300, 451), (2, 1030, 77)] {
+        let x = rng.vec_f32(planes * h * w, -1.0, 1.0);
+        for (b, c) in [(8, 4), (32, 7), (4, 2)] {
+            for tri in [false, true] {
+                let mut outs = vec![];
+                for threads in [1, 2, 3] {
+                    let plan = BlockTransform::dct(h, w, b, c, keep(tri, c), threads).unwrap();
+                    assert_eq!(plan.threads(), threads);
+                    let mut y = vec![0.0; planes * plan.plane_coeffs()];
+                    plan.compress(&x, planes, &mut y).unwrap();
+                    let mut xo = vec![0.0; x.len()];
+                    plan.decompress(&y, planes, &mut xo).unwrap();
+                    let mut q = vec![0i8; y.len()];
+                    let n = plan.compress_codes(&x, planes, &mut q).unwrap();
+                    let mut xq = vec![0.0; x.len()];
+                    plan.decompress_codes(&q, planes, &mut xq).unwrap();
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    outs.push((bits(&y), bits(&xo), q, n, bits(&xq)));
+                }
+                assert!(
+                    outs.windows(2).all(|p| p[0] == p[1]),
+                    "{planes}x{h}x{w} b={b} c={c} tri={tri}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn codes_round_ties_even_are_symmetric_and_nan_is_zero() {
+    // Matrices picking X[0][0] exactly, so the code input is exactly v.
+    let mut e0 = vec![0.0f32; 8];
+    e0[0] = 1.0;
+    let m = Matrices {
+        a_rows: &e0,
+        a_cols: &e0,
+        b_rows: &e0,
+        b_cols: &e0,
+    };
+    let plan = BlockTransform::new(8, 8, 8, 1, Keep::Grid, &m, 1).unwrap();
+    for (v, want8, n8, want16, n16) in [
+        (1e9f32, 127i8, 1usize, 32767i16, 1usize),
+        (-1e9, -127, 1, -32767, 1),
+        (-127.5, -127, 1, -128, 0),
+        (127.5, 127, 1, 128, 0),
+        (-32767.5, -127, 1, -32767, 1),
+        (2.5, 2, 0, 2, 0),
+        (3.5, 4, 0, 4, 0),
+        (-2.5, -2, 0, -2, 0),
+        (-0.5, 0, 0, 0, 0),
+        (f32::NAN, 0, 0, 0, 0),
+    ] {
+        let mut x = vec![0.0f32; 64];
+        x[0] = v;
+        let mut q8 = [0i8; 1];
+        let c8 = plan.compress_codes(&x, 1, &mut q8).unwrap();
+        let mut q16 = [0i16; 1];
+        let c16 = plan.compress_codes(&x, 1, &mut q16).unwrap();
+        assert_eq!((q8[0], c8), (want8, n8), "i8 {v}");
+        assert_eq!((q16[0], c16), (want16, n16), "i16 {v}");
+    }
+}
+
+#[test]
+fn rejects_bad_arguments() {
+    assert_eq!(
+        BlockTransform::dct(8, 8, 6, 2, Keep::Grid, 1).unwrap_err(),
+        Error::BadBlock(6)
+    );
+    assert_eq!(
+        BlockTransform::dct(8, 8, 8, 9, Keep::Grid, 1).unwrap_err(),
+        Error::BadCf { cf: 9, block: 8 }
+    );
+    assert_eq!(
+        BlockTransform::dct(0, 8, 8, 2, Keep::Grid, 1).unwrap_err(),
+        Error::EmptyImage
+    );
+    let plan = BlockTransform::dct(9, 9, 8, 2, Keep::triangle(2), 1).unwrap();
+    assert_eq!(plan.plane_coeffs(), 4 * 3);
+    let mut y = vec![0.0; 11];
+    assert!(matches!(
+        plan.compress(&[0.0; 81], 1, &mut y),
+        Err(Error::BadLen { what: "y", .. })
+    ));
+    assert!(matches!(
+        plan.compress(&[0.0; 80], 1, &mut y),
+        Err(Error::BadLen { what: "x", .. })
+    ));
+    plan.compress(&[], 0, &mut []).unwrap();
+}
+
+#[test]
+fn buffer_alignment_does_not_change_results() {
+    // Sub-slices at every f32 offset within a cache line: bitwise-identical output.
+    let mut rng = Rng(8);
+    let (planes, h, w) = (2, 37, 83);
+    let xs = rng.vec_f32(planes * h * w + 16, -1.0, 1.0);
+    for (b, c) in [(8, 3), (16, 9), (4, 4)] {
+        for tri in [false, true] {
+            let plan = BlockTransform::dct(h, w, b, c, keep(tri, c), 2).unwrap();
+            let n = planes * plan.plane_coeffs();
+            let mut want_y = vec![0.0f32; n];
+            plan.compress(&xs[..planes * h * w], planes, &mut want_y)
+                .unwrap();
+            let mut want_x = vec![0.0f32; planes * h * w];
+            plan.decompress(&want_y, planes, &mut want_x).unwrap();
+            for off in 0..16 {
+                let x = &xs[off..off + planes * h * w];
+                let mut ybuf = vec![0.0f32; n + 16];
+                let mut xbuf = vec![0.0f32; x.len() + 16];
+                let mut want_y_off = vec![0.0f32; n];
+                plan.compress(x, planes, &mut want_y_off).unwrap();
+                let y = &mut ybuf[off..off + n];
+                plan.compress(x, planes, y).unwrap();
+                assert_eq!(y, &want_y_off[..], "compress off {off}");
+                let xo = &mut xbuf[off..off + x.len()];
+                plan.decompress(&want_y, planes, xo).unwrap();
+                assert_eq!(xo, &want_x[..], "decompress off {off}");
+            }
+        }
+    }
+}
