@@ -310,64 +310,67 @@ fn round_trip_equals_unquantized_graphs_plus_host_rounding() {
         let q = spec.quant.clone().unwrap();
         let n = spec.batch + 1; // a padded last batch
         let x = image(n, spec.channels, spec.height, spec.width, 21);
-        let mut cq = Codec::new(&spec, &EngineOptions::tract()).unwrap();
-        let mut cu = Codec::new(&unquantized(&spec), &EngineOptions::tract()).unwrap();
-        let (codes, clamped) = cq.compress_codes(x.view()).unwrap();
-        assert_eq!(codes.code_type(), q.code);
-        // Reference codes from the unquantized coefficients, rounded here in f64.
-        let y = cu.compress(x.view()).unwrap();
-        let plane = q.plane_steps(&spec.layout());
-        let max = q.code.max() as f64;
-        let ys = y
-            .as_slice()
-            .unwrap()
-            .chunks(plane.len())
-            .flat_map(|p| p.iter().zip(&plane).map(|(&v, &s)| v as f64 / s))
-            .collect::<Vec<f64>>();
-        let got: Vec<f64> = codes.view().to_f64().iter().copied().collect();
-        // f32 noise of the graphs, relative to the largest scaled coefficient.
-        let noise = 1e-5 * ys.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-        let mut near_ties = 0;
-        let mut ref_clamped = 0;
-        for (k, (&s, &g)) in ys.iter().zip(&got).enumerate() {
-            let want = reference_code(s, max);
-            ref_clamped += (round_half_even(s).abs() > max) as usize;
-            if want != g {
-                // Only where the f32 graphs could land on either side of a tie.
-                let off = (s - s.floor() - 0.5).abs();
-                assert!(
-                    off < noise && (want - g).abs() == 1.0,
-                    "{}: code {k}: {g} vs {want} (scaled {s})",
-                    spec.name()
-                );
-                near_ties += 1;
+        for opts in [EngineOptions::tract(), EngineOptions::native()] {
+            let mut cq = Codec::new(&spec, &opts).unwrap();
+            let mut cu = Codec::new(&unquantized(&spec), &opts).unwrap();
+            let (codes, clamped) = cq.compress_codes(x.view()).unwrap();
+            assert_eq!(codes.code_type(), q.code);
+            // Reference codes from the unquantized coefficients, rounded here in f64.
+            let y = cu.compress(x.view()).unwrap();
+            let plane = q.plane_steps(&spec.layout());
+            let max = q.code.max() as f64;
+            let ys = y
+                .as_slice()
+                .unwrap()
+                .chunks(plane.len())
+                .flat_map(|p| p.iter().zip(&plane).map(|(&v, &s)| v as f64 / s))
+                .collect::<Vec<f64>>();
+            let got: Vec<f64> = codes.view().to_f64().iter().copied().collect();
+            // f32 noise of the graphs, relative to the largest scaled coefficient.
+            let noise = 1e-5 * ys.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let mut near_ties = 0;
+            let mut ref_clamped = 0;
+            for (k, (&s, &g)) in ys.iter().zip(&got).enumerate() {
+                let want = reference_code(s, max);
+                ref_clamped += (round_half_even(s).abs() > max) as usize;
+                if want != g {
+                    // Only where the f32 graphs could land on either side of a tie.
+                    let off = (s - s.floor() - 0.5).abs();
+                    assert!(
+                        off < noise && (want - g).abs() == 1.0,
+                        "{}: code {k}: {g} vs {want} (scaled {s})",
+                        spec.name()
+                    );
+                    near_ties += 1;
+                }
             }
+            assert!(
+                near_ties * 1000 <= got.len(),
+                "{}: {near_ties}",
+                spec.name()
+            );
+            assert!(
+                clamped.abs_diff(ref_clamped) <= near_ties,
+                "{}",
+                spec.name()
+            );
+            eprintln!(
+                "{} {}: {} codes, {clamped} clamped, {near_ties} differ at a tie",
+                spec.name(),
+                opts.kind,
+                got.len()
+            );
+            // Decompress: the quantized graph on the codes vs the unquantized graph on codes × step.
+            let back = cq.decompress_codes(codes.view()).unwrap().into_dyn();
+            let deq: Vec<f32> = got
+                .chunks(plane.len())
+                .flat_map(|p| p.iter().zip(&plane).map(|(&c, &s)| (c * s) as f32))
+                .collect();
+            let deq = ArrayD::from_shape_vec(y.raw_dim(), deq).unwrap();
+            let want = cu.decompress(deq.view()).unwrap().into_dyn();
+            let e = rel_err(&back, &want);
+            assert!(e <= 1e-5, "{} {}: {e:e}", spec.name(), opts.kind);
         }
-        assert!(
-            near_ties * 1000 <= got.len(),
-            "{}: {near_ties}",
-            spec.name()
-        );
-        assert!(
-            clamped.abs_diff(ref_clamped) <= near_ties,
-            "{}",
-            spec.name()
-        );
-        eprintln!(
-            "{}: {} codes, {clamped} clamped, {near_ties} differ at a tie",
-            spec.name(),
-            got.len()
-        );
-        // Decompress: the quantized graph on the codes vs the unquantized graph on codes × step.
-        let back = cq.decompress_codes(codes.view()).unwrap().into_dyn();
-        let deq: Vec<f32> = got
-            .chunks(plane.len())
-            .flat_map(|p| p.iter().zip(&plane).map(|(&c, &s)| (c * s) as f32))
-            .collect();
-        let deq = ArrayD::from_shape_vec(y.raw_dim(), deq).unwrap();
-        let want = cu.decompress(deq.view()).unwrap().into_dyn();
-        let e = rel_err(&back, &want);
-        assert!(e <= 1e-5, "{}: {e:e}", spec.name());
     }
 }
 
@@ -379,12 +382,16 @@ fn round_trip_equals_unquantized_graphs_plus_host_rounding() {
 fn cf_equal_block_error_is_bounded_by_the_step() {
     let step = 0.1;
     for (h, w) in [(64, 64), (100, 75)] {
-        for tile in [Tile::Full, Tile::Auto] {
+        for (tile, opts) in [
+            (Tile::Full, EngineOptions::tract()),
+            (Tile::Auto, EngineOptions::tract()),
+            (Tile::Auto, EngineOptions::native()),
+        ] {
             let spec = Spec::new(h, w, 8)
                 .with_tile(tile)
                 .with_quant(Quant::uniform(CodeType::I16, step));
             let x = image(1, 3, h, w, 8);
-            let mut codec = Codec::new(&spec, &EngineOptions::tract()).unwrap();
+            let mut codec = Codec::new(&spec, &opts).unwrap();
             let (codes, clamped) = codec.compress_codes(x.view()).unwrap();
             assert_eq!(clamped, 0);
             let back = codec.decompress_codes(codes.view()).unwrap();
@@ -426,6 +433,7 @@ fn cf_equal_block_error_is_bounded_by_the_step() {
 fn engines() -> Vec<EngineOptions> {
     let mut v = vec![
         EngineOptions::tract(),
+        EngineOptions::native(),
         EngineOptions::default().with_kind(EngineKind::Reference),
     ];
     if ort_ready() {
@@ -482,7 +490,9 @@ fn runners_take_codes_directly() {
     let mut outs = Vec::new();
     for opts in engines() {
         let mut r: Box<dyn Runner> = match opts.kind {
-            EngineKind::Reference => compile(&plan, Direction::Decompress, &opts).unwrap(),
+            EngineKind::Reference | EngineKind::Native => {
+                compile(&plan, Direction::Decompress, &opts).unwrap()
+            }
             _ => compile_bytes(&bytes, Dtype::F32, &opts).unwrap(),
         };
         assert_eq!(r.input_code(), Some(CodeType::I8), "{}", opts.kind);
