@@ -34,6 +34,7 @@ pub mod codec;
 pub mod container;
 pub mod dct;
 pub mod engine;
+pub mod entropy;
 pub mod error;
 pub mod eval;
 pub mod export;

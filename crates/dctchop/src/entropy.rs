@@ -1,0 +1,274 @@
+//! The lossless stage of quantized containers: integer codes reordered so that values with like
+//! statistics sit together, then compressed with zstd.
+//!
+//! # Code order `freq-dcdelta-v1`
+//! A chunk holds the codes of `n` samples in the layout's order (`[n, C, plane]`, see
+//! [`Layout`]). Before zstd they are rewritten frequency-major: for each channel, for each kept
+//! coefficient `k` of a block (the layout's stored order), the codes of every block of every
+//! sample (sample by sample, blocks in raster order) follow each other. The DC plane (`k = 0`)
+//! is replaced by its differences to the previous DC in that sequence (the first against 0),
+//! computed with wrapping arithmetic in the code type, so decoding restores it exactly. 16-bit
+//! codes are then split into byte planes (all low bytes, then all high bytes).
+//!
+//! Why: frequency planes have very different spreads (DC wide, high frequencies mostly 0), and
+//! zstd's literal coder adapts per block of input; grouping a plane lets it use one table per
+//! kind of value. Neighbouring DCs are close, so their differences are small. On the sample
+//! images at CF 4 and 8 this order compressed 3–13 % better than the block grid at zstd level
+//! 9 (docs/container.md has the measurement).
+
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+
+/// The code order this module writes (recorded in the container metadata).
+pub const CODE_ORDER: &str = "freq-dcdelta-v1";
+/// zstd levels accepted (1 fastest … 22 smallest).
+pub const LEVELS: std::ops::RangeInclusive<i32> = 1..=22;
+
+/// An integer code type: i8 or i16.
+pub trait Code: Copy + Default + Send + Sync + 'static {
+    const BYTES: usize;
+    fn wrapping_sub(self, other: Self) -> Self;
+    fn wrapping_add(self, other: Self) -> Self;
+    /// Byte `b` (0 = least significant) of the two's-complement value.
+    fn byte(self, b: usize) -> u8;
+    fn from_bytes(lo: u8, hi: u8) -> Self;
+}
+
+impl Code for i8 {
+    const BYTES: usize = 1;
+    fn wrapping_sub(self, other: Self) -> Self {
+        i8::wrapping_sub(self, other)
+    }
+    fn wrapping_add(self, other: Self) -> Self {
+        i8::wrapping_add(self, other)
+    }
+    fn byte(self, _: usize) -> u8 {
+        self as u8
+    }
+    fn from_bytes(lo: u8, _: u8) -> Self {
+        lo as i8
+    }
+}
+
+impl Code for i16 {
+    const BYTES: usize = 2;
+    fn wrapping_sub(self, other: Self) -> Self {
+        i16::wrapping_sub(self, other)
+    }
+    fn wrapping_add(self, other: Self) -> Self {
+        i16::wrapping_add(self, other)
+    }
+    fn byte(self, b: usize) -> u8 {
+        self.to_le_bytes()[b]
+    }
+    fn from_bytes(lo: u8, hi: u8) -> Self {
+        i16::from_le_bytes([lo, hi])
+    }
+}
+
+/// Reorders and compresses chunks of one layout. Holds the index map and scratch, so encoding
+/// and decoding many chunks allocates only the compressed output.
+pub struct ChunkCoder {
+    channels: usize,
+    plane_len: usize,
+    /// `index[k·blocks + b]` = offset in a stored plane of kept coefficient `k` of block `b`.
+    index: Vec<usize>,
+    blocks: usize,
+    level: i32,
+    bytes: Vec<u8>,
+}
+
+impl ChunkCoder {
+    pub fn new(layout: &Layout, channels: usize, level: i32) -> Result<ChunkCoder> {
+        if !LEVELS.contains(&level) {
+            return Err(Error::invalid_option(
+                "zstd level",
+                level,
+                format!("{}..={}", LEVELS.start(), LEVELS.end()),
+            ));
+        }
+        let (nbh, nbw) = layout.blocks;
+        let blocks = nbh * nbw;
+        let mut index = Vec::with_capacity(layout.plane_len());
+        for k in 0..layout.per_block() {
+            for bi in 0..nbh {
+                for bj in 0..nbw {
+                    index.push(layout.offset(bi, bj, k));
+                }
+            }
+        }
+        Ok(ChunkCoder {
+            channels,
+            plane_len: layout.plane_len(),
+            index,
+            blocks,
+            level,
+            bytes: Vec::new(),
+        })
+    }
+
+    /// Codes per sample.
+    pub fn sample_len(&self) -> usize {
+        self.channels * self.plane_len
+    }
+
+    /// Compress the codes of `n` samples (`[n, C, plane]` in the layout's order) into one zstd
+    /// frame (with zstd's content checksum).
+    pub fn encode<T: Code>(&mut self, codes: &[T], n: usize) -> Result<Vec<u8>> {
+        assert_eq!(codes.len(), n * self.sample_len(), "codes of n samples");
+        let count = codes.len();
+        self.bytes.clear();
+        self.bytes.resize(count * T::BYTES, 0);
+        let per_k = n * self.blocks;
+        let mut pos = 0;
+        for c in 0..self.channels {
+            for (k, idx) in self.index.chunks_exact(self.blocks).enumerate() {
+                let mut prev = T::default();
+                for s in 0..n {
+                    let plane =
+                        &codes[(s * self.channels + c) * self.plane_len..][..self.plane_len];
+                    for &i in idx {
+                        let mut v = plane[i];
+                        if k == 0 {
+                            let d = v.wrapping_sub(prev);
+                            prev = v;
+                            v = d;
+                        }
+                        for b in 0..T::BYTES {
+                            self.bytes[b * count + pos] = v.byte(b);
+                        }
+                        pos += 1;
+                    }
+                }
+                debug_assert_eq!(pos % per_k, 0);
+            }
+        }
+        let mut z = zstd::bulk::Compressor::new(self.level).map_err(zstd_err)?;
+        z.include_checksum(true).map_err(zstd_err)?;
+        z.compress(&self.bytes).map_err(zstd_err)
+    }
+
+    /// Decompress one frame into the codes of `n` samples (`out`: `[n, C, plane]`). Errors are
+    /// [`Error::Corrupt`] against `path`.
+    pub fn decode<T: Code>(
+        &mut self,
+        frame: &[u8],
+        n: usize,
+        out: &mut [T],
+        path: &std::path::Path,
+    ) -> Result<()> {
+        assert_eq!(out.len(), n * self.sample_len(), "room for n samples");
+        let count = out.len();
+        self.bytes.clear();
+        self.bytes.resize(count * T::BYTES, 0);
+        let got = zstd::bulk::decompress_to_buffer(frame, &mut self.bytes[..])
+            .map_err(|e| Error::corrupt(path, format!("damaged zstd frame: {e}")))?;
+        if got != count * T::BYTES {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "a zstd frame holds {got} bytes of codes, the metadata says {}",
+                    count * T::BYTES
+                ),
+            ));
+        }
+        let mut pos = 0;
+        for c in 0..self.channels {
+            for (k, idx) in self.index.chunks_exact(self.blocks).enumerate() {
+                let mut prev = T::default();
+                for s in 0..n {
+                    let plane =
+                        &mut out[(s * self.channels + c) * self.plane_len..][..self.plane_len];
+                    for &i in idx {
+                        let lo = self.bytes[pos];
+                        let hi = if T::BYTES == 2 {
+                            self.bytes[count + pos]
+                        } else {
+                            0
+                        };
+                        let mut v = T::from_bytes(lo, hi);
+                        if k == 0 {
+                            v = v.wrapping_add(prev);
+                            prev = v;
+                        }
+                        plane[i] = v;
+                        pos += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn zstd_err(e: std::io::Error) -> Error {
+    Error::Engine {
+        engine: "zstd",
+        message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{Variant, VARIANTS};
+
+    fn pseudo(n: usize, seed: u64) -> Vec<i64> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s % 401) as i64 - 200
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trips_exactly_for_every_layout_and_type() {
+        for v in VARIANTS {
+            for (cf, blocks) in [(1, (1, 1)), (3, (2, 5)), (8, (4, 3))] {
+                let layout = Layout::new(v, cf, blocks);
+                let mut coder = ChunkCoder::new(&layout, 2, 3).unwrap();
+                for n in [1, 3] {
+                    let len = n * coder.sample_len();
+                    let v8: Vec<i8> = pseudo(len, 7).iter().map(|&x| x as i8).collect();
+                    let f = coder.encode(&v8, n).unwrap();
+                    let mut back = vec![0i8; len];
+                    coder.decode(&f, n, &mut back, "x".as_ref()).unwrap();
+                    assert_eq!(back, v8, "{v} cf {cf} n {n} i8");
+                    let v16: Vec<i16> = pseudo(len, 9).iter().map(|&x| (x * 150) as i16).collect();
+                    let f = coder.encode(&v16, n).unwrap();
+                    let mut back = vec![0i16; len];
+                    coder.decode(&f, n, &mut back, "x".as_ref()).unwrap();
+                    assert_eq!(back, v16, "{v} cf {cf} n {n} i16");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn damaged_frames_and_wrong_sizes_are_corrupt_errors() {
+        let layout = Layout::new(Variant::Chop, 4, (4, 4));
+        let mut coder = ChunkCoder::new(&layout, 1, 3).unwrap();
+        let codes: Vec<i8> = pseudo(coder.sample_len(), 3)
+            .iter()
+            .map(|&x| x as i8)
+            .collect();
+        let f = coder.encode(&codes, 1).unwrap();
+        let mut out = vec![0i8; coder.sample_len()];
+        for bad in [&f[..f.len() / 2], &[1u8, 2, 3][..]] {
+            let e = coder.decode(bad, 1, &mut out, "s.safetensors".as_ref());
+            assert!(matches!(e, Err(Error::Corrupt { .. })), "{e:?}");
+        }
+        let mut flipped = f.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x55;
+        assert!(coder.decode(&flipped, 1, &mut out, "s".as_ref()).is_err());
+        // A frame of one sample read as two.
+        let mut two = vec![0i8; 2 * coder.sample_len()];
+        assert!(coder.decode(&f, 2, &mut two, "s".as_ref()).is_err());
+        assert!(ChunkCoder::new(&layout, 1, 0).is_err());
+    }
+}
