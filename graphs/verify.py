@@ -12,6 +12,15 @@ expected tensor using
 
 A check passes when shape and dtype match and err <= the case's tolerance.
 
+Quantized cases (manifest v2: a "quant" entry) have a decompress graph whose
+input is integer codes: its "decompress" entry names "input": "q.npy" and
+"input_dtype": "int8" or "int16".  The codes are fed exactly as stored (never
+cast to float; a file of another dtype is a FAIL), the graph casts them with
+its one Cast node, and the output is the case's float dtype.  Their checks are
+reported under the dtype "int8->float32" (etc.) in the summary table.  The
+compress graph of a quantized case is an ordinary float graph (its output is
+the coefficients divided by the quantization step).
+
 Dependencies: numpy plus the Python package of the runtime you choose
 (`pip install onnxruntime`, `pip install onnxruntime-gpu`, or
 `pip install openvino`).  The `onnx` package is NOT needed.
@@ -41,6 +50,8 @@ module name or a path to a .py file), e.g.
         net = vendor_sdk.compile_onnx(graph_path)     # compile/load the .onnx file
         return np.asarray(net.infer(x))               # one input in, one output out
 
+(x is int8/int16 for the decompress graphs of quantized cases.)
+
     python graphs/verify.py --runtime custom --runner my_runner:run
 
 Output: one line per check
@@ -65,10 +76,11 @@ import traceback
 
 import numpy as np
 
-MANIFEST_FORMAT = "dctchop-conformance-v1"
+MANIFEST_FORMATS = ("dctchop-conformance-v1", "dctchop-conformance-v2")
 REPORT_FORMAT = "dctchop-conformance-report-v1"
 DIRECTIONS = ("compress", "decompress")
 DTYPES = {"float32": np.float32, "float16": np.float16}
+CODE_DTYPES = {"int8": np.int8, "int16": np.int16}
 RUNTIME_CHOICES = ("onnxruntime", "openvino", "custom", "all")
 PIP_NAMES = {
     "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu for CUDA)",
@@ -321,9 +333,9 @@ def load_manifest(path):
     if not isinstance(manifest, dict) or not isinstance(manifest.get("cases"), list):
         raise UsageError(f"manifest {path} has no 'cases' list")
     fmt = manifest.get("format")
-    if fmt != MANIFEST_FORMAT:
+    if fmt not in MANIFEST_FORMATS:
         print(
-            f"warning: manifest format is {fmt!r}, this script knows {MANIFEST_FORMAT!r}",
+            f"warning: manifest format is {fmt!r}, this script knows {', '.join(MANIFEST_FORMATS)}",
             file=sys.stderr,
         )
     return manifest
@@ -367,6 +379,13 @@ def check(case, direction, runtime, base_dir):
         d = case.get(direction)
         if not isinstance(d, dict) or not all(k in d for k in ("graph", "input", "expected")):
             raise ValueError(f"case has no valid '{direction}' entry (graph/input/expected)")
+        # Quantized decompress graphs take integer codes (fed as stored, never cast).
+        code_name = d.get("input_dtype")
+        if code_name is not None and code_name not in CODE_DTYPES:
+            raise ValueError(
+                f"unsupported input_dtype {code_name!r} (known: {', '.join(CODE_DTYPES)})")
+        if code_name is not None:
+            res["dtype"] = f"{code_name}->{dtype_name}"
         case_dir = os.path.join(base_dir, str(case.get("dir", res["case"])))
         paths = {k: os.path.join(case_dir, d[k]) for k in ("graph", "input", "expected")}
         missing = [os.path.relpath(p, base_dir) for p in paths.values() if not os.path.isfile(p)]
@@ -375,7 +394,13 @@ def check(case, direction, runtime, base_dir):
 
         x = np.load(paths["input"], allow_pickle=False)
         expected = np.load(paths["expected"], allow_pickle=False)
-        x = np.ascontiguousarray(x.astype(dtype, copy=False))
+        if code_name is not None:
+            if x.dtype != np.dtype(CODE_DTYPES[code_name]):
+                raise ValueError(
+                    f"{d['input']} is {x.dtype}, but the graph takes {code_name} codes")
+            x = np.ascontiguousarray(x)
+        else:
+            x = np.ascontiguousarray(x.astype(dtype, copy=False))
 
         try:
             out = runtime.run(os.path.abspath(paths["graph"]), x, dtype_name)

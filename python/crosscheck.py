@@ -13,10 +13,21 @@ CASES_DIR holds one subdirectory per case (written by a Rust test), each with
     x_rec.npy         what tract produced for decompress(y.npy)
     meta.json         {"name": str, "tolerance": float, "spec": {...}}
 
+A quantized case (meta.json has "quant": {"code": "i8"|"i16", "step": ...})
+also has
+
+    q.npy             int8/int16 codes: y.npy rounded by dctchop's rule
+                      (round half to even, clamp to +-127 / +-32767)
+
+and its decompress graph takes q.npy (input `y` is int8/int16, one Cast node
+to float at the input), and x_rec.npy is what tract produced for
+decompress(q.npy). The codes are fed exactly as stored, never cast.
+
 For every case and graph this checks
 
     checker      onnx.checker.check_model(onnx.load(path), full_check=True)
-    static       ops only in {MatMul, Gather, Reshape} (default domain), inputs
+    static       ops only in {MatMul, Gather, Reshape} (default domain; plus
+                 one Cast in a quantized case's decompress graph), inputs
                  and outputs named as above, every graph input/output dim a
                  positive static dim_value, and the declared input/output
                  dtypes and shapes equal to those of the .npy files
@@ -57,6 +68,12 @@ GRAPHS = {
     "compress": ("x", "y", "x.npy", "y.npy"),
     "decompress": ("y", "x", "y.npy", "x_rec.npy"),
 }
+# A quantized case's decompress graph takes the codes and may hold one Cast.
+QUANT_GRAPHS = dict(GRAPHS, decompress=("y", "x", "q.npy", "x_rec.npy"))
+
+
+def allowed_ops(quantized, graph):
+    return ALLOWED_OPS | {"Cast"} if quantized and graph == "decompress" else ALLOWED_OPS
 CASE_FILES = ["meta.json", "compress.onnx", "decompress.onnx", "x.npy", "y.npy", "x_rec.npy"]
 
 
@@ -232,20 +249,24 @@ def value_info_sig(vi):
     return dt, dims, problems
 
 
-def check_static(model, graph, arrays):
+def check_static(model, graph, arrays, quantized=False):
     """Ops, names, static dims and agreement with the .npy files."""
-    in_name, out_name, in_file, ref_file = GRAPHS[graph]
+    in_name, out_name, in_file, ref_file = (QUANT_GRAPHS if quantized else GRAPHS)[graph]
+    allowed = allowed_ops(quantized, graph)
     g = model.graph
     problems = []
 
     bad_ops = {}
     for node in g.node:
         key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
-        if key not in ALLOWED_OPS:
+        if key not in allowed:
             bad_ops.setdefault(key, []).append(node.name or "<unnamed>")
     for op, names in sorted(bad_ops.items()):
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-        problems.append(f"op {op} not allowed (only {sorted(ALLOWED_OPS)}): {len(names)} node(s): {shown}")
+        problems.append(f"op {op} not allowed (only {sorted(allowed)}): {len(names)} node(s): {shown}")
+    casts = [n for n in g.node if n.op_type == "Cast"]
+    if casts and (len(casts) > 1 or not casts[0].input or casts[0].input[0] != in_name):
+        problems.append(f"a quantized graph has exactly one Cast, of its input '{in_name}'")
 
     inits = {t.name for t in g.initializer}
     for vi in list(g.input) + list(g.output):
@@ -335,11 +356,16 @@ def check_case(case_dir, rep, ovx):
         rep.result(False, case, "meta", "-", details=[f"{mpath}: {_exc_msg(e)}"])
         return
     name = meta.get("name")
+    quantized = bool(meta.get("quant"))
     rep.info(f"# case {case}" + (f" (name {name!r})" if name and name != case else "")
              + f" tolerance={tol:g} spec={json.dumps(meta.get('spec'), sort_keys=True)}")
+    if quantized and not os.path.isfile(os.path.join(case_dir, "q.npy")):
+        missing.append("q.npy")
+        rep.result(False, case, "files", "-", details=[
+            f"{case_dir}: missing q.npy (a quantized case: meta.json has 'quant')"])
 
     arrays = {}
-    for fname in ("x.npy", "y.npy", "x_rec.npy"):
+    for fname in ("x.npy", "y.npy", "x_rec.npy") + (("q.npy",) if quantized else ()):
         p = os.path.join(case_dir, fname)
         if fname in missing:
             continue
@@ -348,7 +374,7 @@ def check_case(case_dir, rep, ovx):
         except Exception as e:
             rep.result(False, case, "npy", fname, details=[f"{p}: cannot load: {_exc_msg(e)}"])
 
-    for graph, (in_name, out_name, in_file, ref_file) in GRAPHS.items():
+    for graph, (in_name, out_name, in_file, ref_file) in (QUANT_GRAPHS if quantized else GRAPHS).items():
         path = os.path.join(case_dir, f"{graph}.onnx")
         if f"{graph}.onnx" in missing:
             continue
@@ -367,7 +393,7 @@ def check_case(case_dir, rep, ovx):
                 f"{path}: onnx.checker.check_model(full_check=True) failed:", _exc_msg(e)])
 
         try:
-            problems, summary = check_static(model, graph, arrays)
+            problems, summary = check_static(model, graph, arrays, quantized)
             rep.result(not problems, case, "static", graph, extra=summary,
                        details=[f"{path}:"] + [f"- {p}" for p in problems])
         except Exception as e:

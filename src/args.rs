@@ -3,7 +3,7 @@
 use clap::Args;
 
 use dctchop::target::{Overrides, Target};
-use dctchop::{Dtype, Spec, Tile, Variant};
+use dctchop::{CodeType, Dtype, Quant, Spec, Tile, Variant};
 
 /// Image size: `N` (square) or `HxW`.
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +56,32 @@ pub struct SpecArgs {
     /// platform's memory units.
     #[arg(long)]
     pub target: Option<Target>,
+    /// Quantize with this step (in the orthonormal coefficient domain): the compress graph
+    /// outputs coefficients divided by the step (the host rounds them to codes), the decompress
+    /// graph takes int8/int16 codes.
+    #[arg(long, value_name = "STEP")]
+    pub quant: Option<f64>,
+    /// Code type of the quantized graphs: i8 or i16 [default: i16].
+    #[arg(long, requires = "quant")]
+    pub code: Option<CodeType>,
+    /// Per-frequency multipliers of the step for the vertical frequencies 0..CF, comma separated
+    /// (e.g. 1,1.5,2,3); the step of (i, j) is STEP x rows[i] x cols[j] [default: all 1].
+    #[arg(
+        long,
+        value_name = "M,M,...",
+        value_delimiter = ',',
+        requires = "quant"
+    )]
+    pub quant_rows: Vec<f64>,
+    /// Per-frequency multipliers of the step for the horizontal frequencies 0..CF [default: all
+    /// 1].
+    #[arg(
+        long,
+        value_name = "M,M,...",
+        value_delimiter = ',',
+        requires = "quant"
+    )]
+    pub quant_cols: Vec<f64>,
 }
 
 impl SpecArgs {
@@ -71,10 +97,18 @@ impl SpecArgs {
             dtype: self.dtype,
             variant: self.variant,
         };
-        self.target
+        let spec = self
+            .target
             .unwrap_or(Target::Cpu)
             .profile()
-            .apply(base, user)
+            .apply(base, user);
+        match self.quant {
+            Some(step) => spec.with_quant(
+                Quant::uniform(self.code.unwrap_or(CodeType::I16), step)
+                    .with_multipliers(self.quant_rows.clone(), self.quant_cols.clone()),
+            ),
+            None => spec,
+        }
     }
 }
 

@@ -678,3 +678,332 @@ fn bench_json_and_csv_report_every_configuration_with_baselines() {
     assert_eq!(std::fs::read_to_string(&csv).unwrap(), table);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---- quantized graphs ----------------------------------------------------------------------------
+
+/// Export a quantized pair (triangle CF 4, batch 2, 40x60 padded to 40x64) with `extra` flags and
+/// write an f32 input for it. Returns (dir, compress graph, decompress graph, input).
+fn quant_pair(tag: &str, extra: &[&str]) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let dir = tmpdir(tag);
+    let d = dir.to_str().unwrap();
+    let mut args = vec![
+        "export",
+        "--cf",
+        "4",
+        "--res",
+        "40x60",
+        "--batch",
+        "2",
+        "--variant",
+        "triangle",
+        "-o",
+        d,
+    ];
+    args.extend(extra);
+    let o = dctchop(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let find = |suffix: &str| {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .unwrap()
+    };
+    let (c, dc) = (find(".compress.onnx"), find(".decompress.onnx"));
+    let x = common::image(2, 3, 40, 60, 9).into_dyn();
+    let input = dir.join("x.npy");
+    dctchop::npy::write_npy(&input, x.view(), dctchop::Dtype::F32, true).unwrap();
+    (dir, c, dc, input)
+}
+
+/// Exit status 1 and exactly one line on stderr that contains every `want`.
+fn one_line_error(o: &Output, want: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}", text(o));
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    for w in want {
+        assert!(err.contains(w), "{err} lacks {w}");
+    }
+}
+
+#[test]
+fn quantized_export_inspect_and_run_round_trip() {
+    let (dir, c, dc, input) = quant_pair("quant", &["--quant", "16", "--code", "i8"]);
+    let stem = "triangle-cf4-b8-n2x3x40x60-tile8x16-s1-f32-q8s16";
+    assert_eq!(
+        c.file_name().unwrap().to_str().unwrap(),
+        format!("{stem}.compress.onnx")
+    );
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{stem}.json"))).unwrap()).unwrap();
+    assert_eq!(
+        side["spec"]["quant"],
+        serde_json::json!({"code": "i8", "step": 16.0})
+    );
+    assert_eq!(side["graphs"]["decompress"]["input"]["dtype"], "i8");
+    assert_eq!(side["graphs"]["compress"]["input"]["dtype"], "f32");
+    assert_eq!(side["graphs"]["decompress"]["ops"]["Cast"], 1);
+
+    let o = dctchop(&["inspect", s(&dc)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("quant:       int8 codes, step 16 (uniform)")
+            && t.contains("Castx1")
+            && t.contains("input:       y int8"),
+        "{t}"
+    );
+    let o = dctchop(&["inspect", s(&c), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["quant"]["step"], 16.0);
+    assert!(v["ops"].get("Cast").is_none());
+
+    // compress -> codes -> decompress, on every engine, equals the library.
+    let spec = dctchop::Spec::new(40, 60, 4)
+        .with_batch(2)
+        .with_variant(dctchop::Variant::Triangle)
+        .with_quant(dctchop::Quant::uniform(dctchop::CodeType::I8, 16.0));
+    // tract: the engine `run` uses for graph files, so the codes must be identical.
+    let mut codec = dctchop::Codec::new(&spec, &dctchop::EngineOptions::tract()).unwrap();
+    let x = common::image(2, 3, 40, 60, 9);
+    let (want_codes, _) = codec.compress_codes(x.view()).unwrap();
+    let want_back = codec
+        .decompress_codes(want_codes.view())
+        .unwrap()
+        .into_dyn();
+    let engines: &[&str] = if common::ort_ready() {
+        &["tract", "ort"]
+    } else {
+        &["tract"]
+    };
+    for engine in engines {
+        let q = dir.join(format!("q-{engine}.npy"));
+        let o = dctchop(&[
+            "run",
+            s(&c),
+            "--input",
+            s(&input),
+            "-o",
+            s(&q),
+            "--codes",
+            "--engine",
+            engine,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("int8 codes;"), "{}", text(&o));
+        let codes = match dctchop::npy::read_npy(&q).unwrap() {
+            dctchop::npy::NpyData::Codes(c) => c,
+            other => panic!("{other:?}"),
+        };
+        if *engine == "tract" {
+            assert_eq!(codes, want_codes);
+        }
+        let back = dir.join(format!("back-{engine}.npy"));
+        let o = dctchop(&[
+            "run",
+            s(&dc),
+            "--input",
+            s(&q),
+            "-o",
+            s(&back),
+            "--engine",
+            engine,
+            "--repeat",
+            "2",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let (b, ty) = dctchop::npy::read_npy_f32(&back).unwrap();
+        assert_eq!(ty, "<f4");
+        assert!(common::rel_err(&b, &want_back) <= 1e-5, "{engine}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn quantized_export_with_per_frequency_steps() {
+    let (dir, _, dc, _) = quant_pair(
+        "quantpf",
+        &[
+            "--quant",
+            "2",
+            "--quant-rows",
+            "1,2,3,4",
+            "--quant-cols",
+            "1,1,1.5,2",
+        ],
+    );
+    let name = dc.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(name.contains("-f32-q16s2w"), "{name}");
+    let o = dctchop(&["inspect", s(&dc)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "int16 codes, step 2 x rows [1.0, 2.0, 3.0, 4.0] x cols [1.0, 1.0, 1.5, 2.0]"
+        ),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn quantized_bad_inputs_are_one_line_errors() {
+    let dir = tmpdir("quantbad");
+    let d = dir.to_str().unwrap();
+    let export = |extra: &[&str]| {
+        let mut a = vec!["export", "--cf", "4", "--res", "64", "-o", d];
+        a.extend(extra);
+        dctchop(&a)
+    };
+    one_line_error(
+        &export(&["--quant", "0"]),
+        &["invalid quant.step = 0", "> 0"],
+    );
+    one_line_error(&export(&["--quant", "nan"]), &["invalid quant.step = NaN"]);
+    one_line_error(&export(&["--quant=-1.5"]), &["invalid quant.step = -1.5"]);
+    one_line_error(
+        &export(&["--quant", "1", "--quant-rows", "1,2"]),
+        &["invalid quant.rows = 2 multipliers", "cf = 4"],
+    );
+    one_line_error(
+        &export(&["--quant", "1", "--quant-cols", "1,2,0,1"]),
+        &["invalid quant.cols = 0", "> 0"],
+    );
+    let o = export(&["--quant", "1", "--code", "u8"]);
+    assert!(!o.status.success() && text(&o).contains("unknown code type 'u8'"));
+    let o = export(&["--code", "i8"]);
+    assert!(
+        !o.status.success() && text(&o).contains("--quant"),
+        "{}",
+        text(&o)
+    );
+    assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().count() == 0);
+
+    let (qdir, c, dc, input) = quant_pair("quantbadrun", &["--quant", "16", "--code", "i8"]);
+    let (_, pc, pdc, _) = graph_and_input("quantbadplain", "f32");
+    let out = qdir.join("out.npy");
+    let shape = [2usize, 3, 5 * 8 * 10];
+    // int16 codes to an int8 graph.
+    let q16 = qdir.join("q16.npy");
+    let codes16 = ndarray::ArrayD::<i16>::zeros(shape.to_vec());
+    dctchop::npy::write_npy_codes(&q16, dctchop::CodesView::I16(codes16.view()), true).unwrap();
+    let o = dctchop(&["run", s(&dc), "--input", s(&q16), "-o", s(&out)]);
+    one_line_error(
+        &o,
+        &["q16.npy", "dtype int16", "takes int8 codes", "input 'y'"],
+    );
+    // Floats to a code graph.
+    let yf = qdir.join("yf.npy");
+    let o = dctchop(&["run", s(&c), "--input", s(&input), "-o", s(&yf)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = dctchop(&["run", s(&dc), "--input", s(&yf), "-o", s(&out)]);
+    one_line_error(&o, &["yf.npy", "dtype float32", "takes int8 codes"]);
+    // Codes to a float graph (the plain pair's decompress graph takes [2, 3, 20, 32]).
+    let q8 = qdir.join("q8.npy");
+    let codes8 = ndarray::ArrayD::<i8>::zeros(vec![2, 3, 20, 32]);
+    dctchop::npy::write_npy_codes(&q8, dctchop::CodesView::I8(codes8.view()), true).unwrap();
+    let o = dctchop(&["run", s(&pdc), "--input", s(&q8), "-o", s(&out)]);
+    one_line_error(
+        &o,
+        &[
+            "q8.npy",
+            "dtype int8",
+            "takes float32",
+            "only for quantized",
+        ],
+    );
+    // --codes on an unquantized compress graph.
+    let o = dctchop(&[
+        "run",
+        s(&pc),
+        "--input",
+        s(&input),
+        "-o",
+        s(&out),
+        "--codes",
+    ]);
+    one_line_error(&o, &["--codes", "not a quantized compress graph"]);
+    // An integer type that is not a code type.
+    let i32s = qdir.join("i32.npy");
+    let mut bytes = Vec::new();
+    {
+        use npyz::WriterBuilder;
+        let mut w = npyz::WriteOptions::<i32>::new()
+            .default_dtype()
+            .shape(&[2, 3, 400])
+            .writer(&mut bytes)
+            .begin_nd()
+            .unwrap();
+        w.extend(std::iter::repeat_n(0i32, 2400)).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(&i32s, bytes).unwrap();
+    let o = dctchop(&["run", s(&dc), "--input", s(&i32s), "-o", s(&out)]);
+    one_line_error(&o, &["i32.npy", "<i4 is not supported", "int8/int16 codes"]);
+    assert!(!out.exists());
+
+    // Step metadata that contradicts the graph: dctchop.quant edited to another step; the graph
+    // input retyped to int16 while the metadata says int8.
+    let model = onnx_export::Model::decode(&std::fs::read(&dc).unwrap()).unwrap();
+    let mut m = model.clone();
+    for (k, v) in m.metadata.iter_mut() {
+        if k == "dctchop.quant" {
+            *v = r#"{"code":"i8","step":2.0}"#.into();
+        }
+    }
+    let tampered = qdir.join("tampered.onnx");
+    std::fs::write(&tampered, m.encode().unwrap()).unwrap();
+    for args in [
+        vec!["inspect", s(&tampered)],
+        vec!["run", s(&tampered), "--input", s(&q16), "-o", s(&out)],
+    ] {
+        one_line_error(
+            &dctchop(&args),
+            &[
+                "tampered.onnx",
+                "dctchop.quant",
+                "step\":2.0",
+                "contradicts",
+                "16.0",
+            ],
+        );
+    }
+    let mut m = model.clone();
+    m.graph.inputs[0].dtype = onnx_export::DataType::I16;
+    std::fs::write(&tampered, m.encode().unwrap()).unwrap();
+    one_line_error(
+        &dctchop(&["inspect", s(&tampered)]),
+        &["tampered.onnx", "input 'y' is int16", "int8 codes"],
+    );
+    // A quant in the metadata of a graph whose spec has none.
+    let plain = onnx_export::Model::decode(&std::fs::read(&pdc).unwrap()).unwrap();
+    let mut m = plain.clone();
+    m.metadata
+        .push(("dctchop.quant".into(), r#"{"code":"i8","step":1.0}"#.into()));
+    std::fs::write(&tampered, m.encode().unwrap()).unwrap();
+    one_line_error(
+        &dctchop(&["inspect", s(&tampered)]),
+        &["tampered.onnx", "contradicts", "(absent)"],
+    );
+    // A Cast in an unquantized graph is a foreign op.
+    let mut m = plain;
+    m.graph.nodes.insert(
+        0,
+        onnx_export::Node::new("c", "Cast", &["y"], &["y_cast"])
+            .with_attr(onnx_export::Attribute::int("to", 1)),
+    );
+    m.graph.nodes[1].inputs[0] = "y_cast".into();
+    std::fs::write(&tampered, m.encode().unwrap()).unwrap();
+    let o = dctchop(&["inspect", s(&tampered)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("contains ops other than MatMul, Gather, Reshape: Cast"),
+        "{}",
+        text(&o)
+    );
+    for d in [dir, qdir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

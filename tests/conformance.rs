@@ -4,22 +4,26 @@
 //! - Every graph and tensor is regenerated and compared byte for byte: export is deterministic.
 //! - Every case runs on tract within the manifest's tolerance.
 //!
-//! `DCTCHOP_BLESS=1 cargo test --test conformance` rewrites the suite (after a deliberate change).
+//! `DCTCHOP_BLESS=1 cargo test --test tests conformance::` rewrites the suite (after a deliberate
+//! change).
 
 use crate::common;
 
 use dctchop::engine::{compile, reference::run_program, EngineKind, EngineOptions};
 use dctchop::graph::Direction;
-use dctchop::npy::{read_npy_f32, to_npy_bytes};
-use dctchop::{Dtype, Plan, Spec, Tile, Variant};
+use dctchop::npy::{codes_to_npy_bytes, read_npy, read_npy_f32, to_npy_bytes, NpyData};
+use dctchop::quant::round_code;
+use dctchop::{CodeType, Codes, Dtype, Plan, Quant, Spec, Tile, Variant};
 use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
 
 const OPSET: i64 = 13;
 
-/// (case name, spec). Small sizes: the whole suite stays around 2 MB.
+/// (case name, spec). Small sizes: the whole suite stays around 4 MB. Quantized cases come last
+/// (their decompress input is a codes file, `q.npy`).
 fn cases() -> Vec<(&'static str, Spec)> {
     use Variant::Triangle;
+    let q = Quant::uniform;
     vec![
         (
             "chop-dense-64x64-f32",
@@ -95,6 +99,42 @@ fn cases() -> Vec<(&'static str, Spec)> {
                 .with_tile(Tile::Size(8))
                 .with_dtype(Dtype::F16),
         ),
+        (
+            "chop-q8-dense-64x64-f32",
+            Spec::new(64, 64, 4)
+                .with_tile(Tile::Full)
+                .with_quant(q(CodeType::I8, 12.0)),
+        ),
+        (
+            "chop-q16-tile16-padded-100x75-f32",
+            Spec::new(100, 75, 3)
+                .with_tile(Tile::Size(16))
+                .with_quant(q(CodeType::I16, 0.5)),
+        ),
+        (
+            "triangle-q8-tile8-64x48-f32",
+            Spec::new(64, 48, 4)
+                .with_variant(Triangle)
+                .with_tile(Tile::Size(8))
+                .with_quant(q(CodeType::I8, 12.0)),
+        ),
+        (
+            "triangle-q16-perfreq-auto-padded-150x227-f32",
+            Spec::new(150, 227, 4)
+                .with_variant(Triangle)
+                .with_channels(1)
+                .with_quant(
+                    q(CodeType::I16, 1.0)
+                        .with_multipliers(vec![1.0, 1.5, 2.0, 3.0], vec![1.0, 1.25, 1.5, 2.0]),
+                ),
+        ),
+        (
+            "chop-q8-tile16-64x64-f16",
+            Spec::new(64, 64, 4)
+                .with_tile(Tile::Size(16))
+                .with_dtype(Dtype::F16)
+                .with_quant(q(CodeType::I8, 16.0)),
+        ),
     ]
 }
 
@@ -132,14 +172,22 @@ fn generate(name: &str, spec: &Spec, seed: u64) -> Generated {
             .into_dyn(),
     );
     // Expected outputs: the f64 evaluation of the same matrices, rounded once to the dtype.
-    let y = round_to(
-        spec.dtype,
-        run_program(&plan.compress, &x.mapv(|v| v as f64)).unwrap(),
-    );
-    let x_rec = round_to(
-        spec.dtype,
-        run_program(&plan.decompress, &y.mapv(|v| v as f64)).unwrap(),
-    );
+    let y64 = run_program(&plan.compress, &x.mapv(|v| v as f64)).unwrap();
+    let y = round_to(spec.dtype, y64.clone());
+    // A quantized case: the codes are the rounding rule applied to the f64 coefficients / step
+    // (what the compress graph outputs, before any rounding to the dtype).
+    let codes = spec.quant.as_ref().map(|q| {
+        let c = y64.mapv(|v| round_code(v, q.code).0);
+        match q.code {
+            CodeType::I8 => Codes::I8(c.mapv(|v| v as i8)),
+            CodeType::I16 => Codes::I16(c.mapv(|v| v as i16)),
+        }
+    });
+    let dec_in = match &codes {
+        Some(c) => c.view().to_f64(),
+        None => y.mapv(|v| v as f64),
+    };
+    let x_rec = round_to(spec.dtype, run_program(&plan.decompress, &dec_in).unwrap());
     let mut files = Vec::new();
     for d in [Direction::Compress, Direction::Decompress] {
         let bytes = plan.model(d, OPSET).unwrap().encode().unwrap();
@@ -148,11 +196,14 @@ fn generate(name: &str, spec: &Spec, seed: u64) -> Generated {
     for (f, a) in [("x.npy", &x), ("y.npy", &y), ("x_rec.npy", &x_rec)] {
         files.push((f.to_string(), to_npy_bytes(a.view(), ty).unwrap()));
     }
+    if let Some(c) = &codes {
+        files.push(("q.npy".into(), codes_to_npy_bytes(c.view()).unwrap()));
+    }
     let dtype = match spec.dtype {
         Dtype::F32 => "float32",
         Dtype::F16 => "float16",
     };
-    let manifest_entry = serde_json::json!({
+    let mut manifest_entry = serde_json::json!({
         "name": name,
         "dir": name,
         "dtype": dtype,
@@ -164,6 +215,16 @@ fn generate(name: &str, spec: &Spec, seed: u64) -> Generated {
         "compress": {"graph": "compress.onnx", "input": "x.npy", "expected": "y.npy"},
         "decompress": {"graph": "decompress.onnx", "input": "y.npy", "expected": "x_rec.npy"},
     });
+    if let Some(q) = &spec.quant {
+        // Unquantized entries keep exactly their v1 form.
+        manifest_entry["quant"] = serde_json::to_value(q).unwrap();
+        manifest_entry["decompress"] = serde_json::json!({
+            "graph": "decompress.onnx",
+            "input": "q.npy",
+            "input_dtype": q.code.numpy_name(),
+            "expected": "x_rec.npy",
+        });
+    }
     Generated {
         files,
         manifest_entry,
@@ -172,7 +233,7 @@ fn generate(name: &str, spec: &Spec, seed: u64) -> Generated {
 
 fn manifest(entries: Vec<serde_json::Value>) -> Vec<u8> {
     let m = serde_json::json!({
-        "format": "dctchop-conformance-v1",
+        "format": "dctchop-conformance-v2",
         "producer": format!("dctchop {}", env!("CARGO_PKG_VERSION")),
         "opset": OPSET,
         "metric": "max|out - expected| / max(max(expected) - min(expected), 1e-12)",
@@ -238,7 +299,7 @@ fn suite_passes_on(opts: EngineOptions) {
         serde_json::from_slice(&std::fs::read(root.join("manifest.json")).unwrap()).unwrap();
     let cases = m["cases"].as_array().unwrap();
     assert_eq!(cases.len(), self::cases().len());
-    let mut worst: f64 = 0.0;
+    let mut worst = std::collections::BTreeMap::<_, f64>::new();
     for case in cases {
         let dir: &Path = &root.join(case["dir"].as_str().unwrap());
         let spec: Spec = serde_json::from_value(case["spec"].clone()).unwrap();
@@ -248,15 +309,37 @@ fn suite_passes_on(opts: EngineOptions) {
             (Direction::Compress, "compress"),
             (Direction::Decompress, "decompress"),
         ] {
-            let (input, _) = read_npy_f32(&dir.join(case[key]["input"].as_str().unwrap())).unwrap();
+            let input = read_npy(&dir.join(case[key]["input"].as_str().unwrap())).unwrap();
             let (expected, _) =
                 read_npy_f32(&dir.join(case[key]["expected"].as_str().unwrap())).unwrap();
             let mut r = compile(&plan, d, &opts).unwrap();
-            let out = r.run(input.view()).unwrap();
+            let out = match &input {
+                NpyData::Float(x, _) => r.run(x.view()).unwrap(),
+                NpyData::Codes(c) => {
+                    assert_eq!(
+                        case[key]["input_dtype"].as_str(),
+                        Some(c.code_type().numpy_name())
+                    );
+                    r.run_codes(c.view()).unwrap()
+                }
+            };
             let e = rel(&out, &expected);
-            worst = worst.max(if spec.dtype == Dtype::F32 { e } else { 0.0 });
+            let kind = if spec.quant.is_some() {
+                "quantized"
+            } else {
+                "float"
+            };
+            let w = worst
+                .entry((kind, spec.dtype.to_string(), key))
+                .or_default();
+            *w = w.max(e);
             assert!(e <= tol, "{} {key}: {e:e} > {tol:e}", dir.display());
         }
     }
-    println!("worst f32 error on {}: {worst:e}", opts.kind);
+    for ((kind, dtype, key), e) in worst {
+        println!(
+            "worst error on {}: {kind} {dtype} {key}: {e:.3e}",
+            opts.kind
+        );
+    }
 }

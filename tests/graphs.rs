@@ -7,9 +7,9 @@ use crate::common;
 use dctchop::engine::compile;
 use dctchop::export::{export, ExportOptions};
 use dctchop::graph::{spec_from_model, Direction};
-use dctchop::npy::write_npy;
-use dctchop::{Dtype, EngineOptions, Plan, Spec, Tile, Variant};
-use onnx_export::Model;
+use dctchop::npy::{write_npy, write_npy_codes};
+use dctchop::{CodeType, Codes, Dtype, EngineOptions, Plan, Quant, Spec, Tile, Variant};
+use onnx_export::{DataType, Model};
 use std::path::PathBuf;
 
 /// The matrix of specs every graph-level check covers.
@@ -47,6 +47,46 @@ fn specs() -> Vec<Spec> {
                 .with_variant(variant)
                 .with_block(16)
                 .with_tile(Tile::Size(32)),
+        );
+    }
+    v
+}
+
+/// Quantized specs: both variants, dense/tiled/auto, padded sizes, serialization, f16, int8 and
+/// int16, uniform and per-frequency steps.
+fn quant_specs() -> Vec<Spec> {
+    let mut v = Vec::new();
+    for variant in [Variant::Chop, Variant::Triangle] {
+        for tile in [Tile::Full, Tile::Size(8), Tile::Auto] {
+            v.push(
+                Spec::new(64, 64, 4)
+                    .with_variant(variant)
+                    .with_tile(tile)
+                    .with_quant(Quant::uniform(CodeType::I8, 12.0)),
+            );
+            v.push(
+                Spec::new(300, 451, 3)
+                    .with_variant(variant)
+                    .with_tile(tile)
+                    .with_batch(2)
+                    .with_quant(
+                        Quant::uniform(CodeType::I16, 0.5)
+                            .with_multipliers(vec![1.0, 2.0, 4.0], vec![1.0, 1.5, 3.0]),
+                    ),
+            );
+        }
+        v.push(
+            Spec::new(256, 256, 5)
+                .with_variant(variant)
+                .with_serialize(2)
+                .with_tile(Tile::Size(16))
+                .with_quant(Quant::uniform(CodeType::I16, 1.0)),
+        );
+        v.push(
+            Spec::new(96, 128, 4)
+                .with_variant(variant)
+                .with_dtype(Dtype::F16)
+                .with_quant(Quant::uniform(CodeType::I8, 16.0)),
         );
     }
     v
@@ -130,6 +170,71 @@ fn exported_graphs_parse_back_with_allowed_ops_and_static_shapes() {
 }
 
 #[test]
+fn quantized_graphs_parse_back_with_one_cast_and_their_quant() {
+    for spec in quant_specs() {
+        let plan = Plan::new(&spec).unwrap();
+        let q = spec.quant.as_ref().unwrap();
+        for d in [Direction::Compress, Direction::Decompress] {
+            let bytes = plan.model(d, 13).unwrap().encode().unwrap();
+            let model = Model::decode(&bytes).unwrap();
+            let what = format!("{} {d:?}", plan.name());
+            let casts = model
+                .graph
+                .nodes
+                .iter()
+                .filter(|n| n.op_type == "Cast")
+                .collect::<Vec<_>>();
+            for op in model.op_types() {
+                assert!(
+                    ["MatMul", "Gather", "Reshape", "Cast"].contains(&op.as_str()),
+                    "{op} in {what}"
+                );
+            }
+            let input = &model.graph.inputs[0];
+            match d {
+                Direction::Compress => {
+                    assert!(casts.is_empty(), "{what}");
+                    assert_eq!(input.dtype, model.graph.outputs[0].dtype, "{what}");
+                }
+                Direction::Decompress => {
+                    // One Cast, of the graph input, to the graph's float type, first.
+                    assert_eq!(casts.len(), 1, "{what}");
+                    assert_eq!(casts[0].inputs, vec!["y".to_string()]);
+                    assert_eq!(model.graph.nodes[0].op_type, "Cast");
+                    let to = match spec.dtype {
+                        Dtype::F32 => DataType::F32,
+                        Dtype::F16 => DataType::F16,
+                    };
+                    assert_eq!(
+                        casts[0].attributes[0].value,
+                        onnx_export::AttrValue::Int(to.onnx_code() as i64)
+                    );
+                    let want = match q.code {
+                        CodeType::I8 => DataType::I8,
+                        CodeType::I16 => DataType::I16,
+                    };
+                    assert_eq!(input.dtype, want, "{what}");
+                    assert_eq!(model.graph.outputs[0].dtype, to);
+                }
+            }
+            assert_eq!(spec_from_model(&model).unwrap().as_ref(), Some(&spec));
+            let meta: std::collections::HashMap<_, _> = model.metadata.iter().cloned().collect();
+            let mq: Quant = serde_json::from_str(&meta["dctchop.quant"]).unwrap();
+            assert_eq!(&mq, q);
+            let chunk: Spec = serde_json::from_str(&meta["dctchop.chunk_spec"]).unwrap();
+            assert_eq!(chunk, plan.chunk);
+            assert_eq!(chunk.quant.as_ref(), Some(q));
+            // Export is deterministic.
+            assert_eq!(plan.model(d, 13).unwrap().encode().unwrap(), bytes);
+        }
+    }
+    // Unquantized graphs carry no quant key.
+    let plain = Plan::new(&Spec::new(32, 32, 4)).unwrap();
+    let m = plain.model(Direction::Decompress, 13).unwrap();
+    assert!(m.metadata.iter().all(|(k, _)| k != "dctchop.quant"));
+}
+
+#[test]
 fn sidecar_flops_of_dense_form_equal_eq5_and_eq7() {
     let dir = tmpdir("flops");
     let (n, cf) = (256.0f64, 4.0f64);
@@ -206,14 +311,15 @@ fn export_refuses_to_clobber_and_leaves_nothing_on_error() {
 }
 
 /// Write one case per spec for `python/crosscheck.py`: both graphs, a random input, and what
-/// tract computed. Directory: `$DCTCHOP_CROSSCHECK_DIR` or `target/crosscheck`.
+/// tract computed (for a quantized spec also the codes, `q.npy`, which its decompress graph
+/// takes). Directory: `$DCTCHOP_CROSSCHECK_DIR` or `target/crosscheck`.
 #[test]
 fn write_crosscheck_cases() {
     let root = std::env::var_os("DCTCHOP_CROSSCHECK_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/crosscheck"));
     let _ = std::fs::remove_dir_all(&root);
-    for (k, spec) in specs().into_iter().enumerate() {
+    for (k, spec) in specs().into_iter().chain(quant_specs()).enumerate() {
         let plan = Plan::new(&spec).unwrap();
         let case = root.join(format!("{k:02}-{}", plan.name()));
         std::fs::create_dir_all(&case).unwrap();
@@ -236,7 +342,14 @@ fn write_crosscheck_cases() {
         let mut comp = compile(&plan, Direction::Compress, &EngineOptions::tract()).unwrap();
         let mut dec = compile(&plan, Direction::Decompress, &EngineOptions::tract()).unwrap();
         let y = comp.run(x.view()).unwrap();
-        let x_rec = dec.run(y.view()).unwrap();
+        let x_rec = match &spec.quant {
+            Some(q) => {
+                let (codes, _) = Codes::quantize(y.view(), q.code);
+                write_npy_codes(&case.join("q.npy"), codes.view(), true).unwrap();
+                dec.run_codes(codes.view()).unwrap()
+            }
+            None => dec.run(y.view()).unwrap(),
+        };
         write_npy(&case.join("x.npy"), x.view(), ty, true).unwrap();
         write_npy(&case.join("y.npy"), y.view(), ty, true).unwrap();
         write_npy(&case.join("x_rec.npy"), x_rec.view(), ty, true).unwrap();
@@ -244,7 +357,10 @@ fn write_crosscheck_cases() {
             Dtype::F32 => 1e-5,
             Dtype::F16 => 2e-3,
         };
-        let meta = serde_json::json!({"name": plan.name(), "tolerance": tol, "spec": spec});
+        let mut meta = serde_json::json!({"name": plan.name(), "tolerance": tol, "spec": spec});
+        if let Some(q) = &spec.quant {
+            meta["quant"] = serde_json::to_value(q).unwrap();
+        }
         std::fs::write(
             case.join("meta.json"),
             serde_json::to_vec_pretty(&meta).unwrap(),

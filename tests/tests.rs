@@ -15,3 +15,4 @@ mod hdf5_disabled;
 mod math;
 mod native;
 mod ort_engine;
+mod quant;

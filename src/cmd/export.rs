@@ -67,6 +67,23 @@ pub fn run(a: ExportArgs) -> Result<()> {
         g("decompress", "flops") / 1_000_000,
         g("decompress", "constant_bytes") / 1024,
     );
+    if let Some(q) = &spec.quant {
+        let per_freq = if q.is_uniform() {
+            String::new()
+        } else {
+            format!(
+                " x per-frequency multipliers (rows {:?}, cols {:?})",
+                q.rows, q.cols
+            )
+        };
+        println!(
+            "quantized: step {}{per_freq}, {} codes: the compress graph outputs coefficients / \
+             step (round them with `dctchop run --codes`), the decompress graph takes {} codes",
+            q.step,
+            q.code.numpy_name(),
+            q.code.numpy_name()
+        );
+    }
     if spec.serialize > 1 {
         println!(
             "serialize {}: graphs take one {}x{} chunk; run them {} times per batch (dctchop does this for you)",

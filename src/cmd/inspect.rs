@@ -32,7 +32,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
             bail!(
                 "{}: contains ops other than {}: {}",
                 a.file.display(),
-                dctchop::graph::OPS.join(", "),
+                info.allowed_ops().join(", "),
                 foreign.join(", ")
             );
         }
@@ -69,6 +69,15 @@ fn graph_text(info: &GraphInfo) -> Result<String> {
         if let Some(v) = v {
             t += &format!("{:<12} {v}\n", format!("{k}:"));
         }
+    }
+    if let Some(q) = &info.quant {
+        let mut line = format!("{} codes, step {}", q.code.numpy_name(), q.step);
+        if q.is_uniform() {
+            line += " (uniform)";
+        } else {
+            line += &format!(" x rows {:?} x cols {:?}", q.rows, q.cols);
+        }
+        t += &format!("quant:       {line}\n");
     }
     if let Some(s) = &info.spec {
         t += &format!("spec:        {}\n", serde_json::to_string(s)?);

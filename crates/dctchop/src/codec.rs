@@ -6,13 +6,20 @@
 //! (Hp/s × Wp/s) spatial chunk of the mirror-padded image; the codec cuts each sample into s×s
 //! true spatial chunks, runs them one after another, and reassembles the global layout, so the
 //! result equals the unserialized compressor.
+//!
+//! A quantized spec ([`crate::quant`]): [`Codec::compress`] returns what the compress graph
+//! outputs, the coefficients divided by their steps; [`Codec::compress_codes`] also applies the
+//! rounding rule on the host and returns integer codes; [`Codec::decompress_codes`] runs the
+//! decompress graph on codes (batching and serialization as for floats). [`Codec::decompress`]
+//! refuses a quantized spec: its graph takes codes.
 
-use ndarray::{s, Array4, ArrayD, ArrayView4, ArrayViewD, Axis, IxDyn};
+use ndarray::{s, Array4, ArrayD, ArrayView4, ArrayViewD, ArrayViewMutD, Axis, IxDyn};
 
 use crate::engine::{compile, EngineOptions, Runner};
 use crate::error::{Error, Result};
 use crate::graph::Direction;
 use crate::plan::{mirror_index, Plan};
+use crate::quant::{CodeElem, Codes, CodesView, Quant};
 use crate::spec::Spec;
 
 /// A plan with both graphs compiled once by one engine.
@@ -43,7 +50,7 @@ impl Codec {
     }
 
     /// Compress `x` of shape `[N, C, H, W]` (any N ≥ 1) into `[N, ...]` coefficients in the
-    /// spec's layout.
+    /// spec's layout (for a quantized spec: divided by their steps, as the graph outputs them).
     pub fn compress(&mut self, x: ArrayView4<'_, f32>) -> Result<ArrayD<f32>> {
         let spec = self.plan.spec.clone();
         let want = [spec.channels, spec.height, spec.width];
@@ -82,8 +89,78 @@ impl Codec {
         Ok(out)
     }
 
-    /// Decompress `[N, ...]` coefficients into `[N, C, H, W]`.
+    /// Compress `x` (any N ≥ 1) into integer codes: [`Codec::compress`], then the rounding rule
+    /// of [`crate::quant`] on the host. Returns the codes (of the spec's code type) and how many
+    /// values were clamped to ±max. Only for a quantized spec.
+    pub fn compress_codes(&mut self, x: ArrayView4<'_, f32>) -> Result<(Codes, usize)> {
+        let code = self.quant()?.code;
+        let scaled = self.compress(x)?;
+        Ok(Codes::quantize(scaled.view(), code))
+    }
+
+    /// The spec's quantization, or the error for a method that needs one.
+    fn quant(&self) -> Result<&Quant> {
+        self.plan
+            .spec
+            .quant
+            .as_ref()
+            .ok_or_else(|| Error::InvalidSpec {
+                field: "quant",
+                value: "none".into(),
+                allowed: "a quantized spec (Spec::with_quant) for codes; use compress/decompress \
+                      for float coefficients"
+                    .into(),
+            })
+    }
+
+    /// Decompress `[N, ...]` coefficients into `[N, C, H, W]`. Not for a quantized spec, whose
+    /// decompress graph takes codes ([`Codec::decompress_codes`]).
     pub fn decompress(&mut self, y: ArrayViewD<'_, f32>) -> Result<Array4<f32>> {
+        if let Some(q) = &self.plan.spec.quant {
+            return Err(Error::InvalidSpec {
+                field: "quant",
+                value: serde_json::to_string(q).expect("quant serializes"),
+                allowed: format!(
+                    "none for float coefficients: this spec's decompress graph takes {} codes; \
+                     use Codec::decompress_codes",
+                    q.code.numpy_name()
+                ),
+            });
+        }
+        self.decompress_any(y, |r, x, out| r.run_into(x, out))
+    }
+
+    /// Decompress `[N, ...]` integer codes (of the spec's code type) into `[N, C, H, W]`. Only
+    /// for a quantized spec.
+    pub fn decompress_codes(&mut self, codes: CodesView<'_>) -> Result<Array4<f32>> {
+        let q = self.quant()?;
+        if q.code != codes.code_type() {
+            return Err(Error::InvalidSpec {
+                field: "quant.code",
+                value: q.code.to_string(),
+                allowed: format!(
+                    "the type of the codes given ({}); this spec's decompress graph takes {}",
+                    codes.code_type().numpy_name(),
+                    q.code.numpy_name()
+                ),
+            });
+        }
+        match codes {
+            CodesView::I8(a) => self.decompress_codes_typed(a),
+            CodesView::I16(a) => self.decompress_codes_typed(a),
+        }
+    }
+
+    fn decompress_codes_typed<T: CodeElem>(&mut self, y: ArrayViewD<'_, T>) -> Result<Array4<f32>> {
+        self.decompress_any(y, |r, x, out| r.run_codes_into(T::view(x), out))
+    }
+
+    /// Decompress with `run` (one graph run into an output buffer) on inputs of element type T.
+    fn decompress_any<T: Clone + Default>(
+        &mut self,
+        y: ArrayViewD<'_, T>,
+        run: impl Fn(&mut dyn Runner, ArrayViewD<'_, T>, ArrayViewMutD<'_, f32>) -> Result<()>,
+    ) -> Result<Array4<f32>> {
         let spec = self.plan.spec.clone();
         let want = &spec.compressed_shape()[1..];
         if &y.shape()[1..] != want || y.shape()[0] == 0 {
@@ -96,7 +173,7 @@ impl Codec {
         let n = y.shape()[0];
         let mut out = Array4::<f32>::zeros((n, spec.channels, spec.height, spec.width));
         if self.decompress.any_batch() {
-            self.decompress.run_into(y, out.view_mut().into_dyn())?;
+            run(self.decompress.as_mut(), y, out.view_mut().into_dyn())?;
             return Ok(out);
         }
         let b = spec.batch;
@@ -105,10 +182,10 @@ impl Codec {
             let mut dst = out.slice_mut(s![start..start + take, .., .., ..]);
             if take == b && spec.serialize == 1 {
                 let src = y.slice_axis(Axis(0), (start..start + b).into());
-                self.decompress.run_into(src, dst.into_dyn())?;
+                run(self.decompress.as_mut(), src, dst.into_dyn())?;
             } else {
                 let batch = padded_batch(y.view(), start, b);
-                let x = self.decompress_batch(batch.view())?;
+                let x = self.decompress_batch(batch.view(), &run)?;
                 dst.assign(&x.slice(s![0..take, .., .., ..]));
             }
         }
@@ -133,19 +210,24 @@ impl Codec {
         Ok(out)
     }
 
-    fn decompress_batch(&mut self, y: ArrayViewD<'_, f32>) -> Result<Array4<f32>> {
+    fn decompress_batch<T: Clone + Default>(
+        &mut self,
+        y: ArrayViewD<'_, T>,
+        run: &impl Fn(&mut dyn Runner, ArrayViewD<'_, T>, ArrayViewMutD<'_, f32>) -> Result<()>,
+    ) -> Result<Array4<f32>> {
         let s = self.plan.spec.serialize;
-        if s == 1 {
-            let x = self.decompress.run(y)?;
-            return Ok(x.into_dimensionality().expect("rank 4"));
-        }
         let spec = self.plan.spec.clone();
-        let chunk = self.plan.chunk.clone();
         let mut out = Array4::<f32>::zeros((spec.batch, spec.channels, spec.height, spec.width));
+        if s == 1 {
+            run(self.decompress.as_mut(), y, out.view_mut().into_dyn())?;
+            return Ok(out);
+        }
+        let chunk = self.plan.chunk.clone();
+        let mut x = ArrayD::<f32>::zeros(IxDyn(&chunk.input_shape()));
         for ci in 0..s {
             for cj in 0..s {
                 let part = take_coeffs(&y, &spec, &chunk, ci, cj);
-                let x = self.decompress.run(part.view())?;
+                run(self.decompress.as_mut(), part.view(), x.view_mut())?;
                 let (r0, c0) = (ci * chunk.height, cj * chunk.width);
                 let rows = spec.height.saturating_sub(r0).min(chunk.height);
                 let cols = spec.width.saturating_sub(c0).min(chunk.width);
@@ -161,7 +243,7 @@ impl Codec {
 
 /// Samples `start..start + batch` along axis 0 as an owned batch, padding past the end with
 /// copies of the last sample.
-fn padded_batch(x: ArrayViewD<'_, f32>, start: usize, batch: usize) -> ArrayD<f32> {
+fn padded_batch<T: Clone>(x: ArrayViewD<'_, T>, start: usize, batch: usize) -> ArrayD<T> {
     let n = x.shape()[0];
     let idx: Vec<usize> = (start..start + batch).map(|i| i.min(n - 1)).collect();
     x.select(Axis(0), &idx)
@@ -229,14 +311,14 @@ fn place_coeffs(
     }
 }
 
-/// The coefficients of chunk (ci, cj), in the chunk graph's layout.
-fn take_coeffs(
-    y: &ArrayViewD<'_, f32>,
+/// The coefficients (or codes) of chunk (ci, cj), in the chunk graph's layout.
+fn take_coeffs<T: Clone + Default>(
+    y: &ArrayViewD<'_, T>,
     spec: &Spec,
     chunk: &Spec,
     ci: usize,
     cj: usize,
-) -> ArrayD<f32> {
+) -> ArrayD<T> {
     let pairs = chunk_offsets(spec, chunk, ci, cj);
     let (b, c) = (spec.batch, spec.channels);
     let y = y
@@ -244,11 +326,11 @@ fn take_coeffs(
         .into_shape_with_order((b, c, spec.layout().plane_len()))
         .expect("contiguous coefficients")
         .into_owned();
-    let mut out = ndarray::Array3::<f32>::zeros((b, c, chunk.layout().plane_len()));
+    let mut out = ndarray::Array3::<T>::default((b, c, chunk.layout().plane_len()));
     for (mut o, yi) in out.outer_iter_mut().zip(y.outer_iter()) {
         for (mut o, yc) in o.outer_iter_mut().zip(yi.outer_iter()) {
             for &(src, dst) in &pairs {
-                o[src] = yc[dst];
+                o[src] = yc[dst].clone();
             }
         }
     }

@@ -40,9 +40,11 @@ fn program_report(p: &Program, dtype: Dtype, file: &str, direction: Direction) -
     }
     let (largest_const, largest_tensor) = p.largest_constant_and_tensor();
     let (iname, oname) = direction.io_names();
+    // A quantized decompress graph takes codes.
+    let in_type = p.input_code().map_or(dtype.to_string(), |c| c.to_string());
     json!({
         "file": file,
-        "input": {"name": iname, "shape": p.input, "dtype": dtype.to_string()},
+        "input": {"name": iname, "shape": p.input, "dtype": in_type},
         "output": {"name": oname, "shape": shapes.last(), "dtype": dtype.to_string()},
         "flops": p.flops(),
         "constant_bytes": p.constant_bytes(elem),

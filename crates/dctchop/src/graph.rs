@@ -5,6 +5,7 @@ use onnx_export::{AttrValue, Attribute, DataType, Graph, Model, Node, Tensor, Va
 
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Program, Step};
+use crate::quant::{CodeType, Quant};
 use crate::spec::{Dtype, Spec, OPSET_RANGE};
 
 /// Which of the two graphs.
@@ -40,6 +41,9 @@ pub mod meta {
     pub const TILE: &str = "dctchop.tile";
     pub const PADDING: &str = "dctchop.padding";
     pub const VERSION: &str = "dctchop.version";
+    /// Only in the graphs of a quantized spec: the [`crate::quant::Quant`] as JSON (the same as
+    /// the spec's `quant` field).
+    pub const QUANT: &str = "dctchop.quant";
 }
 
 pub const PRODUCER: &str = "dctchop";
@@ -49,6 +53,14 @@ fn onnx_dtype(d: Dtype) -> DataType {
     match d {
         Dtype::F32 => DataType::F32,
         Dtype::F16 => DataType::F16,
+    }
+}
+
+/// The ONNX type of integer codes.
+pub fn code_dtype(c: CodeType) -> DataType {
+    match c {
+        CodeType::I8 => DataType::I8,
+        CodeType::I16 => DataType::I16,
     }
 }
 
@@ -155,6 +167,16 @@ pub fn program_to_model(
                     attributes: vec![],
                 }
             }
+            Step::Cast { .. } => Node {
+                name: format!("cast{i}"),
+                op_type: "Cast".into(),
+                inputs: vec![cur.clone()],
+                outputs: vec![out.clone()],
+                attributes: vec![Attribute {
+                    name: "to".into(),
+                    value: AttrValue::Int(elem.onnx_code() as i64),
+                }],
+            },
         };
         nodes.push(node);
         if i + 1 != last {
@@ -171,7 +193,7 @@ pub fn program_to_model(
         name: format!("dctchop_{}", direction.as_str()),
         inputs: vec![ValueInfo {
             name: in_name.into(),
-            dtype: elem,
+            dtype: program.input_code().map(code_dtype).unwrap_or(elem),
             dims: dims(&program.input),
         }],
         outputs: vec![ValueInfo {
@@ -196,10 +218,11 @@ pub fn program_to_model(
     Ok(model)
 }
 
-/// The metadata every graph of `plan` carries: full spec, chunk spec, layout, ratio, version.
+/// The metadata every graph of `plan` carries: full spec, chunk spec, layout, ratio, version,
+/// and for a quantized spec the quant.
 pub fn plan_metadata(plan: &Plan, direction: Direction) -> Vec<(String, String)> {
     let to_json = |s: &Spec| serde_json::to_string(s).expect("spec serializes");
-    vec![
+    let mut m = vec![
         (meta::GRAPH.into(), direction.as_str().into()),
         (meta::SPEC.into(), to_json(&plan.spec)),
         (meta::CHUNK_SPEC.into(), to_json(&plan.chunk)),
@@ -211,7 +234,14 @@ pub fn plan_metadata(plan: &Plan, direction: Direction) -> Vec<(String, String)>
         (meta::TILE.into(), plan.tile_label()),
         (meta::PADDING.into(), PADDING_RULE.into()),
         (meta::VERSION.into(), env!("CARGO_PKG_VERSION").into()),
-    ]
+    ];
+    if let Some(q) = &plan.spec.quant {
+        m.push((
+            meta::QUANT.into(),
+            serde_json::to_string(q).expect("quant serializes"),
+        ));
+    }
+    m
 }
 
 impl Plan {
@@ -231,21 +261,80 @@ impl Plan {
     }
 }
 
-/// Read the dctchop spec back from a model's metadata (None for foreign models).
+/// Read the dctchop spec back from a model's metadata, quant included (None for foreign models).
+///
+/// The quantization metadata must agree with itself and with the graph, else this is a
+/// [`Error::Corrupt`] naming the key: `dctchop.quant` present exactly when the spec has a quant
+/// and equal to it; a valid spec; and a decompress graph whose input is the quant's code type
+/// (float for an unquantized spec), a compress graph with a float input.
 pub fn spec_from_model(model: &Model) -> Result<Option<Spec>> {
-    let Some((_, json)) = model.metadata.iter().find(|(k, _)| k == meta::SPEC) else {
+    let corrupt = |m: String| Error::corrupt("<ONNX model>", m);
+    let get = |k: &str| model.metadata.iter().find(|(key, _)| key == k);
+    let Some((_, json)) = get(meta::SPEC) else {
         return Ok(None);
     };
-    serde_json::from_str(json).map(Some).map_err(|e| {
-        Error::corrupt(
-            "<ONNX model>",
-            format!("metadata '{}' is not a valid spec: {e}", meta::SPEC),
-        )
-    })
+    let spec: Spec = serde_json::from_str(json).map_err(|e| {
+        corrupt(format!(
+            "metadata '{}' is not a valid spec: {e}",
+            meta::SPEC
+        ))
+    })?;
+    let quant: Option<Quant> = match get(meta::QUANT) {
+        None => None,
+        Some((_, q)) => Some(serde_json::from_str(q).map_err(|e| {
+            corrupt(format!(
+                "metadata '{}' is not a valid quant: {e}",
+                meta::QUANT
+            ))
+        })?),
+    };
+    if quant != spec.quant {
+        let show = |q: &Option<Quant>| match q {
+            Some(q) => serde_json::to_string(q).expect("quant serializes"),
+            None => "absent".into(),
+        };
+        return Err(corrupt(format!(
+            "metadata '{}' ({}) contradicts the quant of '{}' ({})",
+            meta::QUANT,
+            show(&quant),
+            meta::SPEC,
+            show(&spec.quant)
+        )));
+    }
+    spec.validate().map_err(|e| {
+        corrupt(format!(
+            "metadata '{}' is not a valid spec: {e}",
+            meta::SPEC
+        ))
+    })?;
+    let graph = get(meta::GRAPH).map(|(_, g)| g.as_str());
+    if let (Some(g), [input]) = (graph, &model.graph.inputs[..]) {
+        let want = match (g, &spec.quant) {
+            ("decompress", Some(q)) => code_dtype(q.code),
+            _ => onnx_dtype(spec.dtype),
+        };
+        if input.dtype != want {
+            let what = match &spec.quant {
+                Some(q) => format!("quantized with {} codes", q.code.numpy_name()),
+                None => "not quantized".into(),
+            };
+            return Err(corrupt(format!(
+                "{g} graph input '{}' is {}, but its metadata '{}' is {what}, so the input must \
+                 be {want}",
+                input.name,
+                input.dtype,
+                meta::SPEC
+            )));
+        }
+    }
+    Ok(Some(spec))
 }
 
-/// The only ops a dctchop graph contains.
+/// The only ops a dctchop graph contains (plus [`CAST`] in a quantized decompress graph).
 pub const OPS: [&str; 3] = ["MatMul", "Gather", "Reshape"];
+
+/// The op a quantized decompress graph adds to [`OPS`]: one Cast of the codes at the input.
+pub const CAST: &str = "Cast";
 
 /// A graph input or output as `inspect` reports it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -266,6 +355,8 @@ pub struct GraphInfo {
     /// `compress` or `decompress` (dctchop metadata).
     pub graph: Option<String>,
     pub spec: Option<Spec>,
+    /// The quantization (dctchop metadata of a quantized spec).
+    pub quant: Option<Quant>,
     pub layout: Option<String>,
     pub tile: Option<String>,
     pub compression_ratio: Option<f64>,
@@ -313,6 +404,7 @@ impl GraphInfo {
             ir_version: model.ir_version,
             opset: model.opset,
             graph: get(meta::GRAPH),
+            quant: spec.as_ref().and_then(|s| s.quant.clone()),
             spec,
             layout: get(meta::LAYOUT),
             tile: get(meta::TILE),
@@ -325,12 +417,23 @@ impl GraphInfo {
         })
     }
 
-    /// Op types outside [`OPS`], if any.
+    /// The ops this graph may hold: [`OPS`], plus [`CAST`] when it is a quantized decompress
+    /// graph (by its metadata).
+    pub fn allowed_ops(&self) -> Vec<&'static str> {
+        let mut ops = OPS.to_vec();
+        if self.quant.is_some() && self.graph.as_deref() == Some(Direction::Decompress.as_str()) {
+            ops.push(CAST);
+        }
+        ops
+    }
+
+    /// Op types outside [`GraphInfo::allowed_ops`], if any.
     pub fn foreign_ops(&self) -> Vec<&str> {
+        let allowed = self.allowed_ops();
         self.ops
             .keys()
             .map(String::as_str)
-            .filter(|op| !OPS.contains(op))
+            .filter(|op| !allowed.contains(op))
             .collect()
     }
 }
@@ -343,14 +446,23 @@ pub struct Port {
     pub shape: Vec<usize>,
 }
 
-/// An ONNX file that `dctchop run` can execute: exactly one input and one output, both float32
-/// or both float16, with static shapes. Any such graph qualifies, not only dctchop's.
+/// An ONNX file that `dctchop run` can execute: exactly one input and one output with static
+/// shapes, both float32 or both float16, or (a quantized decompress graph) an int8/int16 input
+/// and a float32/float16 output. Any such graph qualifies, not only dctchop's; a dctchop graph's
+/// metadata must also agree with the graph ([`spec_from_model`]).
 #[derive(Clone, Debug)]
 pub struct GraphFile {
     pub path: std::path::PathBuf,
     pub bytes: Vec<u8>,
+    /// The input; for a code input, `dtype` is the float type the graph casts the codes to.
     pub input: Port,
     pub output: Port,
+    /// The integer code type the input takes, when it is not float.
+    pub codes: Option<CodeType>,
+    /// The dctchop spec, when the graph has dctchop metadata.
+    pub spec: Option<Spec>,
+    /// Which graph of the pair it is, by its dctchop metadata.
+    pub direction: Option<Direction>,
 }
 
 impl GraphFile {
@@ -358,6 +470,10 @@ impl GraphFile {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let model = Model::decode(&bytes)
             .map_err(|e| Error::unsupported(path, format!("not a readable ONNX model: {e}")))?;
+        let spec = spec_from_model(&model).map_err(|e| match e {
+            Error::Corrupt { message, .. } => Error::corrupt(path, message),
+            other => other,
+        })?;
         let bad = |m: String| Error::unsupported(path, m);
         let (inp, outp) = match (&model.graph.inputs[..], &model.graph.outputs[..]) {
             ([i], [o]) => (i, o),
@@ -369,22 +485,28 @@ impl GraphFile {
                 )))
             }
         };
-        let dtype = match inp.dtype {
+        let dtype = match outp.dtype {
             DataType::F32 => Dtype::F32,
             DataType::F16 => Dtype::F16,
             other => {
                 return Err(bad(format!(
-                    "input '{}' is {other}; `run` takes float32 or float16 graphs",
-                    inp.name
+                    "output '{}' is {other}; `run` takes graphs with a float32 or float16 output",
+                    outp.name
                 )))
             }
         };
-        if outp.dtype != inp.dtype {
-            return Err(bad(format!(
-                "input '{}' is {} but output '{}' is {}; `run` needs one dtype",
-                inp.name, inp.dtype, outp.name, outp.dtype
-            )));
-        }
+        let codes = match inp.dtype {
+            DataType::I8 => Some(CodeType::I8),
+            DataType::I16 => Some(CodeType::I16),
+            d if d == outp.dtype => None,
+            other => {
+                return Err(bad(format!(
+                    "input '{}' is {other} but output '{}' is {}; `run` needs the input of the \
+                     output's dtype, or int8/int16 codes",
+                    inp.name, outp.name, outp.dtype
+                )))
+            }
+        };
         let port = |vi: &ValueInfo, what: &str| -> Result<Port> {
             let shape = vi
                 .dims
@@ -407,7 +529,26 @@ impl GraphFile {
             path: path.to_path_buf(),
             input: port(inp, "input")?,
             output: port(outp, "output")?,
+            codes,
+            spec,
+            direction: model
+                .metadata
+                .iter()
+                .find(|(k, _)| k == meta::GRAPH)
+                .and_then(|(_, v)| match v.as_str() {
+                    "compress" => Some(Direction::Compress),
+                    "decompress" => Some(Direction::Decompress),
+                    _ => None,
+                }),
             bytes,
         })
+    }
+
+    /// What the input takes, as numpy names it: `int8`, `int16`, `float32` or `float16`.
+    pub fn input_type_name(&self) -> &'static str {
+        match self.codes {
+            Some(c) => c.numpy_name(),
+            None => self.input.dtype.numpy_name(),
+        }
     }
 }

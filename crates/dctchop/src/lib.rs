@@ -11,6 +11,7 @@
 //! - [`engine`]: runtimes (tract; ONNX Runtime with the `ort` feature; a plain-Rust f64 reference).
 //! - [`codec`]: compress/decompress any number of samples, batching and serialization.
 //! - [`layout`]: what a variant keeps and where it is stored (the one place that knows).
+//! - [`quant`]: code types, steps and the rounding rule of quantized graphs (the one place).
 //! - [`export`]: writing graph pairs and sidecars.
 //! - [`output`]: writing files without losing anything (temporaries, atomic commits, --force).
 //! - [`input`]: reading `.npy` files and images (PNG, JPEG, TIFF) as f32 batches.
@@ -44,6 +45,7 @@ pub mod npy;
 pub mod output;
 pub mod pipeline;
 pub mod plan;
+pub mod quant;
 pub mod spec;
 pub mod target;
 
@@ -53,6 +55,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use graph::Direction;
 pub use layout::{Layout, Variant};
 pub use plan::Plan;
+pub use quant::{CodeType, Codes, CodesView, Quant};
 pub use spec::{Dtype, Spec, Tile};
 pub use target::Target;
 

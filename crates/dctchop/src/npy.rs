@@ -5,6 +5,7 @@ use npyz::WriterBuilder;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::quant::{CodeElem, Codes, CodesView};
 use crate::spec::Dtype;
 
 /// Serialize `a` as a C-order `.npy` (f32 `<f4` or f16 `<f2`).
@@ -60,6 +61,49 @@ fn read_regular(path: &Path) -> Result<Vec<u8>> {
 
 /// Read a float `.npy` (f16, f32 or f64; C or Fortran order) as f32, with its stored type.
 pub fn read_npy_f32(path: &Path) -> Result<(ArrayD<f32>, String)> {
+    match read(path, false)? {
+        NpyData::Float(a, descr) => Ok((a, descr)),
+        NpyData::Codes(_) => unreachable!("integers are refused when not asked for"),
+    }
+}
+
+/// A `.npy` tensor as [`read_npy`] returns it.
+#[derive(Clone, Debug)]
+pub enum NpyData {
+    /// A float file (f16, f32 or f64), as f32, with its stored type (`<f4`, ...).
+    Float(ArrayD<f32>, String),
+    /// An int8 or int16 file, exactly (quantization codes).
+    Codes(Codes),
+}
+
+impl NpyData {
+    /// The stored element type as numpy names it (`float32`, `int8`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            NpyData::Float(_, d) => match d.as_str() {
+                "<f2" => "float16",
+                "<f4" => "float32",
+                _ => "float64",
+            },
+            NpyData::Codes(c) => c.code_type().numpy_name(),
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            NpyData::Float(a, _) => a.shape(),
+            NpyData::Codes(c) => c.shape(),
+        }
+    }
+}
+
+/// Read a float `.npy` (f16, f32, f64, as f32) or an int8/int16 one (exactly, as codes); C or
+/// Fortran order.
+pub fn read_npy(path: &Path) -> Result<NpyData> {
+    read(path, true)
+}
+
+fn read(path: &Path, integers: bool) -> Result<NpyData> {
     let bytes = read_regular(path)?;
     let bad = |m: String| Error::unsupported(path, m);
     let corrupt = |m: String| Error::corrupt(path, m);
@@ -69,6 +113,32 @@ pub fn read_npy_f32(path: &Path) -> Result<(ArrayD<f32>, String)> {
     let fortran = npy.order() == npyz::Order::Fortran;
     // npyz gives the Python literal, quotes included ("'<f4'"); keep the bare type string.
     let descr = npy.dtype().descr().trim_matches('\'').to_string();
+    // Row-major data of `shape` (stored in C or Fortran order).
+    fn arr<T: Clone>(
+        path: &Path,
+        shape: &[usize],
+        fortran: bool,
+        data: Vec<T>,
+    ) -> Result<ArrayD<T>> {
+        let a = ArrayD::from_shape_vec(IxDyn(shape).set_f(fortran), data).map_err(|e| {
+            Error::corrupt(
+                path,
+                format!("shape {shape:?} does not match the data: {e}"),
+            )
+        })?;
+        Ok(a.as_standard_layout().into_owned())
+    }
+    fn codes<T: CodeElem + npyz::Deserialize>(
+        path: &Path,
+        npy: npyz::NpyFile<&[u8]>,
+    ) -> Result<NpyData> {
+        let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+        let fortran = npy.order() == npyz::Order::Fortran;
+        let v = npy
+            .into_vec::<T>()
+            .map_err(|e| Error::corrupt(path, e.to_string()))?;
+        Ok(NpyData::Codes(T::owned(arr(path, &shape, fortran, v)?)))
+    }
     let data: Vec<f32> = match descr.as_str() {
         "<f4" => npy.into_vec::<f32>().map_err(|e| corrupt(e.to_string()))?,
         "<f2" => npy
@@ -83,12 +153,73 @@ pub fn read_npy_f32(path: &Path) -> Result<(ArrayD<f32>, String)> {
             .into_iter()
             .map(|v| v as f32)
             .collect(),
+        "|i1" if integers => return codes::<i8>(path, npy),
+        "<i2" if integers => return codes::<i16>(path, npy),
         other => {
-            let msg = format!("dtype {other} is not supported: use float16, float32 or float64");
-            return Err(bad(msg));
+            let allowed = if integers {
+                "float16, float32, float64, or int8/int16 codes"
+            } else {
+                "float16, float32 or float64"
+            };
+            return Err(bad(format!(
+                "dtype {other} is not supported: use {allowed}"
+            )));
         }
     };
-    let arr = ArrayD::from_shape_vec(IxDyn(&shape).set_f(fortran), data)
-        .map_err(|e| corrupt(format!("shape {shape:?} does not match the data: {e}")))?;
-    Ok((arr.as_standard_layout().into_owned(), descr))
+    Ok(NpyData::Float(arr(path, &shape, fortran, data)?, descr))
+}
+
+/// Serialize codes as a C-order `.npy` (`|i1` or `<i2`).
+pub fn codes_to_npy_bytes(codes: CodesView<'_>) -> Result<Vec<u8>> {
+    fn go<T: npyz::AutoSerialize + Copy>(a: ArrayViewD<'_, T>) -> Result<Vec<u8>> {
+        let shape: Vec<u64> = a.shape().iter().map(|&d| d as u64).collect();
+        let mut bytes = Vec::new();
+        let io = |e: std::io::Error| Error::io("<.npy in memory>", e);
+        let mut w = npyz::WriteOptions::<T>::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(&mut bytes)
+            .begin_nd()
+            .map_err(io)?;
+        w.extend(a.iter().copied()).map_err(io)?;
+        w.finish().map_err(io)?;
+        Ok(bytes)
+    }
+    match codes {
+        CodesView::I8(a) => go(a),
+        CodesView::I16(a) => go(a),
+    }
+}
+
+/// Write codes to `path` atomically (see [`write_npy`]).
+pub fn write_npy_codes(path: &Path, codes: CodesView<'_>, force: bool) -> Result<()> {
+    let bytes = codes_to_npy_bytes(codes)?;
+    crate::output::write_atomic(path, &bytes, force)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_exactly_and_floats_still_refuse_integers() {
+        let dir = std::env::temp_dir().join(format!("dctchop-npy-codes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let i8s = ndarray::arr2(&[[-127i8, 0, 127], [1, -1, 5]]).into_dyn();
+        let i16s = ndarray::arr1(&[-32767i16, 300, 32767]).into_dyn();
+        for codes in [Codes::I8(i8s), Codes::I16(i16s)] {
+            let p = dir.join("c.npy");
+            write_npy_codes(&p, codes.view(), true).unwrap();
+            match read_npy(&p).unwrap() {
+                NpyData::Codes(back) => assert_eq!(back, codes),
+                other => panic!("{other:?}"),
+            }
+            let e = read_npy_f32(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("c.npy") && e.contains("float16, float32 or float64"),
+                "{e}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

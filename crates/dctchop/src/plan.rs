@@ -18,12 +18,20 @@
 //! - chop: `[B, C, nbh·CF, nbw·CF]`, block (bi, bj) at rows `bi·CF..`, cols `bj·CF..`.
 //! - triangle: `[B, C, nbh·nbw·CF(CF+1)/2]`, block-major (block row, then block column), inside a
 //!   block the (i, j) with i + j < CF in row-major order.
+//!
+//! # Quantized specs
+//! The steps ([`crate::quant::Quant::axis_steps`], a diagonal `D_h`, `D_w` per axis) are folded
+//! into the f64 axis matrices, in every form: the compress graph's forward matrices have their
+//! coefficient rows divided by the step of their frequency (`D⁻¹·L`), so it outputs `Y / step`;
+//! the decompress graph's matrices are multiplied by it (`D·L`), and its program starts with a
+//! [`Step::Cast`] from the integer codes to the float dtype. See [`fold_steps`].
 
 use ndarray::Array2;
 
 use crate::dct::dct_matrix;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
+use crate::quant::CodeType;
 use crate::spec::{Spec, Tile, MAX_CONSTANT_BYTES};
 
 /// How one image axis is transformed.
@@ -46,9 +54,13 @@ pub enum Step {
     MatMulRight { w: Array2<f64> },
     /// `w @ x` over the last two axes of x (ONNX MatMul(w, x)).
     MatMulLeft { w: Array2<f64> },
+    /// Integer codes of type `from` to the graph's float dtype (ONNX Cast); exact. Only the first
+    /// step of a quantized decompress program.
+    Cast { from: CodeType },
 }
 
-/// A straight-line tensor program: the single input's shape and the steps applied to it.
+/// A straight-line tensor program: the single input's shape and the steps applied to it. The
+/// input is float, or integer codes when the first step is a [`Step::Cast`].
 #[derive(Clone, Debug)]
 pub struct Program {
     pub input: Vec<usize>,
@@ -67,6 +79,7 @@ impl Step {
                 let r = out.len();
                 out[r - 2] = w.nrows();
             }
+            Step::Cast { .. } => {}
         }
         out
     }
@@ -90,6 +103,15 @@ impl Step {
 }
 
 impl Program {
+    /// The code type the input takes (a quantized decompress program), or `None` for a float
+    /// input.
+    pub fn input_code(&self) -> Option<CodeType> {
+        match self.steps.first() {
+            Some(Step::Cast { from }) => Some(*from),
+            _ => None,
+        }
+    }
+
     /// Shapes before the first step and after every step (len = steps + 1).
     pub fn shapes(&self) -> Vec<Vec<usize>> {
         let mut shapes = vec![self.input.clone()];
@@ -122,6 +144,7 @@ impl Program {
                 Step::Gather { indices, .. } => 8 * indices.len() as u64,
                 Step::Reshape { shape } => 8 * shape.len() as u64,
                 Step::MatMulRight { w } | Step::MatMulLeft { w } => elem * w.len() as u64,
+                Step::Cast { .. } => 0,
             })
             .sum()
     }
@@ -135,6 +158,7 @@ impl Program {
                 Step::Gather { indices, .. } => indices.len() as u64,
                 Step::Reshape { shape } => shape.len() as u64,
                 Step::MatMulRight { w } | Step::MatMulLeft { w } => w.len() as u64,
+                Step::Cast { .. } => 0,
             })
             .max()
             .unwrap_or(0);
@@ -155,6 +179,7 @@ impl Program {
                 Step::Gather { .. } => "Gather",
                 Step::Reshape { .. } => "Reshape",
                 Step::MatMulRight { .. } | Step::MatMulLeft { .. } => "MatMul",
+                Step::Cast { .. } => "Cast",
             })
             .collect()
     }
@@ -210,6 +235,33 @@ pub fn inverse_dense(n: usize, block: usize, cf: usize) -> Array2<f64> {
 /// The forward matrix of one strip of `tile` samples: block-diagonal `M · T`, (tile/block·CF × tile).
 pub fn forward_tile(tile: usize, block: usize, cf: usize) -> Array2<f64> {
     forward_dense(tile, block, cf)
+}
+
+/// How [`fold_steps`] applies a diagonal of steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fold {
+    /// Divide (compress: the graph outputs coefficients divided by their steps).
+    Divide,
+    /// Multiply (decompress: the graph dequantizes the codes it is given).
+    Multiply,
+}
+
+/// Fold one axis's steps into a matrix whose rows are coefficients (row `k` holds frequency
+/// `k % cf` of some block: the forward matrices of every form, and the transposes of the inverse
+/// ones): row k is divided or multiplied by `d[k % cf]`, in f64 (one correctly rounded operation
+/// per entry). `None` leaves the matrix as it is.
+pub fn fold_steps(mut m: Array2<f64>, cf: usize, d: Option<&[f64]>, fold: Fold) -> Array2<f64> {
+    if let Some(d) = d {
+        assert_eq!(d.len(), cf, "one step per frequency");
+        for (k, mut row) in m.rows_mut().into_iter().enumerate() {
+            let s = d[k % cf];
+            match fold {
+                Fold::Divide => row.mapv_inplace(|v| v / s),
+                Fold::Multiply => row.mapv_inplace(|v| v * s),
+            }
+        }
+    }
+    m
 }
 
 /// The 0/1 expansion that turns a block's kept coefficients (in stored order) back into its
@@ -328,20 +380,7 @@ impl Plan {
 
     /// File-name stem encoding the whole spec with the resolved tile.
     pub fn name(&self) -> String {
-        let s = &self.spec;
-        format!(
-            "{}-cf{}-b{}-n{}x{}x{}x{}-tile{}-s{}-{}",
-            s.variant,
-            s.cf,
-            s.block,
-            s.batch,
-            s.channels,
-            s.height,
-            s.width,
-            self.tile_label(),
-            s.serialize,
-            s.dtype
-        )
+        self.spec.name_with_tile(&self.tile_label())
     }
 }
 
@@ -385,6 +424,17 @@ impl Builder {
     }
 }
 
+/// The per-axis step diagonals of a quantized spec (`None` for an unquantized one).
+fn axis_steps(s: &Spec) -> (Option<Vec<f64>>, Option<Vec<f64>>) {
+    match &s.quant {
+        Some(q) => {
+            let (dh, dw) = q.axis_steps(s.cf);
+            (Some(dh), Some(dw))
+        }
+        None => (None, None),
+    }
+}
+
 fn idx(range: impl Iterator<Item = usize>) -> Vec<i64> {
     range.map(|i| i as i64).collect()
 }
@@ -394,18 +444,22 @@ fn build_compress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
     let (nbh, nbw) = s.blocks();
     let (hc, wc) = (nbh * s.cf, nbw * s.cf);
     let mut g = Builder::new(vec![b, c, h, w]);
+    let (dh, dw) = axis_steps(s);
+    // Forward matrices with their coefficient rows divided by the steps.
+    let fwd_w = |m: Array2<f64>| fold_steps(m, s.cf, dw.as_deref(), Fold::Divide);
+    let fwd_h = |m: Array2<f64>| fold_steps(m, s.cf, dh.as_deref(), Fold::Divide);
 
     // Columns first: the right product is one large GEMM and shrinks the data by CF/block before
     // the row product (the paper's order, A·RHS first).
     match cols {
         AxisForm::Dense => g.push(Step::MatMulRight {
-            w: forward_dense(w, s.block, s.cf).reversed_axes(),
+            w: fwd_w(forward_dense(w, s.block, s.cf)).reversed_axes(),
         }),
         AxisForm::Tiled { t, padded } => {
             g.gather(3, idx((0..padded).map(|i| mirror_index(i, w))));
             g.reshape(vec![b * c * h * (padded / t), t]);
             g.push(Step::MatMulRight {
-                w: forward_tile(t, s.block, s.cf).reversed_axes(),
+                w: fwd_w(forward_tile(t, s.block, s.cf)).reversed_axes(),
             });
             g.reshape(vec![b, c, h, padded / s.block * s.cf]);
         }
@@ -413,13 +467,13 @@ fn build_compress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
     let wx = g.shape[3];
     match rows {
         AxisForm::Dense => g.push(Step::MatMulLeft {
-            w: forward_dense(h, s.block, s.cf),
+            w: fwd_h(forward_dense(h, s.block, s.cf)),
         }),
         AxisForm::Tiled { t, padded } => {
             g.gather(2, idx((0..padded).map(|i| mirror_index(i, h))));
             g.reshape(vec![b * c * (padded / t), t, wx]);
             g.push(Step::MatMulLeft {
-                w: forward_tile(t, s.block, s.cf),
+                w: fwd_h(forward_tile(t, s.block, s.cf)),
             });
             g.reshape(vec![b, c, padded / s.block * s.cf, wx]);
         }
@@ -450,6 +504,13 @@ fn build_decompress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
     let (nbh, nbw) = s.blocks();
     let (hc, wc) = (nbh * s.cf, nbw * s.cf);
     let mut g = Builder::new(s.compressed_shape());
+    let (dh, dw) = axis_steps(s);
+    // Inverse matrices (transposed so rows are coefficients) multiplied by the steps.
+    let inv_w = |m: Array2<f64>| fold_steps(m, s.cf, dw.as_deref(), Fold::Multiply);
+    let inv_h = |m: Array2<f64>| fold_steps(m, s.cf, dh.as_deref(), Fold::Multiply);
+    if let Some(q) = &s.quant {
+        g.push(Step::Cast { from: q.code });
+    }
 
     let layout = s.layout();
     if !layout.is_grid() {
@@ -476,7 +537,7 @@ fn build_decompress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
         let hx = g.shape[2];
         match cols {
             AxisForm::Dense => g.push(Step::MatMulRight {
-                w: inverse_dense(w, s.block, s.cf).reversed_axes(),
+                w: inv_w(inverse_dense(w, s.block, s.cf).reversed_axes()),
             }),
             AxisForm::Tiled { t, padded } => {
                 let ct = t / s.block * s.cf;
@@ -485,7 +546,7 @@ fn build_decompress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
                 g.gather(3, idx((0..wct).map(|i| i % wc)));
                 g.reshape(vec![b * c * hx * (padded / t), ct]);
                 g.push(Step::MatMulRight {
-                    w: forward_tile(t, s.block, s.cf),
+                    w: inv_w(forward_tile(t, s.block, s.cf)),
                 });
                 g.reshape(vec![b, c, hx, padded]);
                 g.gather(3, idx(0..w));
@@ -496,7 +557,7 @@ fn build_decompress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
         let wx = g.shape[3];
         match rows {
             AxisForm::Dense => g.push(Step::MatMulLeft {
-                w: inverse_dense(h, s.block, s.cf),
+                w: inv_h(inverse_dense(h, s.block, s.cf).reversed_axes()).reversed_axes(),
             }),
             AxisForm::Tiled { t, padded } => {
                 let ct = t / s.block * s.cf;
@@ -504,7 +565,7 @@ fn build_decompress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
                 g.gather(2, idx((0..hct).map(|i| i % hc)));
                 g.reshape(vec![b * c * (padded / t), ct, wx]);
                 g.push(Step::MatMulLeft {
-                    w: forward_tile(t, s.block, s.cf).reversed_axes(),
+                    w: inv_h(forward_tile(t, s.block, s.cf)).reversed_axes(),
                 });
                 g.reshape(vec![b, c, padded, wx]);
                 g.gather(2, idx(0..h));

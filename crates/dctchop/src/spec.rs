@@ -10,6 +10,7 @@ use std::str::FromStr;
 use crate::error::Error;
 use crate::layout::Layout;
 pub use crate::layout::Variant;
+use crate::quant::Quant;
 
 /// Block sizes the DCT may use.
 pub const ALLOWED_BLOCKS: [usize; 4] = [4, 8, 16, 32];
@@ -52,6 +53,11 @@ pub struct Spec {
     pub tile: Tile,
     pub serialize: usize,
     pub dtype: Dtype,
+    /// Quantization (see [`crate::quant`]): the compress graph outputs coefficients divided by
+    /// their steps and the decompress graph takes integer codes. `None` (the default, and absent
+    /// from the JSON) for float coefficients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quant: Option<Quant>,
 }
 
 impl Spec {
@@ -69,6 +75,7 @@ impl Spec {
             tile: Tile::Auto,
             serialize: 1,
             dtype: Dtype::F32,
+            quant: None,
         }
     }
 
@@ -99,6 +106,16 @@ impl Spec {
     pub fn with_dtype(mut self, dtype: Dtype) -> Self {
         self.dtype = dtype;
         self
+    }
+    /// Quantize the coefficients (see [`crate::quant`]).
+    pub fn with_quant(mut self, quant: Quant) -> Self {
+        self.quant = Some(quant);
+        self
+    }
+
+    /// Whether the graphs of this spec are quantized.
+    pub fn is_quantized(&self) -> bool {
+        self.quant.is_some()
     }
 
     /// Height and width rounded up to whole blocks.
@@ -167,10 +184,16 @@ impl Spec {
     }
 
     /// A file-name-safe string that encodes the whole spec, e.g.
-    /// `chop-cf4-b8-n1x3x256x256-tile16-s1-f32`.
+    /// `chop-cf4-b8-n1x3x256x256-tile16-s1-f32`; a quantized spec adds
+    /// [`Quant::name_suffix`], e.g. `...-s1-f32-q8s2.5`.
     pub fn name(&self) -> String {
+        self.name_with_tile(&self.tile.to_string())
+    }
+
+    /// [`Spec::name`] with `tile` in place of the spec's tile (the plan names the resolved one).
+    pub fn name_with_tile(&self, tile: &str) -> String {
         format!(
-            "{}-cf{}-b{}-n{}x{}x{}x{}-tile{}-s{}-{}",
+            "{}-cf{}-b{}-n{}x{}x{}x{}-tile{}-s{}-{}{}",
             self.variant,
             self.cf,
             self.block,
@@ -178,9 +201,13 @@ impl Spec {
             self.channels,
             self.height,
             self.width,
-            self.tile,
+            tile,
             self.serialize,
-            self.dtype
+            self.dtype,
+            self.quant
+                .as_ref()
+                .map(Quant::name_suffix)
+                .unwrap_or_default()
         )
     }
 
@@ -249,6 +276,24 @@ impl Spec {
                 ),
             );
         }
+        if let Some(q) = &self.quant {
+            q.validate(self.cf)?;
+            // The folded matrices hold DCT entries (|v| <= 1) times D (decompress) and divided
+            // by D (compress): both must be finite in the graph's dtype.
+            let (dh, dw) = q.axis_steps(self.cf);
+            let (lo, hi) = self.dtype.finite_range();
+            if let Some(d) = dh.iter().chain(&dw).find(|&&d| !(lo..=hi).contains(&d)) {
+                return bad(
+                    "quant.step",
+                    format!("{} (an axis step of {d})", q.step),
+                    format!(
+                        "axis steps between {lo:e} and {hi:e} for {} graphs, so the matrices \
+                         that fold them in stay finite",
+                        self.dtype
+                    ),
+                );
+            }
+        }
         let elems = [self.batch, self.channels, self.height, self.width]
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
@@ -290,6 +335,16 @@ impl Dtype {
             Dtype::F32 => 4,
             Dtype::F16 => 2,
         }
+    }
+
+    /// `(1/max, max)`: the range of scale factors whose products with, and quotients of, a value
+    /// of magnitude at most 1 stay finite in this dtype.
+    pub fn finite_range(self) -> (f64, f64) {
+        let max = match self {
+            Dtype::F32 => f32::MAX as f64,
+            Dtype::F16 => half::f16::MAX.to_f64(),
+        };
+        (1.0 / max, max)
     }
 }
 
@@ -360,6 +415,30 @@ mod tests {
             assert!(msg.contains(field), "{msg}");
             assert!(msg.contains(allowed), "{msg}");
         }
+        use crate::quant::{CodeType, Quant};
+        let q = |step| Spec::new(64, 64, 4).with_quant(Quant::uniform(CodeType::I8, step));
+        for (spec, field, allowed) in [
+            (q(0.0), "quant.step = 0", "> 0"),
+            (q(f64::NAN), "quant.step = NaN", "> 0"),
+            (q(-2.0), "quant.step = -2", "> 0"),
+            (
+                q(1e-6).with_dtype(Dtype::F16),
+                "quant.step = 0.000001",
+                "f16",
+            ),
+            (q(1e-40), "quant.step", "for f32 graphs"),
+            (
+                Spec::new(64, 64, 4).with_quant(
+                    Quant::uniform(CodeType::I16, 1.0).with_multipliers(vec![1.0; 8], vec![]),
+                ),
+                "quant.rows = 8 multipliers",
+                "cf = 4",
+            ),
+        ] {
+            let msg = spec.validate().unwrap_err().to_string();
+            assert!(msg.contains(field) && msg.contains(allowed), "{msg}");
+        }
+        assert!(q(0.5).validate().is_ok());
         // 300 is padded to 304 = 38 blocks: serialize 2 is fine, 4 is not.
         assert!(Spec::new(300, 304, 4).with_serialize(2).validate().is_ok());
         assert!(Spec::new(300, 304, 4).with_serialize(4).validate().is_err());
@@ -373,6 +452,30 @@ mod tests {
         assert!("x".parse::<Tile>().is_err());
         assert_eq!("triangle".parse::<Variant>().unwrap(), Variant::Triangle);
         assert_eq!("f16".parse::<Dtype>().unwrap(), Dtype::F16);
+    }
+
+    #[test]
+    fn quant_is_absent_from_unquantized_json_and_named_only_when_present() {
+        use crate::quant::{CodeType, Quant};
+        let plain = Spec::new(64, 48, 4);
+        let json = serde_json::to_string(&plain).unwrap();
+        assert_eq!(
+            json,
+            r#"{"batch":1,"channels":3,"height":64,"width":48,"block":8,"cf":4,"variant":"chop","tile":"auto","serialize":1,"dtype":"f32"}"#
+        );
+        assert_eq!(serde_json::from_str::<Spec>(&json).unwrap(), plain);
+        assert_eq!(plain.name(), "chop-cf4-b8-n1x3x64x48-tileauto-s1-f32");
+        let q = plain
+            .clone()
+            .with_quant(Quant::uniform(CodeType::I16, 0.75));
+        let json = serde_json::to_string(&q).unwrap();
+        assert!(
+            json.ends_with(r#""dtype":"f32","quant":{"code":"i16","step":0.75}}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Spec>(&json).unwrap(), q);
+        assert_eq!(q.name(), "chop-cf4-b8-n1x3x64x48-tileauto-s1-f32-q16s0.75");
+        assert_eq!(q.chunk_spec().quant, q.quant);
     }
 
     #[test]

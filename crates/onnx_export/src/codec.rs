@@ -183,9 +183,14 @@ fn tensor_from_proto(t: TensorProto) -> Result<Tensor, ExportError> {
                 DataType::F64 => t.double_data.iter().flat_map(|v| v.to_le_bytes()).collect(),
                 DataType::I64 => t.int64_data.iter().flat_map(|v| v.to_le_bytes()).collect(),
                 DataType::I32 => t.int32_data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                // 8-bit types are stored one per int32 element; 16-bit floats as their bit
-                // patterns in the low 16 bits of int32_data.
+                // 8- and 16-bit integers are stored one per int32 element; 16-bit floats as their
+                // bit patterns in the low 16 bits of int32_data.
                 DataType::U8 | DataType::I8 => t.int32_data.iter().map(|&v| v as u8).collect(),
+                DataType::I16 => t
+                    .int32_data
+                    .iter()
+                    .flat_map(|&v| (v as i16).to_le_bytes())
+                    .collect(),
                 DataType::F16 | DataType::BF16 => t
                     .int32_data
                     .iter()

@@ -64,11 +64,13 @@ pub enum DataType {
     U8,
     /// Signed 8-bit integer (`INT8` = 3).
     I8,
+    /// Signed 16-bit integer (`INT16` = 5).
+    I16,
 }
 
 impl DataType {
     /// All supported data types.
-    pub const ALL: [DataType; 8] = [
+    pub const ALL: [DataType; 9] = [
         DataType::F32,
         DataType::F16,
         DataType::BF16,
@@ -77,6 +79,7 @@ impl DataType {
         DataType::I32,
         DataType::U8,
         DataType::I8,
+        DataType::I16,
     ];
 
     /// The `TensorProto.DataType` code.
@@ -85,6 +88,7 @@ impl DataType {
             DataType::F32 => 1,
             DataType::U8 => 2,
             DataType::I8 => 3,
+            DataType::I16 => 5,
             DataType::I32 => 6,
             DataType::I64 => 7,
             DataType::F16 => 10,
@@ -102,14 +106,14 @@ impl DataType {
     pub fn size_bytes(self) -> usize {
         match self {
             DataType::U8 | DataType::I8 => 1,
-            DataType::F16 | DataType::BF16 => 2,
+            DataType::F16 | DataType::BF16 | DataType::I16 => 2,
             DataType::F32 | DataType::I32 => 4,
             DataType::F64 | DataType::I64 => 8,
         }
     }
 
     /// Lower-case name as numpy spells it: `"float32"`, `"float16"`, `"bfloat16"`,
-    /// `"float64"`, `"int64"`, `"int32"`, `"uint8"`, `"int8"`.
+    /// `"float64"`, `"int64"`, `"int32"`, `"uint8"`, `"int8"`, `"int16"`.
     pub fn name(self) -> &'static str {
         match self {
             DataType::F32 => "float32",
@@ -120,6 +124,7 @@ impl DataType {
             DataType::I32 => "int32",
             DataType::U8 => "uint8",
             DataType::I8 => "int8",
+            DataType::I16 => "int16",
         }
     }
 }
@@ -241,6 +246,24 @@ impl Tensor {
         Self::from_elements(name.into(), DataType::I32, dims, data, i32::to_le_bytes)
     }
 
+    /// An `int8` tensor; `data.len()` must equal the product of `dims`.
+    pub fn from_i8(
+        name: impl Into<String>,
+        dims: Vec<i64>,
+        data: &[i8],
+    ) -> Result<Self, ExportError> {
+        Self::from_elements(name.into(), DataType::I8, dims, data, i8::to_le_bytes)
+    }
+
+    /// An `int16` tensor; `data.len()` must equal the product of `dims`.
+    pub fn from_i16(
+        name: impl Into<String>,
+        dims: Vec<i64>,
+        data: &[i16],
+    ) -> Result<Self, ExportError> {
+        Self::from_elements(name.into(), DataType::I16, dims, data, i16::to_le_bytes)
+    }
+
     /// Number of elements: the product of `dims` (1 for a scalar). Negative dims count as 0
     /// and an overflowing product saturates at `usize::MAX`.
     pub fn num_elements(&self) -> usize {
@@ -297,7 +320,7 @@ impl Tensor {
         }
     }
 
-    /// The elements as `i64`: exact for `int64`, `int32`, `uint8` and `int8` tensors;
+    /// The elements as `i64`: exact for `int64`, `int32`, `int16`, `uint8` and `int8` tensors;
     /// `None` for other types or when `raw` has the wrong length.
     pub fn to_i64_vec(&self) -> Option<Vec<i64>> {
         match self.dtype {
@@ -305,6 +328,11 @@ impl Tensor {
             DataType::I32 => Some(
                 self.chunks::<4>()?
                     .map(|b| i64::from(i32::from_le_bytes(b)))
+                    .collect(),
+            ),
+            DataType::I16 => Some(
+                self.chunks::<2>()?
+                    .map(|b| i64::from(i16::from_le_bytes(b)))
                     .collect(),
             ),
             DataType::U8 => Some(self.chunks::<1>()?.map(|b| i64::from(b[0])).collect()),
@@ -607,6 +635,9 @@ mod tests {
         }
         assert_eq!(DataType::from_onnx_code(0), None);
         assert_eq!(DataType::from_onnx_code(8), None);
+        assert_eq!(DataType::from_onnx_code(5), Some(DataType::I16));
+        assert_eq!(DataType::I16.size_bytes(), 2);
+        assert_eq!(DataType::I16.to_string(), "int16");
         assert_eq!(DataType::F16.to_string(), "float16");
         assert_eq!(DataType::BF16.size_bytes(), 2);
     }
@@ -670,6 +701,13 @@ mod tests {
         assert_eq!(i.to_f32_vec(), None);
         let i8t = Tensor::from_raw("q", DataType::I8, vec![2], vec![0xFF, 3]).unwrap();
         assert_eq!(i8t.to_i64_vec(), Some(vec![-1, 3]));
+        let i16t = Tensor::from_i16("s", vec![3], &[-32768, 1, 32767]).unwrap();
+        assert_eq!(i16t.raw, vec![0x00, 0x80, 0x01, 0x00, 0xFF, 0x7F]);
+        assert_eq!(i16t.to_i64_vec(), Some(vec![-32768, 1, 32767]));
+        assert_eq!(
+            Tensor::from_i8("b", vec![2], &[-1, 3]).unwrap().raw,
+            vec![0xFF, 3]
+        );
         let u8t = Tensor::from_raw("u", DataType::U8, vec![2], vec![0xFF, 3]).unwrap();
         assert_eq!(u8t.to_i64_vec(), Some(vec![255, 3]));
         let mut broken = t.clone();

@@ -281,6 +281,38 @@ fn value_kinds_survive_round_trip() {
     assert_eq!(back.graph.nodes[0].inputs[1], "");
     assert_eq!(back.opset, 24);
     assert_eq!(back.ir_version, 12);
-    assert_eq!(back.graph.initializers[8].to_f32_vec(), Some(vec![42.0]));
-    assert!(back.graph.initializers[8].dims.is_empty());
+    let scalar = &back.graph.initializers[DataType::ALL.len()];
+    assert_eq!(scalar.to_f32_vec(), Some(vec![42.0]));
+    assert!(scalar.dims.is_empty());
+    // Every data type keeps its code and bytes.
+    for (i, dt) in DataType::ALL.into_iter().enumerate() {
+        assert_eq!(back.graph.initializers[i].dtype, dt);
+        assert_eq!(back.graph.initializers[i], m.graph.initializers[i]);
+    }
+}
+
+#[test]
+fn cast_node_and_int16_input_round_trip() {
+    // y:int16[2,3] --Cast(to=FLOAT)--> c --MatMul(W)--> x: the shape of a quantized decompress
+    // graph.
+    let graph = Graph {
+        name: "codes".into(),
+        inputs: vec![ValueInfo::new("y", DataType::I16, vec![2, 3])],
+        outputs: vec![ValueInfo::new("x", DataType::F32, vec![2, 1])],
+        initializers: vec![Tensor::from_f32("W", vec![3, 1], &[1.0, 2.0, 3.0]).unwrap()],
+        nodes: vec![
+            Node::new("cast", "Cast", &["y"], &["c"])
+                .with_attr(Attribute::int("to", DataType::F32.onnx_code() as i64)),
+            Node::new("mm", "MatMul", &["c", "W"], &["x"]),
+        ],
+        value_infos: vec![ValueInfo::new("c", DataType::F32, vec![2, 3])],
+        doc: String::new(),
+    };
+    let m = Model::new(graph, 13).unwrap();
+    let bytes = m.encode().unwrap();
+    let back = Model::decode(&bytes).unwrap();
+    assert_eq!(back, m);
+    assert_eq!(back.graph.inputs[0].dtype, DataType::I16);
+    assert_eq!(back.graph.nodes[0].attributes[0].value, AttrValue::Int(1));
+    assert_eq!(back.op_types(), vec!["Cast", "MatMul"]);
 }

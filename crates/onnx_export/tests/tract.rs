@@ -123,3 +123,64 @@ fn tract_loads_every_supported_opset() -> TractResult<()> {
     }
     Ok(())
 }
+
+/// `q:CODE[2,3] --Cast(to=FLOAT or FLOAT16)--> c --MatMul(W[3,2])--> y`: integer codes in, floats
+/// out, as in a quantized decompress graph.
+fn cast_matmul(code: DataType, out: DataType) -> Model {
+    let w = [0.5f32, 1.0, -2.0, 0.25, 1.0, 0.0];
+    let weights = match out {
+        DataType::F32 => Tensor::from_f32("W", vec![3, 2], &w).unwrap(),
+        _ => {
+            let bits: Vec<u16> = w.iter().map(|&v| f16::from_f32(v).to_bits()).collect();
+            Tensor::from_f16_bits("W", vec![3, 2], &bits).unwrap()
+        }
+    };
+    let graph = Graph {
+        name: "cast_matmul".into(),
+        inputs: vec![ValueInfo::new("q", code, vec![2, 3])],
+        outputs: vec![ValueInfo::new("y", out, vec![2, 2])],
+        initializers: vec![weights],
+        nodes: vec![
+            Node::new("cast", "Cast", &["q"], &["c"])
+                .with_attr(Attribute::int("to", out.onnx_code() as i64)),
+            Node::new("mm", "MatMul", &["c", "W"], &["y"]),
+        ],
+        value_infos: vec![ValueInfo::new("c", out, vec![2, 3])],
+        doc: String::new(),
+    };
+    Model::new(graph, 13).unwrap()
+}
+
+#[test]
+fn tract_runs_cast_from_int8_and_int16() -> TractResult<()> {
+    // [a, b, c] @ W = [0.5a - 2b + c, a + 0.25b]
+    let rows = [[-128i32, 4, 127], [3, -32768, 32767]];
+    let expect = |r: [i32; 3]| {
+        let [a, b, c] = r.map(|v| v as f64);
+        [0.5 * a - 2.0 * b + c, a + 0.25 * b]
+    };
+    // int16 -> f32: the extremes of the type are exact.
+    let bytes = cast_matmul(DataType::I16, DataType::F32).encode()?;
+    let q: Vec<i16> = rows.iter().flatten().map(|&v| v as i16).collect();
+    let y = run_tract(
+        &bytes,
+        tract_ndarray::Array2::from_shape_vec((2, 3), q)?.into_tensor(),
+    )?;
+    let want: Vec<f32> = rows
+        .iter()
+        .flat_map(|&r| expect(r))
+        .map(|v| v as f32)
+        .collect();
+    assert_eq!(values::<f32>(&y)?, want);
+    // int8 -> f16 (row 0 only fits int8).
+    let bytes = cast_matmul(DataType::I8, DataType::F16).encode()?;
+    let q: Vec<i8> = [-128i8, 4, 127, 3, -5, 0].to_vec();
+    let y = run_tract(
+        &bytes,
+        tract_ndarray::Array2::from_shape_vec((2, 3), q)?.into_tensor(),
+    )?;
+    assert_eq!(y.datum_type(), f16::datum_type());
+    let got: Vec<f32> = values::<f16>(&y)?.iter().map(|v| v.to_f32()).collect();
+    assert_eq!(got, vec![55.0, -127.0, 11.5, 1.75]);
+    Ok(())
+}

@@ -14,9 +14,11 @@ use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD};
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graph::Direction;
 use crate::plan::Plan;
+use crate::quant::CodeType;
+pub use crate::quant::CodesView;
 use crate::spec::Dtype;
 
 /// Which runtime executes a plan or a graph.
@@ -142,8 +144,15 @@ impl EngineOptions {
     }
 }
 
-/// A compiled graph with one input and one output, both of fixed shape. Data crosses the API as
-/// f32; graphs of another dtype convert at the boundary.
+/// A compiled graph with one input and one output, both of fixed shape. Float data crosses the
+/// API as f32; graphs of another float dtype convert at the boundary.
+///
+/// A quantized decompress graph takes integer codes instead ([`Runner::input_code`] is `Some`):
+/// run it with [`Runner::run_codes_into`] / [`Runner::run_codes`], which hand the codes to the
+/// engine as int8/int16 tensors, never through f32. The float methods refuse a code graph, the
+/// code methods refuse a float graph or codes of the wrong type, each with one-line
+/// [`Error::Engine`] naming what the graph takes. An engine that runs code graphs overrides
+/// `input_code` and `run_codes_into`; the defaults describe a float-only engine.
 pub trait Runner: Send {
     fn input_shape(&self) -> &[usize];
     fn output_shape(&self) -> &[usize];
@@ -155,6 +164,30 @@ pub trait Runner: Send {
     }
     /// Run once on an input of exactly `input_shape()`.
     fn run(&mut self, input: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>>;
+
+    /// The code type the graph's input takes (a quantized decompress graph), or `None` when it
+    /// takes floats.
+    fn input_code(&self) -> Option<CodeType> {
+        None
+    }
+
+    /// Run a code graph once on `codes` (of exactly `input_shape()` and of the graph's code
+    /// type) and write the result into `out` (of exactly `output_shape()`).
+    fn run_codes_into(&mut self, codes: CodesView<'_>, out: ArrayViewMutD<'_, f32>) -> Result<()> {
+        let _ = out;
+        Err(code_mismatch(
+            "this",
+            self.input_code(),
+            Some(codes.code_type()),
+        ))
+    }
+
+    /// [`Runner::run_codes_into`] into a new array.
+    fn run_codes(&mut self, codes: CodesView<'_>) -> Result<ArrayD<f32>> {
+        let mut out = ArrayD::<f32>::zeros(self.output_shape());
+        self.run_codes_into(codes, out.view_mut())?;
+        Ok(out)
+    }
 
     /// Run once and write the result into `out`, of exactly `output_shape()`. Engines override
     /// it to copy straight from their own output buffer, one full-size copy fewer than `run`
@@ -339,6 +372,40 @@ pub(crate) fn write_output(
                 .expect("same length");
             out.assign(&y);
         }
+    }
+    Ok(())
+}
+
+/// The one-line error for an input of the wrong kind: `takes` is what the graph's input takes
+/// (`None` = floats), `got` what it was given (`None` = floats).
+pub(crate) fn code_mismatch(
+    engine: &'static str,
+    takes: Option<CodeType>,
+    got: Option<CodeType>,
+) -> Error {
+    let name = |c: Option<CodeType>| c.map_or("float", CodeType::numpy_name);
+    let how = match takes {
+        Some(_) => "a quantized decompress graph: pass codes with run_codes",
+        None => "codes are only for quantized decompress graphs",
+    };
+    Error::Engine {
+        engine,
+        message: format!(
+            "the graph's input takes {} values, got {} ({how})",
+            name(takes),
+            name(got)
+        ),
+    }
+}
+
+/// Check that a runner whose input takes `takes` may be given `got`.
+pub(crate) fn check_code(
+    engine: &'static str,
+    takes: Option<CodeType>,
+    got: Option<CodeType>,
+) -> Result<()> {
+    if takes != got {
+        return Err(code_mismatch(engine, takes, got));
     }
     Ok(())
 }

@@ -11,14 +11,20 @@
 //! Results equal the f64 reference interpreter to about 1e-7 of the data range for f32 specs.
 //! For f16 specs it still computes in f32 (its input and output cross the API as f32 anyway), so
 //! it is more accurate than an f16 graph.
+//!
+//! A quantized spec's steps are folded into the per-block matrices exactly as into the graphs'
+//! ([`fold_steps`], in f64, then rounded once): compress outputs coefficients / step, and the
+//! decompress runner takes int8/int16 codes ([`Runner::run_codes_into`]), converted on load by
+//! the kernels.
 
 use block_transform::{BlockTransform, Keep, Matrices};
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 
-use super::{EngineOptions, Runner};
+use super::{check_code, CodesView, EngineOptions, Runner};
 use crate::error::{Error, Result};
 use crate::graph::Direction;
-use crate::plan::{forward_tile, Plan};
+use crate::plan::{fold_steps, forward_tile, Fold, Plan};
+use crate::quant::CodeType;
 
 fn err(e: impl std::fmt::Display) -> Error {
     Error::Engine {
@@ -36,6 +42,8 @@ pub struct NativeRunner {
     output: Vec<usize>,
     /// Image planes (channels) per sample.
     planes_per_sample: usize,
+    /// The code type a quantized decompress runner takes.
+    code: Option<CodeType>,
 }
 
 impl NativeRunner {
@@ -52,16 +60,29 @@ impl NativeRunner {
                 ))
             })?)
         };
-        // The per-block matrix F (CF × block), built in f64 like every graph's, cast once.
-        let f: Vec<f32> = forward_tile(spec.block, spec.block, spec.cf)
-            .iter()
-            .map(|&v| v as f32)
-            .collect();
+        // The per-block matrix F (CF × block), built in f64 like every graph's, with the steps of
+        // a quantized spec folded in (rows = frequencies), cast once.
+        let (dh, dw) = match &spec.quant {
+            Some(q) => {
+                let (dh, dw) = q.axis_steps(spec.cf);
+                (Some(dh), Some(dw))
+            }
+            None => (None, None),
+        };
+        let f = forward_tile(spec.block, spec.block, spec.cf);
+        let m = |d: &Option<Vec<f64>>, fold| -> Vec<f32> {
+            fold_steps(f.clone(), spec.cf, d.as_deref(), fold)
+                .iter()
+                .map(|&v| v as f32)
+                .collect()
+        };
+        let (a_rows, a_cols) = (m(&dh, Fold::Divide), m(&dw, Fold::Divide));
+        let (b_rows, b_cols) = (m(&dh, Fold::Multiply), m(&dw, Fold::Multiply));
         let m = Matrices {
-            a_rows: &f,
-            a_cols: &f,
-            b_rows: &f,
-            b_cols: &f,
+            a_rows: &a_rows,
+            a_cols: &a_cols,
+            b_rows: &b_rows,
+            b_cols: &b_cols,
         };
         let kernel = BlockTransform::new(
             spec.height,
@@ -77,12 +98,17 @@ impl NativeRunner {
             Direction::Compress => (spec.input_shape(), spec.compressed_shape()),
             Direction::Decompress => (spec.compressed_shape(), spec.input_shape()),
         };
+        let code = match direction {
+            Direction::Decompress => spec.quant.as_ref().map(|q| q.code),
+            Direction::Compress => None,
+        };
         Ok(NativeRunner {
             kernel,
             direction,
             input,
             output,
             planes_per_sample: spec.channels,
+            code,
         })
     }
 
@@ -98,6 +124,21 @@ impl NativeRunner {
             });
         }
         Ok(got[0])
+    }
+
+    /// Check an input and an output of N samples each; returns N.
+    fn check_io(&self, input: &[usize], out: &[usize]) -> Result<usize> {
+        let n = self.samples(input, &self.input, "input")?;
+        if self.samples(out, &self.output, "output")? != n {
+            let mut expected = self.output.clone();
+            expected[0] = n;
+            return Err(Error::Shape {
+                what: "native engine output".into(),
+                expected,
+                got: out.to_vec(),
+            });
+        }
+        Ok(n)
     }
 
     fn transform(&self, x: &[f32], planes: usize, y: &mut [f32]) -> Result<()> {
@@ -122,7 +163,47 @@ impl Runner for NativeRunner {
         true
     }
 
+    fn input_code(&self) -> Option<CodeType> {
+        self.code
+    }
+
+    fn run_codes_into(
+        &mut self,
+        codes: CodesView<'_>,
+        mut out: ArrayViewMutD<'_, f32>,
+    ) -> Result<()> {
+        check_code("native", self.code, Some(codes.code_type()))?;
+        let n = self.check_io(codes.shape(), out.shape())?;
+        let planes = n * self.planes_per_sample;
+        let mut tmp = None;
+        let y = match out.as_slice_mut() {
+            Some(y) => y,
+            None => tmp
+                .insert(ArrayD::<f32>::zeros(out.raw_dim()))
+                .as_slice_mut()
+                .expect("fresh array"),
+        };
+        match &codes {
+            CodesView::I8(c) => {
+                let c = c.as_standard_layout();
+                let c = c.as_slice().expect("standard layout");
+                self.kernel.decompress_codes(c, planes, y)
+            }
+            CodesView::I16(c) => {
+                let c = c.as_standard_layout();
+                let c = c.as_slice().expect("standard layout");
+                self.kernel.decompress_codes(c, planes, y)
+            }
+        }
+        .map_err(err)?;
+        if let Some(t) = tmp {
+            out.assign(&t);
+        }
+        Ok(())
+    }
+
     fn run(&mut self, input: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+        check_code("native", self.code, None)?;
         let n = self.samples(input.shape(), &self.input, "input")?;
         let mut shape = self.output.clone();
         shape[0] = n;
@@ -136,16 +217,8 @@ impl Runner for NativeRunner {
         input: ArrayViewD<'_, f32>,
         mut out: ArrayViewMutD<'_, f32>,
     ) -> Result<()> {
-        let n = self.samples(input.shape(), &self.input, "input")?;
-        if self.samples(out.shape(), &self.output, "output")? != n {
-            let mut expected = self.output.clone();
-            expected[0] = n;
-            return Err(Error::Shape {
-                what: "native engine output".into(),
-                expected,
-                got: out.shape().to_vec(),
-            });
-        }
+        check_code("native", self.code, None)?;
+        let n = self.check_io(input.shape(), out.shape())?;
         let planes = n * self.planes_per_sample;
         let standard = input.as_standard_layout();
         let x = standard.as_slice().expect("standard layout");

@@ -24,8 +24,11 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::{PrimitiveTensorElementType, Tensor, TensorElementType, TensorRef, TensorRefMut};
 
-use super::{check_shape, run_then_write, write_output, Device, EngineOptions, Runner};
+use super::{
+    check_code, check_shape, run_then_write, write_output, CodesView, Device, EngineOptions, Runner,
+};
 use crate::error::{Error, Result};
+use crate::quant::CodeType;
 use crate::spec::Dtype;
 
 /// The ONNX Runtime minor version this build is written against (`ort` 2.0.0-rc.15).
@@ -275,6 +278,8 @@ pub struct OrtRunner {
     session: Session,
     device: Device,
     dtype: Dtype,
+    /// The code type of an int8/int16 input (a quantized decompress graph).
+    code: Option<CodeType>,
     input: Vec<usize>,
     /// The output shape the graph declares (what callers get).
     output: Vec<usize>,
@@ -284,7 +289,8 @@ pub struct OrtRunner {
 }
 
 impl OrtRunner {
-    /// Compile an ONNX model (bytes) whose input and output are `dtype` tensors: graph
+    /// Compile an ONNX model (bytes) whose output is a `dtype` tensor and whose input is a
+    /// `dtype` tensor or int8/int16 codes (a quantized decompress graph): graph
     /// optimization level 3, `opts.threads` intra-op threads (all cores by default), on
     /// `opts.device`.
     ///
@@ -343,7 +349,8 @@ impl OrtRunner {
             .map_err(|e| err(format!("compiling the graph on {}: {e}", opts.device)))
     }
 
-    /// Check a session's input and output (one each, static, of `dtype`) and wrap it.
+    /// Check a session's input and output (one each, static; the output of `dtype`, the input of
+    /// `dtype` or int8/int16) and wrap it.
     fn checked(session: Session, dtype: Dtype, opts: &EngineOptions) -> Result<Self> {
         if session.inputs().len() != 1 || session.outputs().len() != 1 {
             return Err(err(format!(
@@ -356,12 +363,24 @@ impl OrtRunner {
             Dtype::F32 => TensorElementType::Float32,
             Dtype::F16 => TensorElementType::Float16,
         };
+        let in_type = session.inputs()[0].dtype().tensor_type();
+        let code = match in_type {
+            Some(TensorElementType::Int8) => Some(CodeType::I8),
+            Some(TensorElementType::Int16) => Some(CodeType::I16),
+            _ => None,
+        };
         let fact = |what: &str, outlet: &ort::value::Outlet| -> Result<Vec<usize>> {
             let ty = outlet.dtype();
-            if ty.tensor_type() != Some(want) {
+            let is_codes = what == "input" && code.is_some();
+            if ty.tensor_type() != Some(want) && !is_codes {
                 return Err(err(format!(
-                    "graph {what} '{}' is {ty}, expected a {dtype} tensor",
-                    outlet.name()
+                    "graph {what} '{}' is {ty}, expected a {dtype} tensor{}",
+                    outlet.name(),
+                    if what == "input" {
+                        " or int8/int16 codes"
+                    } else {
+                        ""
+                    }
                 )));
             }
             let shape = ty
@@ -379,6 +398,7 @@ impl OrtRunner {
             session,
             device: opts.device,
             dtype,
+            code,
             input,
             output: produced.clone(),
             produced,
@@ -441,14 +461,78 @@ impl OrtRunner {
     }
 }
 
+impl OrtRunner {
+    /// Run on int8/int16 codes and write the float output into `out`. As for f32 inputs: when
+    /// the output is f32 on the CPU it is bound to `out` itself (the codes are bound as an owned
+    /// copy, see `run_into`), else it is copied once.
+    fn run_codes_typed<T>(
+        &mut self,
+        x: ArrayViewD<'_, T>,
+        out: ArrayViewMutD<'_, f32>,
+    ) -> Result<()>
+    where
+        T: PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static,
+    {
+        check_shape("ort", &self.input, x.shape())?;
+        let direct = self.dtype == Dtype::F32
+            && self.device == Device::Cpu
+            && out.is_standard_layout()
+            && out.shape() == self.output.as_slice();
+        if direct {
+            let in_name = self.session.inputs()[0].name().to_string();
+            let out_name = self.session.outputs()[0].name().to_string();
+            let x = Tensor::from_array(x.as_standard_layout().into_owned()).map_err(err)?;
+            let out = out
+                .into_shape_with_order(self.produced.clone())
+                .map_err(err)?;
+            let y = TensorRefMut::from_array_view_mut(out).map_err(err)?;
+            let mut binding = self.session.create_binding().map_err(err)?;
+            binding.bind_input(&in_name, &x).map_err(err)?;
+            binding.bind_output(&out_name, y).map_err(err)?;
+            self.session.run_binding(&binding).map_err(err)?;
+            return Ok(());
+        }
+        let x = x.as_standard_layout();
+        let t = TensorRef::from_array_view(x.view()).map_err(err)?;
+        let y = self.session.run(ort::inputs![t]).map_err(err)?;
+        match self.dtype {
+            Dtype::F32 => write_output(
+                y[0].try_extract_array::<f32>().map_err(err)?,
+                out,
+                &self.output,
+            ),
+            Dtype::F16 => {
+                let v = y[0]
+                    .try_extract_array::<half::f16>()
+                    .map_err(err)?
+                    .mapv(|v| v.to_f32());
+                write_output(v.view(), out, &self.output)
+            }
+        }
+    }
+}
+
 impl Runner for OrtRunner {
     fn input_shape(&self) -> &[usize] {
         &self.input
+    }
+
+    fn input_code(&self) -> Option<CodeType> {
+        self.code
+    }
+
+    fn run_codes_into(&mut self, codes: CodesView<'_>, out: ArrayViewMutD<'_, f32>) -> Result<()> {
+        check_code("ort", self.code, Some(codes.code_type()))?;
+        match codes {
+            CodesView::I8(a) => self.run_codes_typed(a, out),
+            CodesView::I16(a) => self.run_codes_typed(a, out),
+        }
     }
     fn output_shape(&self) -> &[usize] {
         &self.output
     }
     fn run(&mut self, input: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+        check_code("ort", self.code, None)?;
         check_shape("ort", &self.input, input.shape())?;
         match self.dtype {
             Dtype::F32 => {
@@ -476,6 +560,7 @@ impl Runner for OrtRunner {
     }
 
     fn run_into(&mut self, input: ArrayViewD<'_, f32>, out: ArrayViewMutD<'_, f32>) -> Result<()> {
+        check_code("ort", self.code, None)?;
         if self.dtype != Dtype::F32 {
             return run_then_write(self, input, out);
         }
@@ -514,6 +599,7 @@ impl Runner for OrtRunner {
     }
 
     fn time_runs(&mut self, input: ArrayViewD<'_, f32>, reps: usize) -> Result<Vec<f64>> {
+        check_code("ort", self.code, None)?;
         check_shape("ort", &self.input, input.shape())?;
         match self.dtype {
             Dtype::F32 => self.time_bound(input.as_standard_layout().into_owned(), reps),

@@ -50,6 +50,8 @@ fn apply(step: &Step, x: ArrayD<f64>) -> ArrayD<f64> {
             *out.last_mut().expect("rank >= 1") = w.ncols();
             y.into_shape_with_order(IxDyn(&out)).expect("contiguous")
         }
+        // The codes arrive as f64 already (exact for int8/int16): nothing to convert.
+        Step::Cast { .. } => x,
         Step::MatMulLeft { w } => {
             let shape = x.shape().to_vec();
             let r = shape.len();
@@ -72,7 +74,8 @@ fn apply(step: &Step, x: ArrayD<f64>) -> ArrayD<f64> {
     }
 }
 
-/// [`Runner`](super::Runner) over [`run_program`]: f32 in, f64 inside, f32 out.
+/// [`Runner`](super::Runner) over [`run_program`]: f32 (or int8/int16 codes) in, f64 inside, f32
+/// out.
 pub struct ReferenceRunner {
     program: Program,
     output: Vec<usize>,
@@ -93,8 +96,28 @@ impl super::Runner for ReferenceRunner {
         &self.output
     }
     fn run(&mut self, input: ndarray::ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+        super::check_code("reference", self.program.input_code(), None)?;
         super::check_shape("reference", &self.program.input, input.shape())?;
         let x = input.mapv(|v| v as f64);
         Ok(run_program(&self.program, &x)?.mapv(|v| v as f32))
+    }
+
+    fn input_code(&self) -> Option<crate::quant::CodeType> {
+        self.program.input_code()
+    }
+
+    fn run_codes_into(
+        &mut self,
+        codes: super::CodesView<'_>,
+        out: ndarray::ArrayViewMutD<'_, f32>,
+    ) -> Result<()> {
+        super::check_code(
+            "reference",
+            self.program.input_code(),
+            Some(codes.code_type()),
+        )?;
+        super::check_shape("reference", &self.program.input, codes.shape())?;
+        let y = run_program(&self.program, &codes.to_f64())?.mapv(|v| v as f32);
+        super::write_output(y.view(), out, &self.output)
     }
 }
