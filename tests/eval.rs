@@ -341,6 +341,7 @@ fn cli_runs_on_the_sample_images() {
     );
     assert!(t.contains("curve points, in results.csv/json"), "{t}");
     // The baselines built in are printed; those left out say why.
+    #[allow(unused_mut)]
     let mut methods = vec!["jpeg"];
     #[cfg(feature = "zfp")]
     methods.extend(["zfp-rate", "zfp-accuracy"]);
