@@ -711,6 +711,14 @@ fn every_baseline_has_a_monotone_curve_and_matched_rows() {
             .count();
         assert_eq!(samples, 2 * curve.len(), "{m}");
     }
+    // Curve labels: dctchop by variant, block and store; a baseline by method; another family
+    // (e.g. a quantized store) is its own curve without a code change.
+    assert_eq!(eval::curve_label(dct[0]), "dctchop chop b8 f32");
+    let (_, m) = rows_by(&report.rows, "jpeg");
+    assert_eq!(eval::curve_label(m[0]), "jpeg");
+    let mut q = dct[0].clone();
+    q.store = Some("q8".into());
+    assert_eq!(eval::curve_label(&q), "dctchop chop b8 q8");
     // CSV: the curve column.
     let csv = eval::to_csv(&report.rows);
     assert!(csv

@@ -664,18 +664,23 @@ pub fn baseline_rows(
     Ok(out)
 }
 
-/// The label of the rate–distortion curve a row belongs to: dctchop rows by variant, block and
-/// store (`dctchop chop b8 f32`), a baseline by its method. A new method or store is a new curve.
+/// The label of the rate–distortion curve a row belongs to: its method, then whichever of
+/// variant, block and store it has (`dctchop chop b8 f32`; a baseline: just `sz3`). A new method
+/// or store is a new curve, with no change here.
 pub fn curve_label(r: &Row) -> String {
-    match r.method.as_str() {
-        "dctchop" => format!(
-            "dctchop {} b{} {}",
-            r.variant.clone().unwrap_or_default(),
-            r.block.unwrap_or(0),
-            r.store.clone().unwrap_or_default()
-        ),
-        m => m.to_string(),
+    let mut label = r.method.clone();
+    for part in [
+        r.variant.clone(),
+        r.block.map(|b| format!("b{b}")),
+        r.store.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        label.push(' ');
+        label.push_str(&part);
     }
+    label
 }
 
 // ---------------------------------------------------------------------------------------------
