@@ -32,30 +32,67 @@ fn encode_png(buf: Vec<u8>, w: u32, h: u32) -> Result<Vec<u8>> {
     Ok(out.into_inner())
 }
 
-/// The curves of one dataset: (label, points (ratio, PSNR)) sorted by ratio, finite PSNR only.
-pub fn curves(dataset: &str, rows: &[Row]) -> Vec<(String, Vec<(f64, f64)>)> {
-    let mut out: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+/// What a rate–distortion plot puts on the y axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    Psnr,
+    Ssim,
+}
+
+impl Metric {
+    fn of(&self, r: &Row) -> f64 {
+        match self {
+            Metric::Psnr => r.psnr_db,
+            Metric::Ssim => r.ssim,
+        }
+    }
+}
+
+/// How a point of a curve came about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PointKind {
+    /// A dctchop configuration.
+    Config,
+    /// A baseline matched to a dctchop configuration's ratio.
+    Matched,
+    /// A baseline's sweep point.
+    Curve,
+}
+
+/// One curve: its label ([`dctchop::eval::curve_label`]) and points (ratio, value, kind) sorted by
+/// ratio; the same point twice is kept once (matched wins over curve).
+pub type Curve = (String, Vec<(f64, f64, PointKind)>);
+
+/// The curves of one dataset (aggregate rows, finite values only), in order of first appearance.
+pub fn curves(dataset: &str, rows: &[Row], metric: Metric) -> Vec<Curve> {
+    let mut out: Vec<Curve> = Vec::new();
     for r in rows
         .iter()
-        .filter(|r| r.dataset == dataset && r.sample.is_none() && r.psnr_db.is_finite())
+        .filter(|r| r.dataset == dataset && r.sample.is_none() && metric.of(r).is_finite())
     {
-        let label = match r.method.as_str() {
-            "dctchop" => format!(
-                "dctchop {} b{} {}",
-                r.variant.clone().unwrap_or_default(),
-                r.block.unwrap_or(0),
-                r.store.clone().unwrap_or_default()
-            ),
-            m => m.to_string(),
+        let label = dctchop::eval::curve_label(r);
+        let kind = if r.method == "dctchop" {
+            PointKind::Config
+        } else if r.curve {
+            PointKind::Curve
+        } else {
+            PointKind::Matched
         };
-        let p = (r.ratio, r.psnr_db);
-        match out.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, v)) => {
-                if !v.contains(&p) {
-                    v.push(p)
+        let (x, y) = (r.ratio, metric.of(r));
+        let v = match out.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, v)) => v,
+            None => {
+                out.push((label, Vec::new()));
+                &mut out.last_mut().expect("just pushed").1
+            }
+        };
+        match v.iter_mut().find(|p| p.0 == x && p.1 == y) {
+            Some(p) => {
+                if kind == PointKind::Matched {
+                    p.2 = kind;
                 }
             }
-            None => out.push((label, vec![p])),
+            None => v.push((x, y, kind)),
         }
     }
     for (_, v) in &mut out {
@@ -64,15 +101,36 @@ pub fn curves(dataset: &str, rows: &[Row]) -> Vec<(String, Vec<(f64, f64)>)> {
     out
 }
 
-/// Rate–distortion plot (PSNR vs ratio as stored, log ratio axis) of one dataset as PNG bytes.
-pub fn rate_distortion(dataset: &str, rows: &[Row]) -> Result<Vec<u8>> {
+/// Rate–distortion plot of one dataset as PNG bytes: `metric` vs ratio as stored (log axis), one
+/// curve per method and dctchop variant/block/store, dctchop configurations as filled dots,
+/// baseline points matched to them as rings, sweep points as small dots. PSNR above
+/// max(50, the best dctchop PSNR + 20) dB (near-lossless baselines) is cut off, said in the title.
+pub fn rate_distortion(dataset: &str, rows: &[Row], metric: Metric) -> Result<Vec<u8>> {
     register_font();
-    let (w, h) = (800u32, 520u32);
+    let (w, h) = (900u32, 580u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
-    let series = curves(dataset, rows);
+    let mut series = curves(dataset, rows, metric);
+    let cap = match metric {
+        Metric::Psnr => {
+            let best = series
+                .iter()
+                .flat_map(|(_, v)| v.iter())
+                .filter(|p| p.2 == PointKind::Config)
+                .map(|p| p.1)
+                .fold(30.0f64, f64::max);
+            (best + 20.0).max(50.0)
+        }
+        Metric::Ssim => f64::INFINITY,
+    };
+    let mut cut = false;
+    for (_, v) in &mut series {
+        let before = v.len();
+        v.retain(|p| p.1 <= cap);
+        cut |= v.len() < before;
+    }
     let pts = series.iter().flat_map(|(_, v)| v.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, 0f64, f64::INFINITY, f64::MIN);
-    for &(x, y) in pts {
+    for &(x, y, _) in pts {
         x0 = x0.min(x);
         x1 = x1.max(x);
         y0 = y0.min(y);
@@ -82,29 +140,45 @@ pub fn rate_distortion(dataset: &str, rows: &[Row]) -> Result<Vec<u8>> {
         (x0, x1, y0, y1) = (0.5, 2.0, 0.0, 1.0);
     }
     let (x0, x1) = (x0 / 1.2, x1 * 1.2);
-    let (y0, y1) = (y0 - 2.0, y1 + 2.0);
+    let (y0, y1) = match metric {
+        Metric::Psnr => (y0 - 2.0, y1 + 2.0),
+        Metric::Ssim => ((y0 - 0.02).max(-1.0), (y1 + 0.01).min(1.01)),
+    };
+    let (name, unit) = match metric {
+        Metric::Psnr => ("PSNR", "PSNR (dB)"),
+        Metric::Ssim => ("SSIM", "SSIM (mean over channels)"),
+    };
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         let title: String = dataset
             .chars()
             .rev()
-            .take(60)
+            .take(50)
             .collect::<Vec<_>>()
             .into_iter()
             .rev()
             .collect();
+        let note = if cut {
+            format!(" (> {cap:.0} dB not shown)")
+        } else {
+            String::new()
+        };
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("rate-distortion: {title}"), ("sans-serif", 18))
+            .caption(
+                format!("{name} vs ratio: {title}{note}"),
+                ("sans-serif", 17),
+            )
             .margin(12)
+            .margin_bottom(30)
             .x_label_area_size(40)
-            .y_label_area_size(50)
+            .y_label_area_size(55)
             .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
             .map_err(plot_err)?;
         chart
             .configure_mesh()
             .x_desc("compression ratio as stored (original bytes / stored bytes)")
-            .y_desc("PSNR (dB)")
+            .y_desc(unit)
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(plot_err)?;
@@ -117,28 +191,50 @@ pub fn rate_distortion(dataset: &str, rows: &[Row]) -> Result<Vec<u8>> {
             RGBColor(140, 86, 75),
             RGBColor(227, 119, 194),
             RGBColor(127, 127, 127),
+            RGBColor(188, 189, 34),
+            RGBColor(23, 190, 207),
         ];
         for (i, (label, v)) in series.iter().enumerate() {
             let c = colors[i % colors.len()];
             chart
-                .draw_series(LineSeries::new(v.iter().copied(), c.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    v.iter().map(|p| (p.0, p.1)),
+                    c.stroke_width(2),
+                ))
                 .map_err(plot_err)?
                 .label(label.clone())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                 });
             chart
-                .draw_series(v.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .draw_series(v.iter().map(|&(x, y, k)| match k {
+                    PointKind::Config => Circle::new((x, y), 4, c.filled()),
+                    PointKind::Matched => Circle::new((x, y), 5, c.stroke_width(2)),
+                    PointKind::Curve => Circle::new((x, y), 2, c.filled()),
+                }))
                 .map_err(plot_err)?;
         }
+        // Curves fall to the right: high ratio at high PSNR is empty, and so is low ratio at
+        // low SSIM.
+        let corner = match metric {
+            Metric::Psnr => SeriesLabelPosition::UpperRight,
+            Metric::Ssim => SeriesLabelPosition::LowerLeft,
+        };
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(corner)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 13))
             .draw()
             .map_err(plot_err)?;
+        let key = "filled dot: dctchop config; ring: baseline matched to it; small dot: sweep";
+        root.draw_text(
+            key,
+            &("sans-serif", 12).into_font().color(&BLACK),
+            (70, h as i32 - 16),
+        )
+        .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     encode_png(buf, w, h)

@@ -328,6 +328,8 @@ fn cli_runs_on_the_sample_images() {
         "1",
         "--target-psnr",
         "30",
+        "--curve-points",
+        "4",
         "-o",
         out.to_str().unwrap(),
     ]);
@@ -337,6 +339,21 @@ fn cli_runs_on_the_sample_images() {
         t.contains("chelsea.png") && t.contains("jpeg") && t.contains("target"),
         "{t}"
     );
+    assert!(t.contains("curve points, in results.csv/json"), "{t}");
+    // The baselines built in are printed; those left out say why.
+    #[allow(unused_mut)]
+    let mut methods = vec!["jpeg"];
+    #[cfg(feature = "zfp")]
+    methods.extend(["zfp-rate", "zfp-accuracy"]);
+    #[cfg(not(feature = "zfp"))]
+    assert!(t.contains("ZFP skipped: built without"), "{t}");
+    #[cfg(feature = "sz3")]
+    methods.push("sz3");
+    #[cfg(not(feature = "sz3"))]
+    assert!(t.contains("SZ3 skipped: built without"), "{t}");
+    for m in &methods {
+        assert!(t.contains(&format!("\n  {m:<12} ")), "{m}: {t}");
+    }
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
@@ -352,8 +369,26 @@ fn cli_runs_on_the_sample_images() {
             .filter(|r| r["dataset"] == name && r["sample"].is_null())
             .collect();
         assert_eq!(rows.iter().filter(|r| r["method"] == "dctchop").count(), 2);
-        assert_eq!(rows.iter().filter(|r| r["method"] == "jpeg").count(), 2);
-        for r in rows {
+        for m in &methods {
+            let of = |curve: bool| {
+                rows.iter()
+                    .filter(|r| r["method"] == *m && r["curve"] == curve)
+                    .count()
+            };
+            assert_eq!(
+                of(false),
+                2,
+                "{m}: one matched row per dctchop configuration"
+            );
+            assert!(of(true) >= 2, "{m}: curve rows");
+        }
+        for r in rows
+            .iter()
+            .filter(|r| r["method"] == "dctchop" || r["method"] == "jpeg")
+        {
+            if r["curve"] == true {
+                continue;
+            }
             let p = r["psnr_db"].as_f64().unwrap();
             assert!(p > 20.0 && p < 80.0, "{r}");
         }
@@ -363,7 +398,11 @@ fn cli_runs_on_the_sample_images() {
         .filter_map(|e| e.ok())
         .filter(|e| e.path().extension().is_some_and(|x| x == "png"))
         .collect();
-    assert_eq!(pngs.len(), 10, "5 rate-distortion plots and 5 error maps");
+    assert_eq!(
+        pngs.len(),
+        15,
+        "5 rate-distortion plots (PSNR), 5 (SSIM) and 5 error maps"
+    );
     for p in pngs {
         let img = image::open(p.path()).unwrap();
         assert!(img.width() > 100 && img.height() > 100);
@@ -501,4 +540,331 @@ fn zfp_fixed_rate_hits_the_matched_ratio() {
     // uint8 data: 8 bits per original value.
     let d8 = data("u", synthetic(1, 1, 16, 16), "uint8");
     assert_eq!(eval::zfp::rate_for(&d8, 2.0), 4.0);
+}
+
+#[test]
+fn ratio_grid_spans_the_dctchop_rows_and_1_5_to_100() {
+    use eval::search::ratio_grid;
+    let g = ratio_grid(&[0.33, 5.3], 10);
+    assert_eq!(g.len(), 10);
+    assert!(
+        (g[0] - 0.9 * 0.33).abs() < 1e-12 && (g[9] - 100.0).abs() < 1e-9,
+        "{g:?}"
+    );
+    // Log-spaced: equal steps of ln r.
+    let steps: Vec<f64> = g.windows(2).map(|w| (w[1] / w[0]).ln()).collect();
+    assert!(
+        steps.iter().all(|s| (s - steps[0]).abs() < 1e-9),
+        "{steps:?}"
+    );
+    let g = ratio_grid(&[2.0, 150.0], 5);
+    assert!(
+        (g[0] - 1.5).abs() < 1e-12 && (g[4] - 165.0).abs() < 1e-9,
+        "{g:?}"
+    );
+    assert!(ratio_grid(&[2.0], 0).is_empty());
+}
+
+#[test]
+fn log_search_and_integer_search_find_the_closest_size() {
+    use eval::search::{closest_int, LogSearch, MATCH_TOL};
+    // A smooth size curve: bytes = 1e6 / (1 + p) for p in 1e-3..=1e3 (falling).
+    let f = |p: f64| (1e6 / (1.0 + p)).round() as u64;
+    let mut s = LogSearch::new(1e-3, 1e3);
+    let mut calls = 0;
+    for want in [9e5, 2e5, 1.2e4, 3e3] {
+        let (p, b) = s
+            .find(want, MATCH_TOL, &mut |p| {
+                calls += 1;
+                Ok(f(p))
+            })
+            .unwrap();
+        assert_eq!(b, f(p));
+        assert!((b as f64 / want).ln().abs() <= MATCH_TOL, "{want}: {b}");
+    }
+    // Bisection in ln p over a range of ln(1e6) = 13.8 to 1 %: a handful of probes each, and the
+    // later searches reuse the earlier probes.
+    assert!(calls <= 40, "{calls} probes");
+    // Out of reach: the nearer end of the range.
+    let (p, _) = s.find(1e7, MATCH_TOL, &mut |p| Ok(f(p))).unwrap();
+    assert!((p - 1e-3).abs() < 1e-12);
+    let (p, _) = s.find(10.0, MATCH_TOL, &mut |p| Ok(f(p))).unwrap();
+    assert!((p - 1e3).abs() < 1e-9);
+    // Integers, growing sizes (JPEG-like) and falling sizes (ZFP-tolerance-like): the closest in
+    // log scale by brute force.
+    let grow = |q: i64| (100.0 * 1.07f64.powi(q as i32)) as u64;
+    let fall = |k: i64| (1e6 / 2f64.powf(k as f64 * 0.7)) as u64;
+    for want in [150.0, 999.0, 3e4, 1.0, 1e9] {
+        let got = closest_int(1, 100, true, want, &mut |q| Ok(grow(q))).unwrap();
+        let best = (1..=100)
+            .min_by(|&a, &b| {
+                let d = |q: i64| (grow(q) as f64 / want).ln().abs();
+                d(a).total_cmp(&d(b))
+            })
+            .unwrap();
+        assert_eq!(got, best, "grow {want}");
+        let got = closest_int(-5, 20, false, want, &mut |k| Ok(fall(k))).unwrap();
+        let best = (-5..=20)
+            .min_by(|&a, &b| {
+                let d = |k: i64| (fall(k).max(1) as f64 / want).ln().abs();
+                d(a).total_cmp(&d(b))
+            })
+            .unwrap();
+        assert_eq!(got, best, "fall {want}");
+    }
+}
+
+/// Rows of one method on one dataset: (curve rows, matched rows), aggregates only.
+fn rows_by<'a>(rows: &'a [eval::Row], method: &str) -> (Vec<&'a eval::Row>, Vec<&'a eval::Row>) {
+    let of = |curve: bool| {
+        rows.iter()
+            .filter(|r| r.method == method && r.sample.is_none() && r.curve == curve)
+            .collect::<Vec<_>>()
+    };
+    (of(true), of(false))
+}
+
+#[test]
+fn every_baseline_has_a_monotone_curve_and_matched_rows() {
+    // 8-bit-valued RGB data: JPEG runs; ZFP and SZ3 when built in.
+    let d = data("synthetic", synthetic(2, 3, 64, 96), "uint8");
+    let opts = EvalOptions {
+        cfs: vec![2, 4, 6],
+        variants: vec![Variant::Chop],
+        repeats: 1,
+        curve_points: 8,
+        ..Default::default()
+    };
+    let (report, _) = eval::evaluate(std::slice::from_ref(&d), &opts, &mut |_| {}).unwrap();
+    let dct: Vec<_> = report
+        .rows
+        .iter()
+        .filter(|r| r.method == "dctchop" && r.sample.is_none())
+        .collect();
+    assert_eq!(dct.len(), 3);
+    assert!(dct.iter().all(|r| !r.curve && r.matched_to.is_none()));
+    #[allow(unused_mut)]
+    let mut methods = vec!["jpeg"];
+    #[cfg(feature = "zfp")]
+    methods.extend(["zfp-rate", "zfp-accuracy"]);
+    #[cfg(feature = "sz3")]
+    methods.push("sz3");
+    for m in methods {
+        let (mut curve, matched) = rows_by(&report.rows, m);
+        // One matched row per dctchop configuration, in order, never flagged as curve.
+        assert_eq!(
+            matched
+                .iter()
+                .map(|r| r.matched_to.clone().unwrap())
+                .collect::<Vec<_>>(),
+            dct.iter().map(|r| r.config.clone()).collect::<Vec<_>>(),
+            "{m}"
+        );
+        // Curve rows: distinct parameters, no matched_to, several of them.
+        assert!(curve.iter().all(|r| r.matched_to.is_none()), "{m}");
+        let mut params: Vec<f64> = curve.iter().map(|r| r.param.unwrap()).collect();
+        params.dedup();
+        assert_eq!(params.len(), curve.len(), "{m}");
+        // Grid: 8 ratios from 0.4 to 100. JPEG cannot go below its q = 100 ratio nor above its
+        // q = 1 ratio, ZFP fixed rate not above 8 / (9/16) = 14.2 on 8-bit data (at least 1 + 8
+        // bits per 4x4 block), SZ3 not below ~0.9 (at tight bounds it stores these integer
+        // values losslessly) nor far above 25 on fields this small (its ~100-byte header per
+        // field), so grid points collapse at the ends; ZFP fixed accuracy has only power-of-two
+        // tolerances, so two grid ratios can share one.
+        let want = match m {
+            "jpeg" => 4,
+            _ => 5,
+        };
+        assert!(
+            curve.len() >= want,
+            "{m}: {} curve points: {:?}",
+            curve.len(),
+            curve.iter().map(|r| (r.param, r.ratio)).collect::<Vec<_>>()
+        );
+        // More bits (lower ratio) never means lower PSNR or SSIM, beyond small noise.
+        curve.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
+        for w in curve.windows(2) {
+            assert!(
+                w[1].psnr_db <= w[0].psnr_db + 0.5 && w[1].ssim <= w[0].ssim + 0.005,
+                "{m}: {} at ratio {} vs {} at ratio {}",
+                w[1].psnr_db,
+                w[1].ratio,
+                w[0].psnr_db,
+                w[0].ratio
+            );
+        }
+        // The curve spans the dctchop rows' ratios (0.44..4 here) where the method can reach
+        // them, and beyond.
+        let (lo, hi) = (curve[0].ratio, curve[curve.len() - 1].ratio);
+        if m != "jpeg" {
+            let dmax = dct.iter().map(|r| r.ratio).fold(0.0, f64::max);
+            assert!(lo <= 1.0 && hi >= dmax, "{m}: {lo}..{hi}");
+            if m != "zfp-rate" {
+                assert!(hi >= 20.0, "{m}: {lo}..{hi}");
+            }
+        }
+        // Per-sample rows come with every curve point.
+        let samples = report
+            .rows
+            .iter()
+            .filter(|r| r.method == m && r.curve && r.sample.is_some())
+            .count();
+        assert_eq!(samples, 2 * curve.len(), "{m}");
+    }
+    // Curve labels: dctchop by variant, block and store; a baseline by method; another family
+    // (e.g. a quantized store) is its own curve without a code change.
+    assert_eq!(eval::curve_label(dct[0]), "dctchop chop b8 f32");
+    let (_, m) = rows_by(&report.rows, "jpeg");
+    assert_eq!(eval::curve_label(m[0]), "jpeg");
+    let mut q = dct[0].clone();
+    q.store = Some("q8".into());
+    assert_eq!(eval::curve_label(&q), "dctchop chop b8 q8");
+    // CSV: the curve column.
+    let csv = eval::to_csv(&report.rows);
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .contains(",matched_to,curve,sample,"));
+    assert!(csv
+        .lines()
+        .any(|l| l.contains(",jpeg,") && l.contains(",true,all,")));
+    // Without a grid, matched rows only.
+    let opts = EvalOptions {
+        curve_points: 0,
+        ..opts
+    };
+    let (report, _) = eval::evaluate(std::slice::from_ref(&d), &opts, &mut |_| {}).unwrap();
+    assert!(report.rows.iter().all(|r| !r.curve));
+}
+
+/// A smooth float32 field with some noise, values in about -1..1: [n, c, h, w].
+#[cfg(any(feature = "zfp", feature = "sz3"))]
+fn float_field(n: usize, c: usize, h: usize, w: usize) -> Array4<f32> {
+    let mut g = Normal(11);
+    Array4::from_shape_fn((n, c, h, w), |(s, k, i, j)| {
+        let (y, x) = (i as f64 / h as f64, j as f64 / w as f64);
+        ((6.0 * x + s as f64).sin() * (4.0 * y + k as f64).cos() * 0.8 + 0.02 * g.next()) as f32
+    })
+}
+
+/// Largest |a - b| in f64, computed here (independent of the harness).
+#[cfg(any(feature = "zfp", feature = "sz3"))]
+fn max_abs_diff(a: ndarray::ArrayView2<'_, f32>, b: ndarray::ArrayView2<'_, f32>) -> f64 {
+    a.iter()
+        .zip(b.iter())
+        .map(|(&p, &q)| (p as f64 - q as f64).abs())
+        .fold(0.0, f64::max)
+}
+
+#[cfg(feature = "sz3")]
+#[test]
+fn sz3_round_trip_meets_its_absolute_error_bound() {
+    use eval::sz3;
+    let x = float_field(1, 2, 150, 200);
+    // Slack for the reconstruction's own f32 rounding: one ulp of the largest value (< 1).
+    let slack = f32::EPSILON as f64;
+    let mut last = u64::MAX;
+    for eb in [1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.5] {
+        let mut total = 0u64;
+        for k in 0..2 {
+            let f = x.slice(ndarray::s![0, k, .., ..]);
+            let bytes = sz3::compress_field(f, eb).unwrap();
+            total += bytes.len() as u64;
+            let back = sz3::decompress_field(&bytes, 150, 200).unwrap();
+            let e = max_abs_diff(f, back.view());
+            assert!(e <= eb + slack, "eb {eb}: max error {e}");
+            // Not trivially exact: the bound is used (SZ3 stores the tightest bound losslessly).
+            if eb >= 1e-3 {
+                assert!(e > 0.05 * eb, "eb {eb}: max error {e}");
+            }
+        }
+        // Looser bound, fewer bytes.
+        assert!(total < last, "eb {eb}: {total} bytes, {last} before");
+        last = total;
+        // Through the harness: the row reports the same bytes and a max error within the bound.
+        let d = data("f", x.clone(), "float32");
+        let o = sz3::run(&d, eb, 1).unwrap();
+        assert_eq!(o.stored_bytes, total);
+        assert_eq!(sz3::stored_bytes(&d, eb).unwrap(), total);
+        let row = &eval::rows_of(&d, &o)[0];
+        assert!(row.max_abs_error <= eb + slack && row.param == Some(eb));
+    }
+    // Shapes SZ3 takes as 1-D (a side of 1) round-trip too.
+    let line = float_field(1, 1, 1, 300);
+    let f = line.slice(ndarray::s![0, 0, .., ..]);
+    let back = sz3::decompress_field(&sz3::compress_field(f, 1e-3).unwrap(), 1, 300).unwrap();
+    assert!(max_abs_diff(f, back.view()) <= 1e-3 + slack);
+}
+
+#[cfg(feature = "sz3")]
+#[test]
+fn sz3_bound_search_hits_the_requested_ratio() {
+    use eval::search::MATCH_TOL;
+    use eval::sz3;
+    // float32 data, 2 samples x 2 channels of 150x200 (480 KB): SZ3's size moves by a few
+    // bytes per small step of the bound, so the bisection can always stop within its 1 %
+    // tolerance; the ratio reported is then the real one of that bound.
+    let d = data("f", float_field(2, 2, 150, 200), "float32");
+    let mut s = sz3::Sz3::new(&d);
+    for target in [3.0, 8.0, 20.0, 60.0] {
+        let (eb, bytes) = s.bound_for(target, MATCH_TOL).unwrap();
+        let achieved = d.original_bytes() as f64 / bytes as f64;
+        assert!(
+            (achieved / target).ln().abs() <= MATCH_TOL,
+            "target {target}: ratio {achieved} at eb {eb}"
+        );
+        let o = sz3::run(&d, eb, 1).unwrap();
+        assert_eq!(o.stored_bytes, bytes, "the search measured the real size");
+        let row = &eval::rows_of(&d, &o)[0];
+        assert!((row.ratio - achieved).abs() < 1e-12);
+        assert!(row.max_abs_error <= eb + f32::EPSILON as f64);
+    }
+    assert!(s.probes().len() < 60, "{} probes", s.probes().len());
+}
+
+#[cfg(feature = "zfp")]
+#[test]
+fn zfp_fixed_accuracy_meets_its_tolerance_and_matches_the_ratio() {
+    use eval::zfp::{self, Mode};
+    let x = float_field(1, 2, 96, 128);
+    let mut last = u64::MAX;
+    for k in [-16, -12, -8, -4, -1] {
+        let tol = (k as f64).exp2();
+        let mut total = 0u64;
+        for c in 0..2 {
+            let f = x.slice(ndarray::s![0, c, .., ..]);
+            let bytes = zfp::compress_field(f, Mode::Accuracy(tol)).unwrap();
+            total += bytes.len() as u64;
+            let back = zfp::decompress_field(&bytes, 96, 128, Mode::Accuracy(tol)).unwrap();
+            let e = max_abs_diff(f, back.view());
+            assert!(e <= tol, "tol 2^{k}: max error {e}");
+        }
+        assert!(total < last, "tol 2^{k}: {total} bytes");
+        last = total;
+    }
+    // The search: the tolerance is a power of two, and its ratio is the closest (in log scale)
+    // of its neighbours', measured here independently.
+    let d = data("f", x, "float32");
+    let mut b = zfp::FixedAccuracy::new(&d);
+    let ob = d.original_bytes() as f64;
+    for target in [2.0, 5.0, 12.0, 30.0] {
+        let tol = b.tolerance_for(target).unwrap();
+        let k = tol.log2();
+        assert_eq!(k, k.round(), "{tol}");
+        let miss = |t: f64| {
+            let r = ob / zfp::stored_bytes(&d, Mode::Accuracy(t)).unwrap() as f64;
+            (r / target).ln().abs()
+        };
+        let m = miss(tol);
+        assert!(
+            m <= miss(tol * 2.0) && m <= miss(tol / 2.0),
+            "target {target}: tol {tol}"
+        );
+        // One bit plane apart, neighbouring ratios differ by well under 2x here.
+        assert!(m < 0.35, "target {target}: miss {m}");
+        let o = zfp::run_mode(&d, Mode::Accuracy(tol), 1).unwrap();
+        let row = &eval::rows_of(&d, &o)[0];
+        assert!(row.max_abs_error <= tol && row.method == "zfp-accuracy");
+    }
 }

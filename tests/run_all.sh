@@ -14,8 +14,10 @@ export DCTCHOP_CROSSCHECK_DIR="$PWD/target/crosscheck"
 export ORT_DYLIB_PATH="$(python/ort_dylib_path.sh)"
 export DCTCHOP_REQUIRE_ORT=1
 echo "== ONNX Runtime for the ort engine: $ORT_DYLIB_PATH"
-# The ZFP baseline of `dctchop eval` (feature `zfp`) builds ZFP from source with cmake and
-# libclang; when they are present (.ci/run installs them as root) its tests run in the same build.
+# The ZFP and SZ3 baselines of `dctchop eval` (features `zfp`, `sz3`) are built from source:
+# ZFP with cmake and libclang (bindgen); SZ3 also with a C++ compiler and libzstd-dev (its cmake
+# configure step finds zstd through pkg-config, or else tries to download it). When they are
+# present (.ci/run installs them as root) their tests run in the same build.
 # DCTCHOP_REQUIRE_FEATURES=1 (set by .ci/run as root) turns a missing prerequisite into a failure.
 skip_or_fail() {
     if [ "${DCTCHOP_REQUIRE_FEATURES:-0}" = 1 ]; then
@@ -24,11 +26,23 @@ skip_or_fail() {
     fi
     echo "== skipping $1"
 }
-features=()
-if command -v cmake >/dev/null && ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1; then
-    features=(--features zfp)
+have_zfp_prereqs() {
+    command -v cmake >/dev/null && ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1
+}
+feature_list=()
+if have_zfp_prereqs; then
+    feature_list+=(zfp)
 else
     skip_or_fail "ZFP tests: cmake or libclang-dev not installed"
+fi
+if have_zfp_prereqs && command -v c++ >/dev/null && pkg-config --exists libzstd 2>/dev/null; then
+    feature_list+=(sz3)
+else
+    skip_or_fail "SZ3 tests: cmake, a C++ compiler, libclang-dev or libzstd-dev not installed"
+fi
+features=()
+if [ ${#feature_list[@]} -gt 0 ]; then
+    features=(--features "$(IFS=,; echo "${feature_list[*]}")")
 fi
 echo "== cargo test --workspace ${features[*]}"
 cargo test --workspace --locked "${features[@]}"
@@ -39,8 +53,7 @@ if pkg-config --exists hdf5 2>/dev/null; then
     # Same feature set as above plus hdf5. hdf5-metno's derive macros turn on syn's
     # `extra-traits`, so every proc-macro and what it derives is rebuilt, tract included. The
     # first build stays without hdf5, so the hdf5_disabled module checks its error.
-    hdf5_features=hdf5
-    if [ ${#features[@]} -gt 0 ]; then hdf5_features=hdf5,zfp; fi
+    hdf5_features=$(IFS=,; echo "hdf5${feature_list[*]:+,${feature_list[*]}}")
     cargo test --locked --features "$hdf5_features" --test hdf5_input
 else
     skip_or_fail "HDF5 tests: libhdf5-dev not installed"

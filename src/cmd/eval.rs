@@ -79,9 +79,13 @@ pub struct EvalArgs {
     /// Print the report as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Skip the JPEG (and ZFP) baselines.
+    /// Skip the baselines (JPEG; ZFP and SZ3 when built in).
     #[arg(long)]
     pub no_baselines: bool,
+    /// Points of each baseline's rate-distortion curve, at log-spaced ratios from
+    /// min(1.5, dctchop's) to max(100, dctchop's); 0: only the points matched to dctchop.
+    #[arg(long, default_value_t = 10)]
+    pub curve_points: usize,
     /// Run the downstream-accuracy task instead (patch classification on the images in DIR,
     /// default data/images): train on original vs round-tripped data per CF.
     #[arg(long)]
@@ -113,6 +117,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         batch: a.batch,
         repeats: a.repeats,
         baselines: !a.no_baselines,
+        curve_points: a.curve_points,
         target,
     };
     eval::validate(&opts)?;
@@ -173,7 +178,7 @@ fn to_table(report: &Report) -> String {
             d.original_bytes as f64 / 1e6
         ));
         s.push_str(&format!(
-            "  {:<8} {:<20} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>9} {:>9} {:>8} {:>8}  {}\n",
+            "  {:<12} {:<20} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7} {:>9} {:>9} {:>8} {:>8}  {}\n",
             "method",
             "config",
             "coef.r",
@@ -188,13 +193,24 @@ fn to_table(report: &Report) -> String {
             "decomp",
             "matched to"
         ));
+        let mut curve: Vec<(String, usize)> = Vec::new();
         for r in report
             .rows
             .iter()
-            .filter(|r| r.dataset == d.name && r.sample.is_none())
+            .filter(|r| r.dataset == d.name && r.sample.is_none() && r.curve)
+        {
+            match curve.iter_mut().find(|(m, _)| *m == r.method) {
+                Some((_, k)) => *k += 1,
+                None => curve.push((r.method.clone(), 1)),
+            }
+        }
+        for r in report
+            .rows
+            .iter()
+            .filter(|r| r.dataset == d.name && r.sample.is_none() && !r.curve)
         {
             s.push_str(&format!(
-                "  {:<8} {:<20} {:>7} {:>8.3} {:>8.2} {:>8.2} {:>7.4} {:>7.4} {:>9.5} {:>9.3} {:>8.1} {:>8.1}  {}\n",
+                "  {:<12} {:<20} {:>7} {:>8.3} {:>8.2} {:>8.2} {:>7.4} {:>7.4} {:>9.5} {:>9.3} {:>8.1} {:>8.1}  {}\n",
                 r.method,
                 r.config,
                 r.coefficient_ratio.map(|v| format!("{v:.3}")).unwrap_or_default(),
@@ -208,6 +224,13 @@ fn to_table(report: &Report) -> String {
                 r.compress_mb_s,
                 r.decompress_mb_s,
                 opt(&r.matched_to)
+            ));
+        }
+        if !curve.is_empty() {
+            let list: Vec<String> = curve.iter().map(|(m, k)| format!("{m} {k}")).collect();
+            s.push_str(&format!(
+                "  (curve points, in results.csv/json and the plots: {})\n",
+                list.join(", ")
             ));
         }
         for why in &d.skipped {
@@ -273,9 +296,12 @@ fn write_outputs(
             .unwrap_or_else(|| d.name.clone());
         let tag = format!("{i:02}-{}", slug(&short));
         let rd = dir.join(format!("rd-{tag}.png"));
-        let png = plot::rate_distortion(&d.name, &report.rows)?;
-        write_all_atomic(&[(&rd, &png)], true)?;
+        let png = plot::rate_distortion(&d.name, &report.rows, plot::Metric::Psnr)?;
+        let ssim = dir.join(format!("rd-ssim-{tag}.png"));
+        let png_ssim = plot::rate_distortion(&d.name, &report.rows, plot::Metric::Ssim)?;
+        write_all_atomic(&[(&rd, &png), (&ssim, &png_ssim)], true)?;
         written.push(rd);
+        written.push(ssim);
         if let Some((cfg, rec)) = maps.get(i) {
             let em = dir.join(format!("errormap-{tag}.png"));
             let png = plot::error_map(

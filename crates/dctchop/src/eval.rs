@@ -15,9 +15,13 @@
 //! - **NRMSE** = RMSE ÷ data range, and the **max absolute error**;
 //! - compress and decompress **throughput**: original bytes ÷ median time of `repeats` runs.
 //!
-//! Baselines on the same samples, matched to each dctchop ratio: JPEG (the `image` crate's
-//! encoder, 8-bit data with 1 or 3 channels; the quality in 1..=100 whose real byte ratio is
-//! closest in log scale) and, with the `zfp` cargo feature, ZFP fixed-rate (see `eval::zfp`).
+//! Baselines on the same samples ([`Baseline`]): JPEG (the `image` crate's encoder, 8-bit data
+//! with 1 or 3 channels; the quality in 1..=100 whose real byte ratio is closest in log scale),
+//! with the `zfp` cargo feature ZFP fixed-rate and fixed-accuracy (see `eval::zfp`), with the
+//! `sz3` feature SZ3 in absolute-error-bound mode (see `eval::sz3`). Each is run twice over:
+//! **matched** to every dctchop configuration's ratio as stored (`matched_to` = that
+//! configuration), and swept over a grid of target ratios ([`search::ratio_grid`]) spanning the
+//! dctchop rows and 1.5..100, giving its rate–distortion **curve** (rows with `curve` = true).
 
 use ndarray::{s, Array4, ArrayView2, ArrayView3, ArrayViewD, Axis};
 use serde::Serialize;
@@ -35,6 +39,9 @@ use crate::spec::{Spec, Variant};
 use crate::{Codec, EngineOptions};
 
 pub mod downstream;
+pub mod search;
+#[cfg(feature = "sz3")]
+pub mod sz3;
 #[cfg(feature = "zfp")]
 pub mod zfp;
 
@@ -59,8 +66,10 @@ pub struct EvalOptions {
     pub batch: usize,
     /// Timed runs per measurement (the median is reported).
     pub repeats: usize,
-    /// JPEG (and ZFP when built in) beside dctchop.
+    /// JPEG (and ZFP, SZ3 when built in) beside dctchop.
     pub baselines: bool,
+    /// Points of each baseline's rate–distortion curve (0: matched points only).
+    pub curve_points: usize,
     pub target: Option<Target>,
 }
 
@@ -75,6 +84,7 @@ impl Default for EvalOptions {
             batch: 8,
             repeats: 3,
             baselines: true,
+            curve_points: 10,
             target: None,
         }
     }
@@ -96,18 +106,20 @@ pub struct SampleMetrics {
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
     pub dataset: String,
-    /// `dctchop`, `jpeg` or `zfp`.
+    /// `dctchop`, `jpeg`, `zfp-rate`, `zfp-accuracy` or `sz3`.
     pub method: String,
-    /// e.g. `chop cf4 b8 f32`, `q85`, `rate 8.00`.
+    /// e.g. `chop cf4 b8 f32`, `q85`, `rate 8.000`, `tol 0.5000`, `eb 1.234`.
     pub config: String,
     pub variant: Option<String>,
     pub cf: Option<usize>,
     pub block: Option<usize>,
     pub store: Option<String>,
-    /// JPEG quality or ZFP rate (bits per value).
+    /// JPEG quality, ZFP rate (bits per value), ZFP tolerance or SZ3 absolute error bound.
     pub param: Option<f64>,
     /// For baselines: the dctchop configuration whose ratio they were matched to.
     pub matched_to: Option<String>,
+    /// A point of a baseline's rate–distortion curve (swept, not matched to a configuration).
+    pub curve: bool,
     pub sample: Option<usize>,
     pub samples: usize,
     /// Pixels ÷ kept coefficients (dctchop only, padding counted).
@@ -185,16 +197,22 @@ fn gaussian(size: usize, sigma: f64) -> Vec<f64> {
 fn filter_valid(img: &[f64], h: usize, wd: usize, w: &[f64]) -> (Vec<f64>, usize, usize) {
     let k = w.len();
     let (oh, ow) = (h + 1 - k, wd + 1 - k);
+    // Tap by tap over whole rows (contiguous, vectorizable): the same sums in the same order of
+    // taps as a per-pixel dot product.
     let mut rows = vec![0f64; h * ow];
-    for i in 0..h {
-        for j in 0..ow {
-            rows[i * ow + j] = (0..k).map(|t| w[t] * img[i * wd + j + t]).sum();
+    for (dst, src) in rows.chunks_exact_mut(ow).zip(img.chunks_exact(wd)) {
+        for (t, &wt) in w.iter().enumerate() {
+            for (d, &v) in dst.iter_mut().zip(&src[t..t + ow]) {
+                *d += wt * v;
+            }
         }
     }
     let mut out = vec![0f64; oh * ow];
-    for i in 0..oh {
-        for j in 0..ow {
-            out[i * ow + j] = (0..k).map(|t| w[t] * rows[(i + t) * ow + j]).sum();
+    for (i, dst) in out.chunks_exact_mut(ow).enumerate() {
+        for (t, &wt) in w.iter().enumerate() {
+            for (d, &v) in dst.iter_mut().zip(&rows[(i + t) * ow..(i + t + 1) * ow]) {
+                *d += wt * v;
+            }
         }
     }
     (out, oh, ow)
@@ -429,6 +447,7 @@ pub fn rows_of(data: &Data, o: &Outcome) -> Vec<Row> {
         store: o.store.map(|s| s.to_string()),
         param: o.param,
         matched_to: o.matched_to.clone(),
+        curve: false,
         sample: None,
         samples: m.len(),
         coefficient_ratio: o.coefficient_ratio,
@@ -585,6 +604,86 @@ pub fn run_dctchop(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Baselines
+
+/// A baseline codec with one parameter, as [`evaluate`] drives it.
+pub trait Baseline {
+    /// The rows' `method`.
+    fn method(&self) -> &'static str;
+    /// The parameter whose real stored ratio is closest to `ratio` (within `tol` in log scale
+    /// where a continuous parameter allows; out of reach: the nearer end).
+    fn find(&mut self, ratio: f64, tol: f64) -> Result<f64>;
+    /// Compress and decompress every sample at `param`, timed (median of `repeats`).
+    fn run(&self, param: f64, repeats: usize) -> Result<Outcome>;
+}
+
+/// The rows of one baseline on one dataset: first the curve (one point per grid ratio, found
+/// within [`search::CURVE_TOL`]; equal parameters kept once), then one point matched to each
+/// `(config, ratio)` target within [`search::MATCH_TOL`]. Each parameter is run and measured once.
+pub fn baseline_rows(
+    data: &Data,
+    b: &mut dyn Baseline,
+    targets: &[(String, f64)],
+    grid: &[f64],
+    repeats: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Row>> {
+    let mut runs: Vec<(f64, Vec<Row>)> = Vec::new();
+    let mut rows_at = |b: &mut dyn Baseline, p: f64| -> Result<Vec<Row>> {
+        if let Some((_, r)) = runs.iter().find(|(q, _)| *q == p) {
+            return Ok(r.clone());
+        }
+        let o = b.run(p, repeats)?;
+        progress(&format!("{}: {} {}", data.name, o.method, o.config));
+        let r = rows_of(data, &o);
+        runs.push((p, r.clone()));
+        Ok(r)
+    };
+    let mut curve = Vec::new();
+    let mut on_curve: Vec<f64> = Vec::new();
+    for &ratio in grid {
+        let p = b.find(ratio, search::CURVE_TOL)?;
+        if on_curve.contains(&p) {
+            continue;
+        }
+        on_curve.push(p);
+        curve.extend(rows_at(b, p)?.into_iter().map(|mut r| {
+            r.curve = true;
+            r
+        }));
+    }
+    let mut out = Vec::new();
+    for (cfg, ratio) in targets {
+        let p = b.find(*ratio, search::MATCH_TOL)?;
+        out.extend(rows_at(b, p)?.into_iter().map(|mut r| {
+            r.matched_to = Some(cfg.clone());
+            r
+        }));
+    }
+    out.extend(curve);
+    Ok(out)
+}
+
+/// The label of the rate–distortion curve a row belongs to: its method, then whichever of
+/// variant, block and store it has (`dctchop chop b8 f32`; a baseline: just `sz3`). A new method
+/// or store is a new curve, with no change here.
+pub fn curve_label(r: &Row) -> String {
+    let mut label = r.method.clone();
+    for part in [
+        r.variant.clone(),
+        r.block.map(|b| format!("b{b}")),
+        r.store.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        label.push(' ');
+        label.push_str(&part);
+    }
+    label
+}
+
+// ---------------------------------------------------------------------------------------------
 // JPEG baseline
 
 /// Why JPEG cannot run on this data, if it cannot.
@@ -682,31 +781,21 @@ impl<'a> JpegSweep<'a> {
     /// The quality whose ratio is closest (in log scale) to `target`: a binary search over the
     /// (nearly monotone) size curve, then the neighbours are checked.
     pub fn closest(&mut self, target: f64) -> Result<u8> {
-        let ob = self.data.original_bytes() as f64;
-        let want_bytes = ob / target;
-        let (mut lo, mut hi) = (1u8, 100u8);
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if (self.bytes(mid)? as f64) < want_bytes {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        let mut best = (f64::INFINITY, 1u8);
-        for q in [
-            lo.saturating_sub(1).max(1),
-            lo,
-            hi,
-            hi.saturating_add(1).min(100),
-        ] {
-            let r = ob / self.bytes(q)? as f64;
-            let d = (r / target).ln().abs();
-            if d < best.0 {
-                best = (d, q);
-            }
-        }
-        Ok(best.1)
+        let want_bytes = self.data.original_bytes() as f64 / target;
+        let q = search::closest_int(1, 100, true, want_bytes, &mut |q| self.bytes(q as u8))?;
+        Ok(q as u8)
+    }
+}
+
+impl Baseline for JpegSweep<'_> {
+    fn method(&self) -> &'static str {
+        "jpeg"
+    }
+    fn find(&mut self, ratio: f64, _tol: f64) -> Result<f64> {
+        Ok(self.closest(ratio)? as f64)
+    }
+    fn run(&self, param: f64, repeats: usize) -> Result<Outcome> {
+        run_jpeg(self.data, param as u8, repeats)
     }
 }
 
@@ -843,76 +932,32 @@ pub fn evaluate(
             .map(|o| (o.config.clone(), ob / o.stored_bytes as f64))
             .collect();
         if opts.baselines {
+            let ratios: Vec<f64> = targets.iter().map(|t| t.1).collect();
+            let grid = search::ratio_grid(&ratios, opts.curve_points);
+            let r = opts.repeats;
             match jpeg_unsupported(d) {
                 Some(why) => skipped.push(why),
                 None => {
-                    let mut sweep = JpegSweep::new(d);
-                    let mut done: BTreeMap<u8, Outcome> = BTreeMap::new();
-                    let mut matched = Vec::new();
-                    for (cfg, r) in &targets {
-                        let q = sweep.closest(*r)?;
-                        if let std::collections::btree_map::Entry::Vacant(e) = done.entry(q) {
-                            e.insert(run_jpeg(d, q, opts.repeats)?);
-                            progress(&format!("{}: jpeg q{q}", d.name));
-                        }
-                        matched.push((cfg.clone(), q));
-                    }
-                    for (cfg, q) in matched {
-                        let o = &done[&q];
-                        rows.extend(rows_of(
-                            d,
-                            &Outcome {
-                                method: o.method.clone(),
-                                config: o.config.clone(),
-                                variant: None,
-                                cf: None,
-                                block: None,
-                                store: None,
-                                param: o.param,
-                                matched_to: Some(cfg),
-                                coefficient_ratio: None,
-                                stored_bytes: o.stored_bytes,
-                                compress_s: o.compress_s,
-                                decompress_s: o.decompress_s,
-                                recon: o.recon.clone(),
-                            },
-                        ));
-                    }
+                    let mut b = JpegSweep::new(d);
+                    rows.extend(baseline_rows(d, &mut b, &targets, &grid, r, progress)?);
                 }
             }
             #[cfg(feature = "zfp")]
             {
-                let mut done: Vec<(f64, Outcome)> = Vec::new();
-                for (cfg, r) in &targets {
-                    let rate = zfp::rate_for(d, *r);
-                    if !done.iter().any(|(x, _)| *x == rate) {
-                        let o = zfp::run_zfp(d, *r, opts.repeats, None)?;
-                        progress(&format!("{}: zfp {}", d.name, o.config));
-                        done.push((rate, o));
-                    }
-                    let o = &done.iter().find(|(x, _)| *x == rate).expect("just run").1;
-                    rows.extend(rows_of(
-                        d,
-                        &Outcome {
-                            method: o.method.clone(),
-                            config: o.config.clone(),
-                            variant: None,
-                            cf: None,
-                            block: None,
-                            store: None,
-                            param: o.param,
-                            matched_to: Some(cfg.clone()),
-                            coefficient_ratio: None,
-                            stored_bytes: o.stored_bytes,
-                            compress_s: o.compress_s,
-                            decompress_s: o.decompress_s,
-                            recon: o.recon.clone(),
-                        },
-                    ));
-                }
+                let mut b = zfp::FixedRate { data: d };
+                rows.extend(baseline_rows(d, &mut b, &targets, &grid, r, progress)?);
+                let mut b = zfp::FixedAccuracy::new(d);
+                rows.extend(baseline_rows(d, &mut b, &targets, &grid, r, progress)?);
             }
             #[cfg(not(feature = "zfp"))]
             skipped.push("ZFP skipped: built without the `zfp` cargo feature (see README)".into());
+            #[cfg(feature = "sz3")]
+            {
+                let mut b = sz3::Sz3::new(d);
+                rows.extend(baseline_rows(d, &mut b, &targets, &grid, r, progress)?);
+            }
+            #[cfg(not(feature = "sz3"))]
+            skipped.push("SZ3 skipped: built without the `sz3` cargo feature (see README)".into());
         }
         for o in &outcomes {
             rows.extend(rows_of(d, o));
@@ -981,7 +1026,7 @@ pub fn opt<T: ToString>(v: &Option<T>) -> String {
 /// The rows as CSV (one header line; PSNR `inf` for exact reconstructions).
 pub fn to_csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "dataset,method,config,variant,cf,block,store,param,matched_to,sample,samples,\
+        "dataset,method,config,variant,cf,block,store,param,matched_to,curve,sample,samples,\
          coefficient_ratio,original_bytes,stored_bytes,ratio,psnr_db,psnr_worst_db,ssim,\
          ssim_worst,nrmse,nrmse_worst,max_abs_error,compress_mb_s,decompress_mb_s\n",
     );
@@ -1003,6 +1048,7 @@ pub fn to_csv(rows: &[Row]) -> String {
             opt(&r.store),
             r.param.map(fmt_f).unwrap_or_default(),
             q(&opt(&r.matched_to)),
+            r.curve.to_string(),
             r.sample
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "all".into()),
