@@ -18,53 +18,12 @@
 
 use crate::error::{Error, Result};
 use crate::layout::Layout;
+use crate::quant::CodeElem;
 
 /// The code order this module writes (recorded in the container metadata).
 pub const CODE_ORDER: &str = "freq-dcdelta-v1";
 /// zstd levels accepted (1 fastest … 22 smallest).
 pub const LEVELS: std::ops::RangeInclusive<i32> = 1..=22;
-
-/// An integer code type: i8 or i16.
-pub trait Code: Copy + Default + Send + Sync + 'static {
-    const BYTES: usize;
-    fn wrapping_sub(self, other: Self) -> Self;
-    fn wrapping_add(self, other: Self) -> Self;
-    /// Byte `b` (0 = least significant) of the two's-complement value.
-    fn byte(self, b: usize) -> u8;
-    fn from_bytes(lo: u8, hi: u8) -> Self;
-}
-
-impl Code for i8 {
-    const BYTES: usize = 1;
-    fn wrapping_sub(self, other: Self) -> Self {
-        i8::wrapping_sub(self, other)
-    }
-    fn wrapping_add(self, other: Self) -> Self {
-        i8::wrapping_add(self, other)
-    }
-    fn byte(self, _: usize) -> u8 {
-        self as u8
-    }
-    fn from_bytes(lo: u8, _: u8) -> Self {
-        lo as i8
-    }
-}
-
-impl Code for i16 {
-    const BYTES: usize = 2;
-    fn wrapping_sub(self, other: Self) -> Self {
-        i16::wrapping_sub(self, other)
-    }
-    fn wrapping_add(self, other: Self) -> Self {
-        i16::wrapping_add(self, other)
-    }
-    fn byte(self, b: usize) -> u8 {
-        self.to_le_bytes()[b]
-    }
-    fn from_bytes(lo: u8, hi: u8) -> Self {
-        i16::from_le_bytes([lo, hi])
-    }
-}
 
 /// Reorders and compresses chunks of one layout. Holds the index map and scratch, so encoding
 /// and decoding many chunks allocates only the compressed output.
@@ -114,11 +73,11 @@ impl ChunkCoder {
 
     /// Compress the codes of `n` samples (`[n, C, plane]` in the layout's order) into one zstd
     /// frame (with zstd's content checksum).
-    pub fn encode<T: Code>(&mut self, codes: &[T], n: usize) -> Result<Vec<u8>> {
+    pub fn encode<T: CodeElem>(&mut self, codes: &[T], n: usize) -> Result<Vec<u8>> {
         assert_eq!(codes.len(), n * self.sample_len(), "codes of n samples");
         let count = codes.len();
         self.bytes.clear();
-        self.bytes.resize(count * T::BYTES, 0);
+        self.bytes.resize(count * T::CODE.bytes(), 0);
         let per_k = n * self.blocks;
         let mut pos = 0;
         for c in 0..self.channels {
@@ -134,7 +93,7 @@ impl ChunkCoder {
                             prev = v;
                             v = d;
                         }
-                        for b in 0..T::BYTES {
+                        for b in 0..T::CODE.bytes() {
                             self.bytes[b * count + pos] = v.byte(b);
                         }
                         pos += 1;
@@ -150,7 +109,7 @@ impl ChunkCoder {
 
     /// Decompress one frame into the codes of `n` samples (`out`: `[n, C, plane]`). Errors are
     /// [`Error::Corrupt`] against `path`.
-    pub fn decode<T: Code>(
+    pub fn decode<T: CodeElem>(
         &mut self,
         frame: &[u8],
         n: usize,
@@ -160,15 +119,15 @@ impl ChunkCoder {
         assert_eq!(out.len(), n * self.sample_len(), "room for n samples");
         let count = out.len();
         self.bytes.clear();
-        self.bytes.resize(count * T::BYTES, 0);
+        self.bytes.resize(count * T::CODE.bytes(), 0);
         let got = zstd::bulk::decompress_to_buffer(frame, &mut self.bytes[..])
             .map_err(|e| Error::corrupt(path, format!("damaged zstd frame: {e}")))?;
-        if got != count * T::BYTES {
+        if got != count * T::CODE.bytes() {
             return Err(Error::corrupt(
                 path,
                 format!(
                     "a zstd frame holds {got} bytes of codes, the metadata says {}",
-                    count * T::BYTES
+                    count * T::CODE.bytes()
                 ),
             ));
         }
@@ -181,7 +140,7 @@ impl ChunkCoder {
                         &mut out[(s * self.channels + c) * self.plane_len..][..self.plane_len];
                     for &i in idx {
                         let lo = self.bytes[pos];
-                        let hi = if T::BYTES == 2 {
+                        let hi = if T::CODE.bytes() == 2 {
                             self.bytes[count + pos]
                         } else {
                             0

@@ -309,6 +309,13 @@ pub trait CodeElem: Copy + Default + Send + Sync + fmt::Debug + 'static + privat
     fn view(a: ArrayViewD<'_, Self>) -> CodesView<'_>;
     /// Wrap an owned array as [`Codes`].
     fn owned(a: ArrayD<Self>) -> Codes;
+    /// Two's-complement arithmetic that wraps (the entropy stage's differences).
+    fn wrapping_sub(self, other: Self) -> Self;
+    fn wrapping_add(self, other: Self) -> Self;
+    /// Byte `b` (0 = least significant) of the two's-complement value.
+    fn byte(self, b: usize) -> u8;
+    /// The value of little-endian bytes (`hi` ignored for one-byte codes).
+    fn from_bytes(lo: u8, hi: u8) -> Self;
 }
 
 mod private {
@@ -331,6 +338,18 @@ impl CodeElem for i8 {
     fn owned(a: ArrayD<Self>) -> Codes {
         Codes::I8(a)
     }
+    fn wrapping_sub(self, other: Self) -> Self {
+        i8::wrapping_sub(self, other)
+    }
+    fn wrapping_add(self, other: Self) -> Self {
+        i8::wrapping_add(self, other)
+    }
+    fn byte(self, _: usize) -> u8 {
+        self as u8
+    }
+    fn from_bytes(lo: u8, _: u8) -> Self {
+        lo as i8
+    }
 }
 
 impl CodeElem for i16 {
@@ -346,6 +365,18 @@ impl CodeElem for i16 {
     }
     fn owned(a: ArrayD<Self>) -> Codes {
         Codes::I16(a)
+    }
+    fn wrapping_sub(self, other: Self) -> Self {
+        i16::wrapping_sub(self, other)
+    }
+    fn wrapping_add(self, other: Self) -> Self {
+        i16::wrapping_add(self, other)
+    }
+    fn byte(self, b: usize) -> u8 {
+        self.to_le_bytes()[b]
+    }
+    fn from_bytes(lo: u8, hi: u8) -> Self {
+        i16::from_le_bytes([lo, hi])
     }
 }
 
