@@ -23,7 +23,7 @@
 //! configuration), and swept over a grid of target ratios ([`search::ratio_grid`]) spanning the
 //! dctchop rows and 1.5..100, giving its rate–distortion **curve** (rows with `curve` = true).
 
-use ndarray::{s, Array4, ArrayView2, ArrayView3, ArrayViewD, Axis};
+use ndarray::{s, Array4, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Axis};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs;
@@ -559,7 +559,15 @@ pub fn run_dctchop(
     let tmp = TempDir::new()?;
     let stem = tmp.0.join("data");
     let n = data.x.shape()[0];
-    let mut writer = container::Writer::create(&stem, spec, store, n, u64::MAX / 4, true, &[])?;
+    let mut writer = container::Writer::create(
+        &stem,
+        spec,
+        container::Payload::Float(store),
+        n,
+        u64::MAX / 4,
+        true,
+        &[],
+    )?;
     writer.push(y.view())?;
     let info = DatasetInfo {
         dtype: data.dtype,
@@ -567,14 +575,23 @@ pub fn run_dctchop(
         min: data.min,
         max: data.max,
     };
-    let shards = writer.finish(&info, &[])?;
+    // The decompress graph too, so the metadata (its digest) is what `compress` writes.
+    let graph_file = container::graph_path(&stem);
+    let graph = codec
+        .plan()
+        .model(crate::graph::Direction::Decompress, crate::DEFAULT_OPSET)?
+        .encode()?;
+    let shards = writer.finish(&info, &[(graph_file.clone(), graph)], Some(&graph_file))?;
     let mut stored_bytes = 0u64;
     for p in &shards {
         stored_bytes += fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
     }
     let c = container::open(&stem)?;
-    let parts: Vec<_> = (0..c.shards.len())
-        .map(|i| c.read_shard(i))
+    let parts: Vec<ArrayD<f32>> = (0..c.shards.len())
+        .map(|i| match c.read_shard(i)? {
+            container::ShardData::Float(a) => Ok(a),
+            container::ShardData::Codes(_) => unreachable!("a float container"),
+        })
         .collect::<Result<_>>()?;
     let views: Vec<ArrayViewD<'_, f32>> = parts.iter().map(|p| p.view()).collect();
     let back = ndarray::concatenate(Axis(0), &views).expect("shards of one layout");

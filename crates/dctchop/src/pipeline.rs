@@ -147,7 +147,7 @@ pub fn compress(
     let mut writer = container::Writer::create(
         &stem,
         &spec,
-        opts.store,
+        container::Payload::Float(opts.store),
         ds.n,
         opts.shard_bytes,
         opts.force,
@@ -207,7 +207,7 @@ pub fn compress(
         min: lo,
         max: hi,
     };
-    let shards = writer.finish(&info, &[(graph_file.clone(), graph)])?;
+    let shards = writer.finish(&info, &[(graph_file.clone(), graph)], Some(&graph_file))?;
     let file_bytes: u64 = shards
         .iter()
         .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
