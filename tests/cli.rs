@@ -150,6 +150,86 @@ fn bad_input_is_a_clear_error_not_a_panic() {
             vec!["export", "--cf", "4", "--res", "16384", "--tile", "full"],
             "--tile auto",
         ),
+        (
+            vec!["compress", "data/images/chelsea.png", "--quant", "0"],
+            "allowed are none, auto or a step > 0",
+        ),
+        (
+            vec!["compress", "data/images/chelsea.png", "--quant", "fine"],
+            "allowed are none, auto or a step > 0",
+        ),
+        (
+            vec![
+                "compress",
+                "data/images/chelsea.png",
+                "--target-ratio",
+                "10",
+                "--max-error",
+                "2",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "compress",
+                "data/images/chelsea.png",
+                "--store",
+                "f16",
+                "--quant",
+                "auto",
+            ],
+            "--quant none",
+        ),
+        (
+            vec![
+                "compress",
+                "data/images/chelsea.png",
+                "--quant",
+                "none",
+                "--code",
+                "i8",
+            ],
+            "--code",
+        ),
+        (
+            vec!["compress", "data/images/chelsea.png", "--zstd-level", "23"],
+            "zstd-level = 23",
+        ),
+        (
+            vec![
+                "compress",
+                "data/images/chelsea.png",
+                "--entropy",
+                "none",
+                "--zstd-level",
+                "3",
+            ],
+            "--zstd-level",
+        ),
+        (
+            vec!["compress", "data/images/chelsea.png", "--target-psnr=-3"],
+            "target-psnr = -3",
+        ),
+        (
+            vec![
+                "compress",
+                "data/images/chelsea.png",
+                "--target-ratio",
+                "0.5",
+            ],
+            "target-ratio = 0.5",
+        ),
+        (
+            vec![
+                "compress",
+                "data/images/chelsea.png",
+                "--target-ratio",
+                "10",
+                "--quant",
+                "2",
+            ],
+            "--quant 2",
+        ),
     ];
     for (mut args, want) in cases {
         args.extend(["-o", d]);

@@ -181,10 +181,12 @@ fn images_keep_original_units_and_channels() {
     assert_eq!(ds.shape(), [3, 3, h as usize, w as usize]);
 }
 
+/// Float coefficients (container v1): these tests size shards by coefficient bytes.
 fn opts(cf: usize, batch: usize) -> CompressOptions {
     CompressOptions {
         cf,
         batch,
+        quant: pipeline::QuantChoice::None,
         ..CompressOptions::default()
     }
 }
@@ -415,6 +417,8 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
         &s(&inp.join("ok.npy")),
         "-o",
         &s(&good),
+        "--quant",
+        "none",
         "--quiet",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -428,6 +432,39 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
     let last = flipped.len() - 5;
     flipped[last] ^= 0x40;
     std::fs::write(inp.join("flip.00000.safetensors"), &flipped).unwrap();
+    // Quantized containers (v2): zstd chunks and raw i8 codes, then damaged copies.
+    let goodq = inp.join("goodq");
+    let rawq = inp.join("rawq");
+    for (stem, extra) in [
+        (&goodq, vec![]),
+        (&rawq, vec!["--entropy", "none", "--code", "i8"]),
+    ] {
+        let (ok, st) = (s(&inp.join("ok.npy")), s(stem));
+        let mut args = vec!["compress", &ok, "-o", &st, "--quiet"];
+        args.extend(extra);
+        let o = dctchop(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let shardq = std::fs::read(container::shard_path(&goodq, 0)).unwrap();
+    let mut zflip = shardq.clone();
+    let mid = zflip.len() - 12;
+    zflip[mid] ^= 0x21;
+    std::fs::write(inp.join("zflip.00000.safetensors"), &zflip).unwrap();
+    let mut raw = std::fs::read(container::shard_path(&rawq, 0)).unwrap();
+    let last = raw.len() - 1;
+    raw[last] = 0x80; // i8::MIN: never written
+    std::fs::write(inp.join("range.00000.safetensors"), &raw).unwrap();
+    let hq = u64::from_le_bytes(shardq[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&shardq[8..8 + hq]).unwrap();
+    header["__metadata__"]["quant_step"] = "0.5".into();
+    let mut hb = serde_json::to_vec(&header).unwrap();
+    while !hb.len().is_multiple_of(8) {
+        hb.push(b' ');
+    }
+    let mut bad_step = (hb.len() as u64).to_le_bytes().to_vec();
+    bad_step.extend(&hb);
+    bad_step.extend(&shardq[8 + hq..]);
+    std::fs::write(inp.join("step.00000.safetensors"), &bad_step).unwrap();
     // Metadata that contradicts the spec: original_shape with 5 channels.
     let hlen = u64::from_le_bytes(shard[..8].try_into().unwrap()) as usize;
     let mut header: serde_json::Value = serde_json::from_slice(&shard[8..8 + hlen]).unwrap();
@@ -595,6 +632,48 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
                 s(&out.join("f.npy")),
             ],
             "checksum mismatch",
+        ),
+        (
+            "damaged zstd frame",
+            vec![
+                "decompress".into(),
+                i("zflip.00000.safetensors"),
+                "-o".into(),
+                s(&out.join("q.npy")),
+            ],
+            "damaged zstd frame",
+        ),
+        (
+            "code out of range",
+            vec![
+                "decompress".into(),
+                i("range.00000.safetensors"),
+                "-o".into(),
+                s(&out.join("q.npy")),
+            ],
+            "out of range",
+        ),
+        (
+            "step vs spec",
+            vec![
+                "decompress".into(),
+                i("step.00000.safetensors"),
+                "-o".into(),
+                s(&out.join("q.npy")),
+            ],
+            "quant_step",
+        ),
+        (
+            "unreachable target",
+            vec![
+                "compress".into(),
+                i("ok.npy"),
+                "-o".into(),
+                s(&out.join("q")),
+                "--target-psnr".into(),
+                "400".into(),
+            ],
+            "the closest is",
         ),
         (
             "metadata vs spec",

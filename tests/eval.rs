@@ -186,6 +186,7 @@ fn stored_ratio_is_original_bytes_over_container_file_size() {
         let opts = dctchop::pipeline::CompressOptions {
             cf: 3,
             store,
+            quant: dctchop::pipeline::QuantChoice::None,
             force: true,
             ..Default::default()
         };

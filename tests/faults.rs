@@ -76,6 +76,8 @@ fn signals_mid_run_leave_no_output() {
                     npy.to_str().unwrap(),
                     "-o",
                     target.to_str().unwrap(),
+                    "--quant",
+                    "none",
                     "--engine",
                     "reference",
                     "--batch",

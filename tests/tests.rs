@@ -16,3 +16,4 @@ mod math;
 mod native;
 mod ort_engine;
 mod quant;
+mod targets;

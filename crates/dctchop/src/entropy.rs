@@ -1,14 +1,16 @@
 //! The lossless stage of quantized containers: integer codes reordered so that values with like
 //! statistics sit together, then compressed with zstd.
 //!
-//! # Code order `freq-dcdelta-v1`
+//! # Code order `freq-dcdelta-zigzag-v1`
 //! A chunk holds the codes of `n` samples in the layout's order (`[n, C, plane]`, see
 //! [`Layout`]). Before zstd they are rewritten frequency-major: for each channel, for each kept
 //! coefficient `k` of a block (the layout's stored order), the codes of every block of every
 //! sample (sample by sample, blocks in raster order) follow each other. The DC plane (`k = 0`)
 //! is replaced by its differences to the previous DC in that sequence (the first against 0),
-//! computed with wrapping arithmetic in the code type, so decoding restores it exactly. 16-bit
-//! codes are then split into byte planes (all low bytes, then all high bytes).
+//! computed with wrapping arithmetic in the code type, so decoding restores it exactly. Every
+//! value is then zigzag-mapped in its own bits (0, -1, 1, -2, … → 0, 1, 2, 3, …) and 16-bit
+//! codes are split into byte planes (all low bytes, then all high bytes): small values of either
+//! sign leave a high-byte plane of zeros instead of a mix of 0x00 and 0xFF.
 //!
 //! Why: frequency planes have very different spreads (DC wide, high frequencies mostly 0), and
 //! zstd's literal coder adapts per block of input; grouping a plane lets it use one table per
@@ -21,7 +23,7 @@ use crate::layout::Layout;
 use crate::quant::CodeElem;
 
 /// The code order this module writes (recorded in the container metadata).
-pub const CODE_ORDER: &str = "freq-dcdelta-v1";
+pub const CODE_ORDER: &str = "freq-dcdelta-zigzag-v1";
 /// zstd levels accepted (1 fastest … 22 smallest).
 pub const LEVELS: std::ops::RangeInclusive<i32> = 1..=22;
 
@@ -93,6 +95,7 @@ impl ChunkCoder {
                             prev = v;
                             v = d;
                         }
+                        let v = v.zigzag();
                         for b in 0..T::CODE.bytes() {
                             self.bytes[b * count + pos] = v.byte(b);
                         }
@@ -145,7 +148,7 @@ impl ChunkCoder {
                         } else {
                             0
                         };
-                        let mut v = T::from_bytes(lo, hi);
+                        let mut v = T::from_bytes(lo, hi).unzigzag();
                         if k == 0 {
                             v = v.wrapping_add(prev);
                             prev = v;

@@ -48,6 +48,7 @@ pub mod plan;
 pub mod quant;
 pub mod spec;
 pub mod target;
+pub mod tune;
 
 pub use codec::Codec;
 pub use engine::{Device, EngineKind, EngineOptions};

@@ -4,19 +4,58 @@
 
 use ndarray::{Array4, Axis};
 use serde::Serialize;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::container::{self, DatasetInfo, Store};
+use crate::container::{self, DatasetInfo, Entropy, Store};
 use crate::error::{Error, Result};
 use crate::graph::Direction;
 use crate::input;
 use crate::input::SampleType;
 use crate::output::{Commit, CreatedDirs};
+use crate::quant::{CodeType, Quant};
 use crate::spec::Dtype;
 use crate::spec::{Spec, Tile, Variant};
+use crate::tune::{self, Choice, Probe, QualityTarget};
 use crate::{Codec, EngineOptions};
+
+/// Whether and how to quantize the coefficients.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuantChoice {
+    /// Float coefficients (container v1), stored as `store`.
+    None,
+    /// Integer codes with a step chosen from the first batch ([`crate::tune::auto`]).
+    Auto,
+    /// Integer codes with this step.
+    Step(f64),
+}
+
+impl std::str::FromStr for QuantChoice {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "none" => Ok(QuantChoice::None),
+            "auto" => Ok(QuantChoice::Auto),
+            _ => match s.parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => Ok(QuantChoice::Step(v)),
+                _ => Err(format!(
+                    "invalid quantization '{s}': allowed are none, auto or a step > 0"
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for QuantChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QuantChoice::None => f.write_str("none"),
+            QuantChoice::Auto => f.write_str("auto"),
+            QuantChoice::Step(v) => write!(f, "{v}"),
+        }
+    }
+}
 
 /// How to compress.
 #[derive(Clone, Debug)]
@@ -25,9 +64,21 @@ pub struct CompressOptions {
     pub block: usize,
     pub variant: Variant,
     pub tile: Tile,
-    /// Samples per graph run (capped at the dataset size).
+    /// Samples per graph run (capped at the dataset size); also the probe that `auto` and the
+    /// targets look at.
     pub batch: usize,
+    /// Element type of float coefficients (with `quant` = None).
     pub store: Store,
+    pub quant: QuantChoice,
+    /// Code type of quantized coefficients; None picks the smallest that holds the probe.
+    pub code: Option<CodeType>,
+    /// The lossless stage of quantized coefficients.
+    pub entropy: Entropy,
+    /// Choose CF, variant and step to meet this (needs `quant` = Auto).
+    pub target: Option<QualityTarget>,
+    /// The CFs and variants a target searches (empty: all, 1..=block and chop, triangle).
+    pub search_cfs: Vec<usize>,
+    pub search_variants: Vec<Variant>,
     /// Largest shard file in bytes (at least one sample per shard; see
     /// [`container::samples_per_shard`]).
     pub shard_bytes: u64,
@@ -46,12 +97,33 @@ impl Default for CompressOptions {
             tile: Tile::Auto,
             batch: 8,
             store: Dtype::F32,
+            quant: QuantChoice::Auto,
+            code: None,
+            entropy: Entropy::Zstd {
+                level: container::DEFAULT_ZSTD_LEVEL,
+            },
+            target: None,
+            search_cfs: Vec::new(),
+            search_variants: Vec::new(),
             shard_bytes: 1024 * 1_000_000,
             max_memory_mb: 4096,
             engine: EngineOptions::auto(),
             force: false,
         }
     }
+}
+
+/// The quantization `compress` used and how it was chosen.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuantReport {
+    pub step: f64,
+    pub code: CodeType,
+    /// "none" or "zstd (level N)".
+    pub entropy: String,
+    /// How the step (and with a target, CF and variant) was chosen, and on what.
+    pub choice: Choice,
+    /// Codes clamped to ±max over all of the data.
+    pub clamped: u64,
 }
 
 /// What `compress` did.
@@ -64,7 +136,11 @@ pub struct CompressReport {
     pub original_shape: [usize; 4],
     pub original_dtype: SampleType,
     pub original_bytes: u64,
-    /// Coefficient bytes in all shards (headers excluded).
+    pub cf: usize,
+    pub variant: Variant,
+    /// The quantization (None: float coefficients).
+    pub quant: Option<QuantReport>,
+    /// Coefficient bytes in all shards (after the entropy stage; headers excluded).
     pub payload_bytes: u64,
     /// Bytes of all shard files (headers included; the .onnx graph excluded).
     pub file_bytes: u64,
@@ -79,6 +155,13 @@ pub struct CompressReport {
     /// PSNR of the round trip (compress, store, decompress) in dB, peak = value_max - value_min
     /// (1 for constant data); computed in f64. None when the round trip is exact.
     pub psnr_db: Option<f64>,
+    /// Largest absolute error of the round trip over all of the data.
+    pub max_error: f64,
+    /// The target, and whether all of the data met it (PSNR, `stored_ratio`, max error).
+    pub target: Option<QualityTarget>,
+    pub target_met: Option<bool>,
+    /// What the user should know: clamped codes, a missed target, a raised step.
+    pub warnings: Vec<String>,
     pub seconds: f64,
     /// Original bytes per second, in MB/s.
     pub mb_per_s: f64,
@@ -91,6 +174,179 @@ pub fn estimate_batch_bytes(spec: &Spec, batch: usize) -> u64 {
     (batch * spec.channels * hp * wp) as u64 * 4 * 6
 }
 
+/// The error for non-finite values in `x` (samples from `start`), counting the rest of the input.
+fn non_finite(
+    ds: &input::Dataset,
+    reader: &mut input::Reader<'_>,
+    x: &Array4<f32>,
+    start: usize,
+    batch: usize,
+) -> Result<Option<Error>> {
+    let bad = x.iter().filter(|v| !v.is_finite()).count();
+    if bad == 0 {
+        return Ok(None);
+    }
+    let mut total = bad;
+    while let Some(rest) = reader.next_batch(batch)? {
+        total += rest.iter().filter(|v| !v.is_finite()).count();
+    }
+    let mut file = ds.file_of(start);
+    if let Some(i) = x
+        .outer_iter()
+        .position(|s| s.iter().any(|v| !v.is_finite()))
+    {
+        file = ds.file_of(start + i);
+    }
+    let whole = if ds.files().len() > 1 {
+        format!(" (counted over {})", ds.describe())
+    } else {
+        String::new()
+    };
+    Ok(Some(Error::invalid_input(
+        file,
+        format!(
+            "contains {total} non-finite values (NaN or Inf){whole}: not supported, replace them \
+             (e.g. numpy.nan_to_num) before compressing"
+        ),
+    )))
+}
+
+/// Check option combinations that do not depend on the data.
+fn check_options(opts: &CompressOptions) -> Result<()> {
+    if opts.batch == 0 {
+        return Err(Error::invalid_option("batch", 0, "an integer >= 1"));
+    }
+    if let Some(t) = opts.target {
+        t.validate()?;
+        if opts.quant != QuantChoice::Auto {
+            return Err(Error::invalid_option(
+                "quant",
+                opts.quant,
+                "auto with a target (the target chooses the step)",
+            ));
+        }
+    }
+    if let QuantChoice::Step(s) = opts.quant {
+        if !(s.is_finite() && s > 0.0) {
+            return Err(Error::invalid_option(
+                "quant",
+                s,
+                "none, auto or a step > 0",
+            ));
+        }
+    }
+    if let Entropy::Zstd { level } = opts.entropy {
+        if !crate::entropy::LEVELS.contains(&level) {
+            return Err(Error::invalid_option(
+                "zstd-level",
+                level,
+                format!(
+                    "{}..={}",
+                    crate::entropy::LEVELS.start(),
+                    crate::entropy::LEVELS.end()
+                ),
+            ));
+        }
+    }
+    if let (QuantChoice::None, Some(code)) = (opts.quant, opts.code) {
+        return Err(Error::invalid_option(
+            "code",
+            code,
+            "only with quantization (--quant auto or a step)",
+        ));
+    }
+    Ok(())
+}
+
+/// The spec of the data, quantized as `opts` asks: the user's step, the auto step or the target's
+/// choice, made on the probe `x` (the first batch).
+fn choose(
+    ds: &input::Dataset,
+    base: &Spec,
+    x: &Array4<f32>,
+    opts: &CompressOptions,
+) -> Result<(Spec, Option<Choice>)> {
+    let (lo, hi) = x
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+            (l.min(v as f64), h.max(v as f64))
+        });
+    let probe = Probe {
+        x: x.view(),
+        peak: if hi > lo { hi - lo } else { 1.0 },
+        original_sample_bytes: (ds.channels * ds.height * ds.width * ds.elem_bytes()) as f64,
+    };
+    let choice = match (opts.quant, opts.target) {
+        (QuantChoice::None, _) => return Ok((base.clone(), None)),
+        (_, Some(target)) => {
+            let all_cfs: Vec<usize> = (1..=base.block).collect();
+            let cfs = if opts.search_cfs.is_empty() {
+                &all_cfs
+            } else {
+                &opts.search_cfs
+            };
+            let variants = if opts.search_variants.is_empty() {
+                &[Variant::Chop, Variant::Triangle][..]
+            } else {
+                &opts.search_variants[..]
+            };
+            tune::search(
+                &probe,
+                base,
+                variants,
+                cfs,
+                target,
+                opts.code,
+                opts.entropy,
+                &opts.engine,
+            )?
+        }
+        (QuantChoice::Auto, None) => {
+            tune::auto(&probe, base, opts.code, opts.entropy, &opts.engine)?
+        }
+        (QuantChoice::Step(step), None) => {
+            let t0 = Instant::now();
+            // The probe's largest coefficient decides the code type when none is given.
+            let mut codec = Codec::new(base, &opts.engine)?;
+            let y = codec.compress(x.view())?;
+            let max_abs = y.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+            let code = match (opts.code, tune::code_for(max_abs, step)) {
+                (Some(c), _) => c,
+                (None, Some(c)) => c,
+                (None, None) => {
+                    return Err(Error::invalid_option(
+                        "quant",
+                        step,
+                        format!(
+                            "a step of at least {:.6}: with {step} the codes of the first batch \
+                             reach {:.0}, beyond int16 (32767)",
+                            max_abs * 1.05 / 32767.0,
+                            max_abs / step
+                        ),
+                    ))
+                }
+            };
+            Choice {
+                variant: base.variant,
+                cf: base.cf,
+                quant: Quant::uniform(code, step),
+                how: "step given".into(),
+                probe: None,
+                probe_samples: x.shape()[0],
+                trials: 0,
+                seconds: t0.elapsed().as_secs_f64(),
+                notes: Vec::new(),
+            }
+        }
+    };
+    let mut spec = base
+        .clone()
+        .with_variant(choice.variant)
+        .with_quant(choice.quant.clone());
+    spec.cf = choice.cf;
+    Ok((spec, Some(choice)))
+}
+
 /// Compress `inputs` into the container `out` (a stem: shards `out.NNNNN.safetensors`) and write
 /// the decompress graph `out.decompress.onnx` beside it. `progress(done, total)` is called after
 /// each batch.
@@ -101,24 +357,22 @@ pub fn compress(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<CompressReport> {
     let t0 = Instant::now();
+    check_options(opts)?;
     let ds = input::open(inputs)?;
     let stem = container::output_stem(out)?;
-    if opts.batch == 0 {
-        return Err(Error::invalid_option("batch", 0, "an integer >= 1"));
-    }
     let batch = opts.batch.min(ds.n);
-    let spec = Spec::new(ds.height, ds.width, opts.cf)
+    let base = Spec::new(ds.height, ds.width, opts.cf)
         .with_channels(ds.channels)
         .with_batch(batch)
         .with_block(opts.block)
         .with_variant(opts.variant)
         .with_tile(opts.tile);
     let at_input = |e: Error| Error::invalid_input(ds.file_of(0), format!("cannot compress: {e}"));
-    spec.validate().map_err(at_input)?;
+    base.validate().map_err(at_input)?;
     let cap = opts.max_memory_mb.saturating_mul(1_000_000);
-    let need = estimate_batch_bytes(&spec, batch);
+    let need = estimate_batch_bytes(&base, batch);
     if need > cap {
-        let one = estimate_batch_bytes(&spec, 1);
+        let one = estimate_batch_bytes(&base, 1);
         let fits = cap / one.max(1);
         let hint = if fits == 0 {
             "one sample alone is over the cap: raise --max-memory-mb".to_string()
@@ -138,67 +392,79 @@ pub fn compress(
             ),
         });
     }
+    // Refuse to overwrite before spending time on the data (the writer checks every shard).
+    let graph_file = container::graph_path(&stem);
+    crate::output::check_writable(&container::shard_path(&stem, 0), opts.force)?;
+    crate::output::check_writable(&graph_file, opts.force)?;
+
+    let mut reader = ds.reader()?;
+    let first = reader
+        .next_batch(batch)?
+        .ok_or_else(|| Error::invalid_input(ds.file_of(0), "holds no samples"))?;
+    if let Some(e) = non_finite(&ds, &mut reader, &first, 0, batch)? {
+        return Err(e);
+    }
+    let (spec, choice) = choose(&ds, &base, &first, opts).map_err(|e| match e {
+        Error::InvalidSpec { .. } => at_input(e),
+        // A target or step the data cannot meet: say which data.
+        Error::InvalidOption { .. } => Error::invalid_input(ds.file_of(0), e.to_string()),
+        e => e,
+    })?;
     let mut codec = Codec::new(&spec, &opts.engine).map_err(at_input)?;
     let graph = codec
         .plan()
         .model(Direction::Decompress, crate::DEFAULT_OPSET)?
         .encode()?;
-    let graph_file = container::graph_path(&stem);
+    let payload = container::Payload::for_spec(&spec, opts.store, opts.entropy);
     let mut writer = container::Writer::create(
         &stem,
         &spec,
-        container::Payload::Float(opts.store),
+        payload,
         ds.n,
         opts.shard_bytes,
         opts.force,
         std::slice::from_ref(&graph_file),
     )?;
-    let mut reader = ds.reader()?;
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    let mut sse = 0f64;
-    while let Some(x) = reader.next_batch(batch)? {
-        let start = reader.position() - x.shape()[0];
-        let bad = x.iter().filter(|v| !v.is_finite()).count();
-        if bad > 0 {
-            let mut total = bad;
-            while let Some(rest) = reader.next_batch(batch)? {
-                total += rest.iter().filter(|v| !v.is_finite()).count();
-            }
-            let mut file = ds.file_of(start);
-            if let Some(i) = x
-                .outer_iter()
-                .position(|s| s.iter().any(|v| !v.is_finite()))
-            {
-                file = ds.file_of(start + i);
-            }
-            let whole = if ds.files().len() > 1 {
-                format!(" (counted over {})", ds.describe())
-            } else {
-                String::new()
-            };
-            return Err(Error::invalid_input(
-                file,
-                format!(
-                    "contains {total} non-finite values (NaN or Inf){whole}: not supported, \
-                     replace them (e.g. numpy.nan_to_num) before compressing"
-                ),
-            ));
-        }
+    let (mut sse, mut worst) = (0f64, 0f64);
+    let mut clamped_total = 0u64;
+    let mut next = Some(first);
+    loop {
+        let x = match next.take() {
+            Some(x) => x,
+            None => match reader.next_batch(batch)? {
+                Some(x) => {
+                    let start = reader.position() - x.shape()[0];
+                    if let Some(e) = non_finite(&ds, &mut reader, &x, start, batch)? {
+                        return Err(e);
+                    }
+                    x
+                }
+                None => break,
+            },
+        };
         for &v in x.iter() {
             lo = lo.min(v as f64);
             hi = hi.max(v as f64);
         }
-        let mut y = codec.compress(x.view())?;
-        if opts.store == Dtype::F16 {
-            y.mapv_inplace(|v| half::f16::from_f32(v).to_f32());
+        let back = if spec.is_quantized() {
+            let (codes, clamped) = codec.compress_codes(x.view())?;
+            clamped_total += clamped as u64;
+            writer.push_codes(codes.view(), clamped as u64)?;
+            codec.decompress_codes(codes.view())?
+        } else {
+            let mut y = codec.compress(x.view())?;
+            if opts.store == Dtype::F16 {
+                y.mapv_inplace(|v| half::f16::from_f32(v).to_f32());
+            }
+            writer.push(y.view())?;
+            codec.decompress(y.view())?
+        };
+        for (&a, &b) in x.iter().zip(back.iter()) {
+            let d = (a as f64 - b as f64).abs();
+            sse += d * d;
+            worst = worst.max(d);
         }
-        writer.push(y.view())?;
-        let back = codec.decompress(y.view())?;
-        sse += x
-            .iter()
-            .zip(back.iter())
-            .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-            .sum::<f64>();
         progress(reader.position(), ds.n);
     }
     let info = DatasetInfo {
@@ -208,17 +474,50 @@ pub fn compress(
         max: hi,
     };
     let shards = writer.finish(&info, &[(graph_file.clone(), graph)], Some(&graph_file))?;
-    let file_bytes: u64 = shards
-        .iter()
-        .map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .sum();
+    let c = container::open(&stem)?;
+    let payload_bytes: u64 = c.headers.iter().map(|h| h.data_len).sum();
+    let file_bytes = c.file_bytes()?;
     let elems = ds.shape().iter().product::<usize>() as u64;
     let original_bytes = elems * ds.elem_bytes() as u64;
-    let payload_bytes =
-        (ds.n * spec.compressed_shape()[1..].iter().product::<usize>() * opts.store.bytes()) as u64;
     let mse = sse / elems as f64;
     let peak = if hi > lo { hi - lo } else { 1.0 };
     let psnr_db = (mse > 0.0).then(|| 10.0 * (peak * peak / mse).log10());
+    let stored_ratio = original_bytes as f64 / payload_bytes.max(1) as f64;
+    let mut warnings = Vec::new();
+    if clamped_total > 0 {
+        let kept = (ds.n * spec.compressed_shape()[1..].iter().product::<usize>()) as f64;
+        warnings.push(format!(
+            "{clamped_total} codes ({:.4}%) were clamped to +-{} (values larger than the first \
+             batch's): pass a larger --quant step or --code i16",
+            100.0 * clamped_total as f64 / kept,
+            spec.quant.as_ref().map_or(0, |q| q.code.max())
+        ));
+    }
+    let target_met = opts
+        .target
+        .map(|t| t.met(psnr_db.unwrap_or(f64::INFINITY), stored_ratio, worst));
+    if let (Some(t), Some(false)) = (opts.target, target_met) {
+        let probe = choice.as_ref().map_or(0, |c| c.probe_samples);
+        warnings.push(format!(
+            "the whole dataset misses the target {t}: PSNR {}, ratio {stored_ratio:.3}, max \
+             error {worst:.6} (the choice was made on the first {probe} sample(s)); compress \
+             again with a stricter target or a larger --batch",
+            psnr_db.map_or("inf".to_string(), |p| format!("{p:.2} dB"))
+        ));
+    }
+    if let Some(ch) = &choice {
+        warnings.extend(ch.notes.iter().cloned());
+    }
+    let quant = match (&spec.quant, choice) {
+        (Some(q), Some(choice)) => Some(QuantReport {
+            step: q.step,
+            code: q.code,
+            entropy: opts.entropy.to_string(),
+            choice,
+            clamped: clamped_total,
+        }),
+        _ => None,
+    };
     let seconds = t0.elapsed().as_secs_f64();
     Ok(CompressReport {
         input: ds.describe(),
@@ -228,14 +527,21 @@ pub fn compress(
         original_shape: ds.shape(),
         original_dtype: ds.dtype,
         original_bytes,
+        cf: spec.cf,
+        variant: spec.variant,
+        quant,
         payload_bytes,
         file_bytes,
         coefficient_ratio: spec.compression_ratio(),
-        stored_ratio: original_bytes as f64 / payload_bytes as f64,
+        stored_ratio,
         file_ratio: original_bytes as f64 / file_bytes as f64,
         value_min: lo,
         value_max: hi,
         psnr_db,
+        max_error: worst,
+        target: opts.target,
+        target_met,
+        warnings,
         seconds,
         mb_per_s: original_bytes as f64 / 1e6 / seconds.max(1e-9),
     })

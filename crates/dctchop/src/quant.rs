@@ -312,6 +312,10 @@ pub trait CodeElem: Copy + Default + Send + Sync + fmt::Debug + 'static + privat
     /// Two's-complement arithmetic that wraps (the entropy stage's differences).
     fn wrapping_sub(self, other: Self) -> Self;
     fn wrapping_add(self, other: Self) -> Self;
+    /// Zigzag map (0, -1, 1, -2, ... → 0, 1, 2, 3, ...) kept in the same bits, so small
+    /// magnitudes of either sign have zero high bits; [`CodeElem::unzigzag`] inverts it.
+    fn zigzag(self) -> Self;
+    fn unzigzag(self) -> Self;
     /// Byte `b` (0 = least significant) of the two's-complement value.
     fn byte(self, b: usize) -> u8;
     /// The value of little-endian bytes (`hi` ignored for one-byte codes).
@@ -344,6 +348,13 @@ impl CodeElem for i8 {
     fn wrapping_add(self, other: Self) -> Self {
         i8::wrapping_add(self, other)
     }
+    fn zigzag(self) -> Self {
+        self.wrapping_shl(1) ^ (self >> 7)
+    }
+    fn unzigzag(self) -> Self {
+        let u = self as u8;
+        ((u >> 1) as i8) ^ -((u & 1) as i8)
+    }
     fn byte(self, _: usize) -> u8 {
         self as u8
     }
@@ -371,6 +382,13 @@ impl CodeElem for i16 {
     }
     fn wrapping_add(self, other: Self) -> Self {
         i16::wrapping_add(self, other)
+    }
+    fn zigzag(self) -> Self {
+        self.wrapping_shl(1) ^ (self >> 15)
+    }
+    fn unzigzag(self) -> Self {
+        let u = self as u16;
+        ((u >> 1) as i16) ^ -((u & 1) as i16)
     }
     fn byte(self, b: usize) -> u8 {
         self.to_le_bytes()[b]

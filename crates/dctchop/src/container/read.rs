@@ -178,10 +178,12 @@ impl ShardReader {
                 entropy: Entropy::None,
             } => {
                 self.read_bytes(k * per * code.bytes())?;
-                ShardData::Codes(match code {
+                let codes = match code {
                     CodeType::I8 => Codes::I8(raw_codes::<i8>(&self.bytes, &shape)),
                     CodeType::I16 => Codes::I16(raw_codes::<i16>(&self.bytes, &shape)),
-                })
+                };
+                check_range(&codes, &self.path)?;
+                ShardData::Codes(codes)
             }
             Payload::Codes { .. } => self.take_chunked(k)?,
         };
@@ -245,6 +247,7 @@ impl ShardReader {
             CodeType::I16 => Codes::I16(decode(coder, &bytes, n, count, &shape, &self.path)?),
         };
         self.bytes = bytes;
+        check_range(&codes, &self.path)?;
         Ok(ShardData::Codes(codes))
     }
 
@@ -281,6 +284,26 @@ fn raw_codes<T: CodeElem>(bytes: &[u8], shape: &[usize]) -> ArrayD<T> {
         .map(|c| T::from_bytes(c[0], if w == 2 { c[1] } else { 0 }))
         .collect();
     ArrayD::from_shape_vec(IxDyn(shape), v).expect("sizes")
+}
+
+/// Codes are symmetric (`-max..=max`): the one value beyond, `i8::MIN` or `i16::MIN`, is never
+/// written, so it means damage.
+fn check_range(codes: &Codes, path: &Path) -> Result<()> {
+    let (bad, code) = match codes {
+        Codes::I8(a) => (a.iter().filter(|&&v| v == i8::MIN).count(), CodeType::I8),
+        Codes::I16(a) => (a.iter().filter(|&&v| v == i16::MIN).count(), CodeType::I16),
+    };
+    if bad > 0 {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "holds {bad} codes out of range: {code} codes are -{m}..={m}, the file has -{}",
+                code.max() + 1,
+                m = code.max()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Iterator over a container's samples, decompressed in batches by one compiled
