@@ -676,6 +676,16 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
             "the closest is",
         ),
         (
+            "inspect checks the checksum",
+            vec!["inspect".into(), i("flip.00000.safetensors")],
+            "checksum mismatch",
+        ),
+        (
+            "inspect checks zstd frames",
+            vec!["inspect".into(), i("zflip.00000.safetensors")],
+            "damaged zstd frame",
+        ),
+        (
             "metadata vs spec",
             vec![
                 "decompress".into(),

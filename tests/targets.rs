@@ -201,6 +201,23 @@ fn stored_codes_follow_the_rounding_rule_on_a_naive_dct_and_decompress_to_the_re
             }
         }
         let q = rep.quant.as_ref().unwrap();
+        let o = common::dctchop(&["inspect", stem.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let entropy = match entropy {
+            Entropy::None => "entropy none".to_string(),
+            Entropy::Zstd { level } => format!("entropy zstd (level {level})"),
+        };
+        for want in [
+            format!(
+                "integer codes ({code}), {} bits, step 3.7, {entropy}",
+                code.bits()
+            ),
+            format!("{variant} CF 3"),
+            "checksums:    verified".into(),
+        ] {
+            assert!(text.contains(&want), "{want} not in {text}");
+        }
         assert_eq!(q.code, code);
         assert_eq!(q.step, step);
         assert_eq!(q.clamped, clamped, "{variant} {code}");

@@ -14,6 +14,9 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// For a container: skip reading every payload to check its checksums (and zstd frames).
+    #[arg(long)]
+    no_verify: bool,
 }
 
 pub fn run(a: InspectArgs) -> Result<()> {
@@ -100,21 +103,98 @@ fn graph_text(info: &GraphInfo) -> Result<String> {
 }
 
 fn container_text(a: &InspectArgs) -> Result<String> {
+    use dctchop::container::{Entropy, Payload};
     let c = dctchop::container::open(&a.file)?;
-    let meta: std::collections::BTreeMap<_, _> = c.header.raw.iter().collect();
+    if !a.no_verify {
+        c.verify()?;
+    }
+    let h = &c.header;
+    let meta: std::collections::BTreeMap<_, _> = h.raw.iter().collect();
+    let file_bytes = c.file_bytes()?;
+    let payload_bytes: u64 = c.headers.iter().map(|h| h.data_len).sum();
+    let original = h.info.original_bytes();
+    let clamped: u64 = c.headers.iter().map(|h| h.clamped).sum();
+    let (payload, bits, step, entropy, level) = match h.payload {
+        Payload::Float(d) => (
+            format!("float coefficients ({d})"),
+            d.bytes() * 8,
+            None,
+            "none",
+            None,
+        ),
+        Payload::Codes { code, entropy } => {
+            let (e, l) = match entropy {
+                Entropy::None => ("none", None),
+                Entropy::Zstd { level } => ("zstd", Some(level)),
+            };
+            let step = h.spec.quant.as_ref().map(|q| q.step);
+            (format!("integer codes ({code})"), code.bits(), step, e, l)
+        }
+    };
+    let summary = serde_json::json!({
+        "samples": c.len(),
+        "shards": c.shards.len(),
+        "payload": payload,
+        "bits": bits,
+        "quant_step": step,
+        "entropy": entropy,
+        "zstd_level": level,
+        "clamped": clamped,
+        "original_bytes": original,
+        "payload_bytes": payload_bytes,
+        "file_bytes": file_bytes,
+        "ratio_on_disk": original as f64 / file_bytes.max(1) as f64,
+        "stored_ratio": original as f64 / payload_bytes.max(1) as f64,
+        "coefficient_ratio": h.spec.compression_ratio(),
+        "checksums": if a.no_verify { "not checked" } else { "verified" },
+    });
     if a.json {
         let v = serde_json::json!({
             "container": c.stem,
             "shards": c.shards,
+            "summary": summary,
             "metadata": meta,
         });
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let mut t = format!(
-        "container {} ({} shard(s))\n",
+        "container {} ({} shard(s), {} samples of {:?} {})\n",
         c.stem.display(),
-        c.shards.len()
+        c.shards.len(),
+        c.len(),
+        h.info.shape,
+        h.info.dtype
     );
+    t += &format!(
+        "  stored:       {payload}, {bits} bits{}, entropy {entropy}{}\n",
+        step.map_or(String::new(), |s| format!(", step {s}")),
+        level.map_or(String::new(), |l| format!(" (level {l})")),
+    );
+    t += &format!(
+        "  spec:         {} CF {}, block {}\n",
+        h.spec.variant, h.spec.cf, h.spec.block
+    );
+    t += &format!(
+        "  ratio:        {:.3} on disk ({} of {} bytes; payload alone {:.3}), coefficient ratio \
+         {:.3}\n",
+        original as f64 / file_bytes.max(1) as f64,
+        file_bytes,
+        original,
+        original as f64 / payload_bytes.max(1) as f64,
+        h.spec.compression_ratio()
+    );
+    if matches!(h.payload, Payload::Codes { .. }) {
+        t += &format!("  clamped:      {clamped} codes\n");
+    }
+    t += &format!(
+        "  checksums:    {}\n",
+        if a.no_verify {
+            "not checked (--no-verify)"
+        } else {
+            "verified (every shard's CRC and zstd frame)"
+        }
+    );
+    t += "metadata (shard 0):\n";
     for (k, v) in meta {
         t += &format!("  {k}: {v}\n");
     }
