@@ -5,6 +5,7 @@ use crate::common;
 use common::dctchop;
 use dctchop::container::Store;
 use dctchop::eval::{self, Data, EvalOptions, Target};
+use dctchop::pipeline::QuantChoice;
 use dctchop::{EngineOptions, Variant};
 use ndarray::{Array2, Array3, Array4};
 use std::path::PathBuf;
@@ -78,6 +79,7 @@ fn identical_data_has_infinite_psnr_and_ssim_one() {
         cf: None,
         block: None,
         store: None,
+        quant: None,
         param: None,
         matched_to: None,
         coefficient_ratio: None,
@@ -216,6 +218,8 @@ fn target_psnr_picks_the_highest_ratio_that_meets_it() {
         stores: vec![Store::F32, Store::F16],
         repeats: 1,
         baselines: false,
+        quants: vec![QuantChoice::None],
+        envelope: false,
         ..Default::default()
     };
     let (report, _) = eval::evaluate(std::slice::from_ref(&d), &opts, &mut |_| {}).unwrap();
@@ -284,6 +288,9 @@ fn cf_lists_parse() {
             "--repeats",
             "1",
             "--no-baselines",
+            "--quant",
+            "none",
+            "--no-envelope",
             "--json",
             "--force",
             "-o",
@@ -369,7 +376,14 @@ fn cli_runs_on_the_sample_images() {
             .iter()
             .filter(|r| r["dataset"] == name && r["sample"].is_null())
             .collect();
-        assert_eq!(rows.iter().filter(|r| r["method"] == "dctchop").count(), 2);
+        // Float and auto-quantized rows per CF (2 each), plus envelope curve points.
+        let dct = |curve: bool| {
+            rows.iter()
+                .filter(|r| r["method"] == "dctchop" && r["curve"] == curve)
+                .count()
+        };
+        assert_eq!(dct(false), 4);
+        assert!(dct(true) >= 1, "envelope points");
         for m in &methods {
             let of = |curve: bool| {
                 rows.iter()
@@ -378,7 +392,7 @@ fn cli_runs_on_the_sample_images() {
             };
             assert_eq!(
                 of(false),
-                2,
+                4,
                 "{m}: one matched row per dctchop configuration"
             );
             assert!(of(true) >= 2, "{m}: curve rows");
@@ -496,24 +510,15 @@ fn bad_input_is_a_clear_error() {
 }
 
 #[test]
-fn downstream_task_runs_and_compression_costs_little_accuracy() {
-    let images = common::sample_images();
-    let opts = EvalOptions {
-        cfs: vec![4],
-        variants: vec![Variant::Chop],
-        ..Default::default()
-    };
-    let r = eval::downstream::run(&images, &opts).unwrap();
-    assert_eq!(r.rows.len(), 2);
-    assert_eq!(r.images.len(), 5);
-    assert!(r.train_patches > 1000 && r.test_patches > 300);
-    let (orig, cf4) = (&r.rows[0], &r.rows[1]);
-    assert_eq!(orig.training_data, "original");
-    // Five classes: chance is at most the largest class share; the model must beat it clearly.
-    assert!(orig.test_accuracy > 0.5, "{}", orig.test_accuracy);
-    assert!((cf4.accuracy_change - (cf4.test_accuracy - orig.test_accuracy)).abs() < 1e-12);
-    assert!(cf4.accuracy_change.abs() < 0.1, "{}", cf4.accuracy_change);
-    assert!(cf4.train_psnr_db.unwrap() > 30.0);
+fn eval_downstream_is_retired_and_points_to_the_training_harness() {
+    let o = common::dctchop(&["eval", "--downstream"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("retired") && err.contains("downstream/run.py"),
+        "{err}"
+    );
 }
 
 #[cfg(feature = "zfp")]
@@ -634,6 +639,8 @@ fn every_baseline_has_a_monotone_curve_and_matched_rows() {
         variants: vec![Variant::Chop],
         repeats: 1,
         curve_points: 8,
+        quants: vec![QuantChoice::None],
+        envelope: false,
         ..Default::default()
     };
     let (report, _) = eval::evaluate(std::slice::from_ref(&d), &opts, &mut |_| {}).unwrap();
@@ -868,4 +875,84 @@ fn zfp_fixed_accuracy_meets_its_tolerance_and_matches_the_ratio() {
         let row = &eval::rows_of(&d, &o)[0];
         assert!(row.max_abs_error <= tol && row.method == "zfp-accuracy");
     }
+}
+
+#[test]
+fn quantized_rows_and_the_envelope_curve() {
+    let d = data("q", synthetic(2, 3, 64, 96), "uint8");
+    let opts = EvalOptions {
+        cfs: vec![2, 4],
+        variants: vec![Variant::Chop, Variant::Triangle],
+        baselines: false,
+        curve_points: 4,
+        repeats: 1,
+        ..Default::default()
+    };
+    let (report, _) = eval::evaluate(std::slice::from_ref(&d), &opts, &mut |_| {}).unwrap();
+    let agg = |r: &&eval::Row| r.sample.is_none();
+    for variant in ["chop", "triangle"] {
+        for cf in [2, 4] {
+            let of = |q: Option<&str>| {
+                report
+                    .rows
+                    .iter()
+                    .filter(agg)
+                    .find(|r| {
+                        r.variant.as_deref() == Some(variant)
+                            && r.cf == Some(cf)
+                            && r.quant.as_deref() == q
+                            && !r.curve
+                    })
+                    .unwrap_or_else(|| panic!("{variant} cf{cf} {q:?}"))
+            };
+            let (float, auto) = (of(None), of(Some("auto")));
+            // auto: far smaller on disk at most ~0.5 dB below the float coefficients.
+            assert!(
+                auto.ratio > 4.0 * float.ratio,
+                "{variant} cf{cf}: {} vs {}",
+                auto.ratio,
+                float.ratio
+            );
+            assert!(float.psnr_db - auto.psnr_db <= 0.5, "{variant} cf{cf}");
+            assert!(auto.param.unwrap() > 0.0 && auto.store.is_none());
+            assert!(eval::curve_label(auto).ends_with("q-auto"));
+        }
+    }
+    // The envelope: curve rows, one label, ratios that reach at least the grid's targets, and
+    // no envelope point worse than a fixed auto configuration at a higher ratio.
+    let env: Vec<&eval::Row> = report
+        .rows
+        .iter()
+        .filter(agg)
+        .filter(|r| r.quant.as_deref() == Some("envelope"))
+        .collect();
+    assert!(env.len() >= 2, "{}", env.len());
+    assert!(env
+        .iter()
+        .all(|r| r.curve && eval::curve_label(r) == "dctchop b8 q-envelope"));
+    for a in report
+        .rows
+        .iter()
+        .filter(agg)
+        .filter(|r| r.quant.as_deref() == Some("auto"))
+    {
+        for e in &env {
+            if a.ratio < e.ratio {
+                continue;
+            }
+            // `a` stores at least as small as the envelope point: it must not be much better.
+            assert!(
+                e.psnr_db >= a.psnr_db - 0.3,
+                "envelope {} ({:.2}x, {:.2} dB) vs {} ({:.2}x, {:.2} dB)",
+                e.config,
+                e.ratio,
+                e.psnr_db,
+                a.config,
+                a.ratio,
+                a.psnr_db
+            );
+        }
+    }
+    let csv = eval::to_csv(&report.rows);
+    assert!(csv.lines().next().unwrap().contains(",store,quant,param,"));
 }

@@ -10,6 +10,7 @@ use crate::plot;
 use dctchop::container::Store;
 use dctchop::eval::{self, opt, Data, ErrorMapSample, EvalOptions, Report, Target};
 use dctchop::output::write_all_atomic;
+use dctchop::pipeline::QuantChoice;
 use dctchop::{EngineKind, EngineOptions, Variant};
 
 /// A CF list: `4`, `2,4,6` or a range `2..7` (inclusive).
@@ -86,17 +87,29 @@ pub struct EvalArgs {
     /// min(1.5, dctchop's) to max(100, dctchop's); 0: only the points matched to dctchop.
     #[arg(long, default_value_t = 10)]
     pub curve_points: usize,
-    /// Run the downstream-accuracy task instead (patch classification on the images in DIR,
-    /// default data/images): train on original vs round-tripped data per CF.
-    #[arg(long)]
+    /// Retired: the downstream evaluation trains real denoisers with downstream/run.py (see
+    /// docs/downstream.md); this flag only says so.
+    #[arg(long, hide = true)]
     pub downstream: bool,
-    /// Images directory of the downstream task.
-    #[arg(long, default_value = "data/images")]
-    pub downstream_dir: PathBuf,
+    /// dctchop quantizations to evaluate (comma list): none (float coefficients, per --store),
+    /// auto, or a step.
+    #[arg(long, value_delimiter = ',', default_value = "none,auto")]
+    pub quant: Vec<QuantChoice>,
+    /// Skip dctchop's envelope curve (the best quantized variant, CF and step per target ratio,
+    /// as `compress --target-ratio` chooses).
+    #[arg(long)]
+    pub no_envelope: bool,
 }
 
 /// Run `dctchop eval`.
 pub fn run(a: EvalArgs) -> Result<()> {
+    if a.downstream {
+        bail!(
+            "eval --downstream (a logistic-regression smoke test) is retired: downstream accuracy \
+             is measured by training denoisers on compressed data, `PY=$(downstream/setup.sh) && \
+             $PY downstream/run.py` (see docs/downstream.md)"
+        );
+    }
     let target = match (a.target_psnr, a.max_error) {
         (Some(p), _) => Some(Target::MinPsnr(p)),
         (None, Some(e)) => Some(Target::MaxError(e)),
@@ -113,6 +126,8 @@ pub fn run(a: EvalArgs) -> Result<()> {
         variants: a.variant.clone(),
         blocks: a.block.clone(),
         stores: a.store.clone(),
+        quants: a.quant.clone(),
+        envelope: !a.no_envelope,
         engine: EngineOptions::default().with_kind(a.engine),
         batch: a.batch,
         repeats: a.repeats,
@@ -123,21 +138,6 @@ pub fn run(a: EvalArgs) -> Result<()> {
     eval::validate(&opts)?;
     let out = a.out.clone().unwrap_or_else(default_out_dir);
     dctchop::output::check_dir_writable(&out, a.force)?;
-    if a.downstream {
-        let report = eval::downstream::run(&a.downstream_dir, &opts)?;
-        let text = eval::downstream::to_text(&report);
-        std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
-        let path = out.join("downstream.json");
-        let json = serde_json::to_string_pretty(&report)?;
-        write_all_atomic(&[(&path, json.as_bytes())], true)?;
-        if a.json {
-            println!("{json}");
-        } else {
-            print!("{text}");
-            println!("wrote {}", path.display());
-        }
-        return Ok(());
-    }
     let sets = eval::datasets(&a.data)?;
     let data: Vec<Data> = sets
         .iter()

@@ -23,7 +23,7 @@
 //! configuration), and swept over a grid of target ratios ([`search::ratio_grid`]) spanning the
 //! dctchop rows and 1.5..100, giving its rate–distortion **curve** (rows with `curve` = true).
 
-use ndarray::{s, Array4, ArrayD, ArrayView2, ArrayView3, ArrayViewD, Axis};
+use ndarray::{s, Array4, ArrayView2, ArrayView3};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs;
@@ -34,11 +34,11 @@ use crate::container::{self, DatasetInfo, Store};
 use crate::error::{Error, Result};
 use crate::input;
 use crate::input::SampleType;
+use crate::pipeline::QuantChoice;
 use crate::spec::Dtype;
 use crate::spec::{Spec, Variant};
 use crate::{Codec, EngineOptions};
 
-pub mod downstream;
 pub mod search;
 #[cfg(feature = "sz3")]
 pub mod sz3;
@@ -60,7 +60,12 @@ pub struct EvalOptions {
     pub cfs: Vec<usize>,
     pub variants: Vec<Variant>,
     pub blocks: Vec<usize>,
+    /// Float stores apply to `QuantChoice::None`; `Auto` and steps are quantized rows.
     pub stores: Vec<Store>,
+    pub quants: Vec<QuantChoice>,
+    /// dctchop's own rate–distortion curve: for each ratio of the baselines' grid, the best
+    /// quantized configuration (variant, CF, step) that `compress --target-ratio` would choose.
+    pub envelope: bool,
     pub engine: EngineOptions,
     /// Samples per graph run.
     pub batch: usize,
@@ -80,6 +85,8 @@ impl Default for EvalOptions {
             variants: vec![Variant::Chop, Variant::Triangle],
             blocks: vec![8],
             stores: vec![Dtype::F32],
+            quants: vec![QuantChoice::None, QuantChoice::Auto],
+            envelope: true,
             engine: EngineOptions::auto(),
             batch: 8,
             repeats: 3,
@@ -114,6 +121,9 @@ pub struct Row {
     pub cf: Option<usize>,
     pub block: Option<usize>,
     pub store: Option<String>,
+    /// dctchop's quantization: `auto`, `step` or `envelope` (a point of the target-ratio
+    /// envelope); None for float coefficients and baselines.
+    pub quant: Option<String>,
     /// JPEG quality, ZFP rate (bits per value), ZFP tolerance or SZ3 absolute error bound.
     pub param: Option<f64>,
     /// For baselines: the dctchop configuration whose ratio they were matched to.
@@ -418,6 +428,8 @@ pub struct Outcome {
     pub cf: Option<usize>,
     pub block: Option<usize>,
     pub store: Option<Store>,
+    /// dctchop's quantization: "auto" (or a step), "envelope"; None for float coefficients.
+    pub quant: Option<String>,
     pub param: Option<f64>,
     pub matched_to: Option<String>,
     pub coefficient_ratio: Option<f64>,
@@ -445,6 +457,7 @@ pub fn rows_of(data: &Data, o: &Outcome) -> Vec<Row> {
         cf: o.cf,
         block: o.block,
         store: o.store.map(|s| s.to_string()),
+        quant: o.quant.clone(),
         param: o.param,
         matched_to: o.matched_to.clone(),
         curve: false,
@@ -534,7 +547,9 @@ pub fn spec_for(
 }
 
 /// Compress `data` with one dctchop configuration through a real container in a temporary
-/// directory; times are medians over `repeats` runs of the codec on the in-memory data.
+/// directory; times are medians over `repeats` runs of the codec on the in-memory data. A
+/// quantized spec is stored as entropy-coded codes (zstd at the default level) and its compress
+/// time includes the host rounding; `store` applies to float coefficients only.
 pub fn run_dctchop(
     data: &Data,
     spec: &Spec,
@@ -543,32 +558,38 @@ pub fn run_dctchop(
     repeats: usize,
 ) -> Result<Outcome> {
     let mut codec = Codec::new(spec, engine)?;
-    let mut times = Vec::new();
-    let mut y = None;
-    for _ in 0..repeats.max(1) {
-        let t = Instant::now();
-        let out = codec.compress(data.x.view())?;
-        times.push(t.elapsed().as_secs_f64());
-        y = Some(out);
-    }
-    let mut y = y.expect("at least one run");
-    let compress_s = crate::bench::median(&times);
-    if store == Dtype::F16 {
-        y.mapv_inplace(|v| half::f16::from_f32(v).to_f32());
-    }
+    let n = data.x.shape()[0];
     let tmp = TempDir::new()?;
     let stem = tmp.0.join("data");
-    let n = data.x.shape()[0];
-    let mut writer = container::Writer::create(
-        &stem,
-        spec,
-        container::Payload::Float(store),
-        n,
-        u64::MAX / 4,
-        true,
-        &[],
-    )?;
-    writer.push(y.view())?;
+    let entropy = container::Entropy::Zstd {
+        level: container::DEFAULT_ZSTD_LEVEL,
+    };
+    let payload = container::Payload::for_spec(spec, store, entropy);
+    let mut writer = container::Writer::create(&stem, spec, payload, n, u64::MAX / 4, true, &[])?;
+    let mut times = Vec::new();
+    if spec.is_quantized() {
+        let mut out = None;
+        for _ in 0..repeats.max(1) {
+            let t = Instant::now();
+            out = Some(codec.compress_codes(data.x.view())?);
+            times.push(t.elapsed().as_secs_f64());
+        }
+        let (codes, clamped) = out.expect("at least one run");
+        writer.push_codes(codes.view(), clamped as u64)?;
+    } else {
+        let mut y = None;
+        for _ in 0..repeats.max(1) {
+            let t = Instant::now();
+            y = Some(codec.compress(data.x.view())?);
+            times.push(t.elapsed().as_secs_f64());
+        }
+        let mut y = y.expect("at least one run");
+        if store == Dtype::F16 {
+            y.mapv_inplace(|v| half::f16::from_f32(v).to_f32());
+        }
+        writer.push(y.view())?;
+    }
+    let compress_s = crate::bench::median(&times);
     let info = DatasetInfo {
         dtype: data.dtype,
         shape: [n, data.x.shape()[1], data.x.shape()[2], data.x.shape()[3]],
@@ -586,31 +607,45 @@ pub fn run_dctchop(
     for p in &shards {
         stored_bytes += fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
     }
+    // Decompression times what a reader does: read (and entropy-decode) the shards, then run.
     let c = container::open(&stem)?;
-    let parts: Vec<ArrayD<f32>> = (0..c.shards.len())
-        .map(|i| match c.read_shard(i)? {
-            container::ShardData::Float(a) => Ok(a),
-            container::ShardData::Codes(_) => unreachable!("a float container"),
-        })
-        .collect::<Result<_>>()?;
-    let views: Vec<ArrayViewD<'_, f32>> = parts.iter().map(|p| p.view()).collect();
-    let back = ndarray::concatenate(Axis(0), &views).expect("shards of one layout");
     let mut times = Vec::new();
     let mut recon = None;
     for _ in 0..repeats.max(1) {
         let t = Instant::now();
-        let out = codec.decompress(back.view())?;
+        let parts = (0..c.shards.len())
+            .map(|i| c.read_shard(i))
+            .collect::<Result<Vec<_>>>()?;
+        let stored = container::ShardData::concat(parts);
+        let out = match stored {
+            container::ShardData::Float(y) => codec.decompress(y.view())?,
+            container::ShardData::Codes(q) => codec.decompress_codes(q.view())?,
+        };
         times.push(t.elapsed().as_secs_f64());
         recon = Some(out);
     }
+    let (store_name, config) = match &spec.quant {
+        Some(q) => (
+            None,
+            format!(
+                "{} cf{} b{} q{:.4} {}",
+                spec.variant, spec.cf, spec.block, q.step, q.code
+            ),
+        ),
+        None => (
+            Some(store),
+            format!("{} cf{} b{} {}", spec.variant, spec.cf, spec.block, store),
+        ),
+    };
     Ok(Outcome {
         method: "dctchop".into(),
-        config: format!("{} cf{} b{} {}", spec.variant, spec.cf, spec.block, store),
+        config,
         variant: Some(spec.variant),
         cf: Some(spec.cf),
         block: Some(spec.block),
-        store: Some(store),
-        param: None,
+        store: store_name,
+        quant: spec.quant.as_ref().map(|_| "auto".to_string()),
+        param: spec.quant.as_ref().map(|q| q.step),
         matched_to: None,
         coefficient_ratio: Some(spec.compression_ratio()),
         stored_bytes,
@@ -618,6 +653,78 @@ pub fn run_dctchop(
         decompress_s: crate::bench::median(&times),
         recon: recon.expect("at least one run"),
     })
+}
+
+/// The probe `compress` would look at: the first `batch` samples.
+fn probe_of(data: &Data, batch: usize) -> crate::tune::Probe<'_> {
+    let n = data.x.shape()[0];
+    crate::tune::Probe {
+        x: data.x.slice(s![0..batch.min(n), .., .., ..]),
+        peak: data.range(),
+        original_sample_bytes: data.original_bytes() as f64 / n as f64,
+    }
+}
+
+/// The spec quantized as `quant` asks (auto: [`crate::tune::auto`] on the probe), as `compress`
+/// would quantize it.
+pub fn quantized_spec(
+    data: &Data,
+    spec: &Spec,
+    quant: QuantChoice,
+    engine: &EngineOptions,
+    batch: usize,
+) -> Result<Option<Spec>> {
+    let entropy = container::Entropy::Zstd {
+        level: container::DEFAULT_ZSTD_LEVEL,
+    };
+    let q = match quant {
+        QuantChoice::None => return Ok(None),
+        QuantChoice::Auto => {
+            crate::tune::auto(&probe_of(data, batch), spec, None, entropy, engine)?.quant
+        }
+        QuantChoice::Step(step) => {
+            let mut codec = Codec::new(spec, engine)?;
+            let y = codec.compress(probe_of(data, batch).x)?;
+            let max_abs = y.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+            let code = crate::tune::code_for(max_abs, step).unwrap_or(crate::quant::CodeType::I16);
+            crate::quant::Quant::uniform(code, step)
+        }
+    };
+    Ok(Some(spec.clone().with_quant(q)))
+}
+
+/// The envelope point for a target ratio: [`crate::tune::search`] over `variants` x CF 1..=block
+/// on the probe. None when no configuration reaches the ratio.
+pub fn envelope_spec(
+    data: &Data,
+    base: &Spec,
+    variants: &[Variant],
+    ratio: f64,
+    engine: &EngineOptions,
+    batch: usize,
+) -> Result<Option<Spec>> {
+    let entropy = container::Entropy::Zstd {
+        level: container::DEFAULT_ZSTD_LEVEL,
+    };
+    let cfs: Vec<usize> = (1..=base.block).collect();
+    match crate::tune::search(
+        &probe_of(data, batch),
+        base,
+        variants,
+        &cfs,
+        crate::tune::QualityTarget::Ratio(ratio),
+        None,
+        entropy,
+        engine,
+    ) {
+        Ok(c) => {
+            let mut spec = base.clone().with_variant(c.variant).with_quant(c.quant);
+            spec.cf = c.cf;
+            Ok(Some(spec))
+        }
+        Err(Error::InvalidOption { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -686,10 +793,16 @@ pub fn baseline_rows(
 /// or store is a new curve, with no change here.
 pub fn curve_label(r: &Row) -> String {
     let mut label = r.method.clone();
+    // Envelope points change variant and CF along the curve: one curve per block.
+    let variant = match r.quant.as_deref() {
+        Some("envelope") => None,
+        _ => r.variant.clone(),
+    };
     for part in [
-        r.variant.clone(),
+        variant,
         r.block.map(|b| format!("b{b}")),
         r.store.clone(),
+        r.quant.as_ref().map(|q| format!("q-{q}")),
     ]
     .into_iter()
     .flatten()
@@ -848,6 +961,7 @@ pub fn run_jpeg(data: &Data, quality: u8, repeats: usize) -> Result<Outcome> {
         cf: None,
         block: None,
         store: None,
+        quant: None,
         param: Some(quality as f64),
         matched_to: None,
         coefficient_ratio: None,
@@ -932,13 +1046,30 @@ pub fn evaluate(
         for &block in &opts.blocks {
             for &variant in &opts.variants {
                 for &cf in &opts.cfs {
-                    for &store in &opts.stores {
-                        let spec = spec_for(d, cf, block, variant, opts.batch).map_err(|e| {
-                            Error::invalid_input(&d.name, format!("cannot compress: {e}"))
-                        })?;
-                        let o = run_dctchop(d, &spec, store, &opts.engine, opts.repeats)?;
-                        progress(&format!("{}: dctchop {}", d.name, o.config));
-                        outcomes.push(o);
+                    let spec = spec_for(d, cf, block, variant, opts.batch).map_err(|e| {
+                        Error::invalid_input(&d.name, format!("cannot compress: {e}"))
+                    })?;
+                    for &quant in &opts.quants {
+                        let stores = match quant {
+                            QuantChoice::None => opts.stores.clone(),
+                            _ => vec![Dtype::F32],
+                        };
+                        let spec = match quantized_spec(d, &spec, quant, &opts.engine, opts.batch)?
+                        {
+                            Some(q) => q,
+                            None => spec.clone(),
+                        };
+                        for store in stores {
+                            let mut o = run_dctchop(d, &spec, store, &opts.engine, opts.repeats)?;
+                            if quant != QuantChoice::None {
+                                o.quant = Some(match quant {
+                                    QuantChoice::Auto => "auto".into(),
+                                    _ => "step".into(),
+                                });
+                            }
+                            progress(&format!("{}: dctchop {}", d.name, o.config));
+                            outcomes.push(o);
+                        }
                     }
                 }
             }
@@ -978,6 +1109,34 @@ pub fn evaluate(
         }
         for o in &outcomes {
             rows.extend(rows_of(d, o));
+        }
+        if opts.envelope {
+            let ratios: Vec<f64> = targets.iter().map(|t| t.1).collect();
+            let grid = search::ratio_grid(&ratios, opts.curve_points.max(2));
+            for &block in &opts.blocks {
+                let base = spec_for(d, 4.min(block), block, Variant::Chop, opts.batch)
+                    .map_err(|e| Error::invalid_input(&d.name, format!("cannot compress: {e}")))?;
+                let mut seen: Vec<Spec> = Vec::new();
+                for &ratio in &grid {
+                    let Some(spec) =
+                        envelope_spec(d, &base, &opts.variants, ratio, &opts.engine, opts.batch)?
+                    else {
+                        continue;
+                    };
+                    if seen.contains(&spec) {
+                        continue;
+                    }
+                    seen.push(spec.clone());
+                    let mut o = run_dctchop(d, &spec, Dtype::F32, &opts.engine, opts.repeats)?;
+                    o.quant = Some("envelope".into());
+                    o.matched_to = Some(format!("target ratio {ratio:.3}"));
+                    progress(&format!("{}: dctchop envelope {}", d.name, o.config));
+                    rows.extend(rows_of(d, &o).into_iter().map(|mut r| {
+                        r.curve = true;
+                        r
+                    }));
+                }
+            }
         }
         let pick_cfg = opts
             .target
@@ -1043,7 +1202,7 @@ pub fn opt<T: ToString>(v: &Option<T>) -> String {
 /// The rows as CSV (one header line; PSNR `inf` for exact reconstructions).
 pub fn to_csv(rows: &[Row]) -> String {
     let mut s = String::from(
-        "dataset,method,config,variant,cf,block,store,param,matched_to,curve,sample,samples,\
+        "dataset,method,config,variant,cf,block,store,quant,param,matched_to,curve,sample,samples,\
          coefficient_ratio,original_bytes,stored_bytes,ratio,psnr_db,psnr_worst_db,ssim,\
          ssim_worst,nrmse,nrmse_worst,max_abs_error,compress_mb_s,decompress_mb_s\n",
     );
@@ -1063,6 +1222,7 @@ pub fn to_csv(rows: &[Row]) -> String {
             opt(&r.cf),
             opt(&r.block),
             opt(&r.store),
+            opt(&r.quant),
             r.param.map(fmt_f).unwrap_or_default(),
             q(&opt(&r.matched_to)),
             r.curve.to_string(),

@@ -49,7 +49,7 @@ impl ShardData {
     }
 
     /// The parts, concatenated along the samples (all of one kind).
-    fn concat(parts: Vec<ShardData>) -> ShardData {
+    pub fn concat(parts: Vec<ShardData>) -> ShardData {
         fn cat<T: Clone>(v: Vec<&ArrayD<T>>) -> ArrayD<T> {
             let views: Vec<_> = v.iter().map(|a| a.view()).collect();
             ndarray::concatenate(Axis(0), &views).expect("parts of one layout")

@@ -120,6 +120,7 @@ pub fn run(data: &Data, eb: f64, repeats: usize) -> Result<Outcome> {
         cf: None,
         block: None,
         store: None,
+        quant: None,
         param: Some(eb),
         matched_to: None,
         coefficient_ratio: None,

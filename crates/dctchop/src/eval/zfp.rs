@@ -251,6 +251,7 @@ pub fn run_mode(data: &Data, mode: Mode, repeats: usize) -> Result<Outcome> {
         cf: None,
         block: None,
         store: None,
+        quant: None,
         param: Some(mode.param()),
         matched_to: None,
         coefficient_ratio: None,
