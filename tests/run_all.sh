@@ -70,7 +70,7 @@ echo "== conformance suite graphs/: onnxruntime and OpenVINO (graphs/verify.py)"
 # against the CLI. The torch tests run below, in the downstream venv that has torch.
 echo "== python package: pip wheel . (maturin), pytest python/tests"
 rm -rf target/wheels
-.venv/bin/pip wheel . --no-deps --no-build-isolation --disable-pip-version-check -q -w target/wheels
+PATH="$PWD/.venv/bin:$PATH" .venv/bin/pip wheel . --no-deps --no-build-isolation --disable-pip-version-check -q -w target/wheels
 wheel=$(ls target/wheels/dctchop-*.whl)
 echo "== python package: $(basename "$wheel"), $(du -k "$wheel" | cut -f1) KiB"
 .venv/bin/pip install --force-reinstall --no-deps --disable-pip-version-check -q "$wheel"

@@ -405,8 +405,9 @@ impl Container {
     }
     /// The original `[N, C, H, W]`.
     #[getter]
-    fn shape(&self) -> [usize; 4] {
-        self.inner.header.info.shape
+    fn shape(&self) -> (usize, usize, usize, usize) {
+        let [n, c, h, w] = self.inner.header.info.shape;
+        (n, c, h, w)
     }
     /// The original element type's numpy name.
     #[getter]
