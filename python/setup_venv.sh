@@ -71,7 +71,7 @@ else
         || die "pip install failed (see above)"
     "$vpy" -m pip check --disable-pip-version-check >&2 \
         || die "pip check found inconsistent dependencies"
-    "$vpy" -c 'import numpy, onnx, onnxruntime, openvino' \
+    "$vpy" -c 'import numpy, onnx, onnxruntime, openvino, pytest, dask.distributed' \
         || die "installed packages fail to import"
     printf '%s\n' "$want" >"$stamp"
     log "done: $("$vpy" -c 'import numpy, onnx, onnxruntime as o, openvino as v; print("numpy", numpy.__version__, "onnx", onnx.__version__, "onnxruntime", o.__version__, "openvino", v.get_version())')"

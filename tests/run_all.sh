@@ -65,11 +65,26 @@ echo "== python cross-check: onnx.checker, onnxruntime, OpenVINO on $(ls "$DCTCH
 echo "== conformance suite graphs/: onnxruntime and OpenVINO (graphs/verify.py)"
 .venv/bin/python graphs/verify.py --runtime all
 
-echo "== python loader: python/dctchop_loader.py vs dctchop compress (chelsea.png, a .npy)"
-.venv/bin/python python/test_loader.py --bin target/debug/dctchop
+# The Python package (issue 13): build the wheel as `pip install .` does (maturin, release
+# profile; --no-build-isolation uses the venv's pinned maturin), install it, run its tests
+# against the CLI. The torch tests run below, in the downstream venv that has torch.
+echo "== python package: pip wheel . (maturin), pytest python/tests"
+rm -rf target/wheels
+PATH="$PWD/.venv/bin:$PATH" .venv/bin/pip wheel . --no-deps --no-build-isolation --disable-pip-version-check -q -w target/wheels
+wheel=$(ls target/wheels/dctchop-*.whl)
+echo "== python package: $(basename "$wheel"), $(du -k "$wheel" | cut -f1) KiB"
+.venv/bin/pip install --force-reinstall --no-deps --disable-pip-version-check -q "$wheel"
+DCTCHOP_BIN="$PWD/target/debug/dctchop" .venv/bin/python -m pytest -q -p no:cacheprovider python/tests
 
 # Downstream accuracy (issue 14): train a small denoiser on simulated micrographs; the smoke run
 # checks that training on CF = block data matches the baseline exactly. Its venv holds torch
 # (~3 GB from PyPI), installed on first use.
 echo "== downstream smoke: denoiser on simulated graphene micrographs (downstream/ci.sh)"
 DCTCHOP_BIN="$PWD/target/debug/dctchop" bash downstream/ci.sh
+
+# The package's torch tests (IterableDataset, DataLoader workers, ranks) need torch: run them in
+# the downstream venv, where a missing torch fails instead of skipping.
+echo "== python package with torch: pytest python/tests/test_torch.py (downstream venv)"
+PY="$(downstream/setup.sh | tail -n 1)"
+"$PY" -m pip install --force-reinstall --no-deps --disable-pip-version-check -q "$wheel"
+DCTCHOP_REQUIRE_TORCH=1 DCTCHOP_BIN="$PWD/target/debug/dctchop" "$PY" -m pytest -q -p no:cacheprovider python/tests/test_torch.py

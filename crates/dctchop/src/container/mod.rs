@@ -20,9 +20,11 @@
 //! memory holds one batch (plus one chunk of codes). At [`Writer::finish`] every shard gets its
 //! header and all files are renamed into place together (see [`crate::output`]).
 
+pub mod parts;
 mod read;
 mod write;
 
+pub use parts::{assemble, PartWriter};
 pub use read::{Loader, ShardData, ShardReader};
 pub use write::Writer;
 

@@ -50,6 +50,8 @@ pub struct Writer {
     pending_clamped: u64,
     /// The output directories this writer created (removed again if it fails).
     created: CreatedDirs,
+    /// Extra spaces after each shard's JSON header (see [`Writer::with_header_room`]).
+    header_room: usize,
 }
 
 impl Writer {
@@ -105,7 +107,16 @@ impl Writer {
             pending_samples: 0,
             pending_clamped: 0,
             created,
+            header_room: 0,
         })
+    }
+
+    /// Pad every shard's header with `bytes` more spaces (rounded up to a multiple of 8), so the
+    /// header can later be rewritten in place with longer values: the parts of a container
+    /// written by several workers get their final headers that way ([`super::parts`]).
+    pub fn with_header_room(mut self, bytes: usize) -> Writer {
+        self.header_room = bytes;
+        self
     }
 
     pub fn shard_count(&self) -> usize {
@@ -339,7 +350,8 @@ impl Writer {
                 &id,
                 &graph_digest,
             );
-            let header = header_bytes(meta, self.payload, &self.spec, &s);
+            let mut header = header_bytes(meta, self.payload, &self.spec, &s);
+            header.resize(header.len() + self.header_room.next_multiple_of(8), b' ');
             let out = commit.add(&path)?;
             out.write_all(&(header.len() as u64).to_le_bytes())?;
             out.write_all(&header)?;
