@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::args::{parse_res, Res};
 use dctchop::bench::{measure, relate_to_dense, relate_to_native, BenchPoint, CsvWriter};
+use dctchop::quant::{CodeType, Quant};
 use dctchop::{Device, Dtype, EngineKind, EngineOptions, Spec, Tile, Variant};
 
 #[derive(Args)]
@@ -41,6 +42,10 @@ pub struct BenchArgs {
     device: Device,
     #[arg(long, default_value = "f32")]
     dtype: Dtype,
+    /// Coefficients (comma list): none (float), i8, i16 (quantized graphs: decompression is
+    /// timed from integer codes).
+    #[arg(long, value_delimiter = ',', default_value = "none")]
+    codes: Vec<String>,
     /// Seconds of timed runs per direction and configuration (at least 3 runs).
     #[arg(long, default_value_t = 1.0)]
     budget: f64,
@@ -56,7 +61,7 @@ pub struct BenchArgs {
     force: bool,
 }
 
-const HEADER: [&str; 17] = [
+const HEADER: [&str; 18] = [
     "engine",
     "thr",
     "variant",
@@ -74,10 +79,11 @@ const HEADER: [&str; 17] = [
     "d/dense",
     "c/nat",
     "d/nat",
+    "codes",
 ];
 
 fn print_row(cells: &[String]) {
-    let widths: [isize; 17] = [-6, 3, -9, -6, -8, 10, 3, 5, 9, 9, 9, 6, 6, 7, 7, 6, 6];
+    let widths: [isize; 18] = [-6, 3, -9, -6, -8, 10, 3, 5, 9, 9, 9, 6, 6, 7, 7, 6, 6, -5];
     let line: Vec<String> = cells
         .iter()
         .zip(widths)
@@ -112,10 +118,20 @@ fn row(p: &BenchPoint) -> Vec<String> {
         r(p.decompress_vs_dense),
         r(p.compress_vs_native),
         r(p.decompress_vs_native),
+        p.code.clone(),
     ]
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
+    let mut codes = Vec::new();
+    for c in &a.codes {
+        codes.push(match c.as_str() {
+            "none" => None,
+            other => Some(other.parse::<CodeType>().map_err(|e| {
+                anyhow::anyhow!("invalid --codes {other}: {e} (or none for float coefficients)")
+            })?),
+        });
+    }
     if !a.json {
         print_row(&HEADER.map(String::from));
     }
@@ -140,7 +156,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
                                 opts = opts.with_threads(threads);
                             }
                             let mut forms = Vec::with_capacity(a.form.len());
-                            for &form in &a.form {
+                            for (&form, &code) in a
+                                .form
+                                .iter()
+                                .flat_map(|f| codes.iter().map(move |c| (f, c)))
+                            {
                                 let spec = Spec::new(h, w, cf)
                                     .with_batch(batch)
                                     .with_channels(a.channels)
@@ -148,6 +168,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
                                     .with_variant(variant)
                                     .with_tile(form)
                                     .with_dtype(a.dtype);
+                                // The step does not change the speed; 16 keeps int8 codes of
+                                // the benchmark's data in range.
+                                let spec = match code {
+                                    Some(c) => spec.with_quant(Quant::uniform(c, 16.0)),
+                                    None => spec,
+                                };
                                 let p = measure(&spec, &opts, a.budget).with_context(|| {
                                     format!("benchmark of {} on {engine}", spec.name())
                                 })?;

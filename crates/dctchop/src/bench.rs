@@ -30,6 +30,8 @@ pub struct BenchPoint {
     pub batch: usize,
     pub channels: usize,
     pub dtype: Dtype,
+    /// Code type of a quantized spec (`none`: float coefficients).
+    pub code: String,
     /// Uncompressed bytes per graph run.
     pub bytes: usize,
     pub reps: usize,
@@ -56,12 +58,16 @@ pub struct BenchPoint {
 /// Fill `*_vs_dense` of every point from the `full` point among them (the forms of one
 /// configuration, measured back to back).
 pub fn relate_to_dense(points: &mut [BenchPoint]) {
-    let Some(dense) = points.iter().find(|p| p.form == "full").cloned() else {
-        return;
-    };
+    let dense: Vec<BenchPoint> = points
+        .iter()
+        .filter(|p| p.form == "full")
+        .cloned()
+        .collect();
     for p in points.iter_mut() {
-        p.compress_vs_dense = Some(dense.compress_s / p.compress_s);
-        p.decompress_vs_dense = Some(dense.decompress_s / p.decompress_s);
+        if let Some(d) = dense.iter().find(|d| d.code == p.code) {
+            p.compress_vs_dense = Some(d.compress_s / p.compress_s);
+            p.decompress_vs_dense = Some(d.decompress_s / p.decompress_s);
+        }
     }
 }
 
@@ -74,7 +80,7 @@ pub fn relate_to_native(points: &mut [BenchPoint]) {
         .cloned()
         .collect();
     for p in points.iter_mut() {
-        if let Some(n) = native.iter().find(|n| n.form == p.form) {
+        if let Some(n) = native.iter().find(|n| n.form == p.form && n.code == p.code) {
             p.compress_vs_native = Some(n.compress_s / p.compress_s);
             p.decompress_vs_native = Some(n.decompress_s / p.decompress_s);
         }
@@ -86,7 +92,7 @@ pub const CSV_HEADER: &str = "engine,device,threads,form,tile_resolved,variant,r
 channels,dtype,bytes,reps,compress_s,decompress_s,memcpy_s,compress_gbps,decompress_gbps,\
 memcpy_gbps,compress_vs_memcpy,decompress_vs_memcpy,compress_ns_per_pixel,\
 decompress_ns_per_pixel,compress_vs_dense,decompress_vs_dense,compress_vs_native,\
-decompress_vs_native";
+decompress_vs_native,code";
 
 impl BenchPoint {
     /// One CSV row (no field holds a comma; an unmeasured ratio is empty).
@@ -94,7 +100,7 @@ impl BenchPoint {
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
         format!(
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6e},{:.6e},{:.6e},{:.4},{:.4},{:.4},{:.4},\
-             {:.4},{:.4},{:.4},{},{},{},{}",
+             {:.4},{:.4},{:.4},{},{},{},{},{}",
             self.engine,
             self.device,
             self.threads,
@@ -123,6 +129,7 @@ impl BenchPoint {
             opt(self.decompress_vs_dense),
             opt(self.compress_vs_native),
             opt(self.decompress_vs_native),
+            self.code,
         )
     }
 }
@@ -212,8 +219,28 @@ pub fn measure(spec: &Spec, opts: &EngineOptions, budget_s: f64) -> Result<Bench
     let reps = reps_for(warm, budget_s);
     let y = comp.run(x.view())?;
     let tc = median(&comp.time_runs(x.view(), reps)?);
-    dec.time_runs(y.view(), WARM_UP_RUNS)?;
-    let td = median(&dec.time_runs(y.view(), reps)?);
+    let td = match &spec.quant {
+        // A quantized graph decompresses integer codes: time it on the codes of `y` (the
+        // compress graph's output is already divided by the step; rounding is the host's and
+        // is not in the compress time).
+        Some(q) => {
+            let (codes, _) = crate::quant::Codes::quantize(y.view(), q.code);
+            let mut times = Vec::with_capacity(reps);
+            for i in 0..WARM_UP_RUNS + reps {
+                let t0 = std::time::Instant::now();
+                let out = dec.run_codes(codes.view())?;
+                if i >= WARM_UP_RUNS {
+                    times.push(t0.elapsed().as_secs_f64());
+                }
+                drop(out);
+            }
+            median(&times)
+        }
+        None => {
+            dec.time_runs(y.view(), WARM_UP_RUNS)?;
+            median(&dec.time_runs(y.view(), reps)?)
+        }
+    };
     let elems = x.len();
     let elem_bytes = spec.dtype.bytes();
     let bytes = elems * elem_bytes;
@@ -234,6 +261,10 @@ pub fn measure(spec: &Spec, opts: &EngineOptions, budget_s: f64) -> Result<Bench
         batch: spec.batch,
         channels: spec.channels,
         dtype: spec.dtype,
+        code: spec
+            .quant
+            .as_ref()
+            .map_or("none".to_string(), |q| q.code.to_string()),
         bytes,
         reps,
         compress_s: tc,
