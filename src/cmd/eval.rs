@@ -16,6 +16,9 @@ use dctchop::{EngineKind, EngineOptions, Variant};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CfList(pub Vec<usize>);
 
+/// The largest CF of any block size.
+const MAX_CF: usize = 32;
+
 /// Parse `4`, `2,4,6` or `2..7` / `2..=7` (inclusive).
 pub fn parse_cf_list(s: &str) -> std::result::Result<CfList, String> {
     let bad =
@@ -27,6 +30,12 @@ pub fn parse_cf_list(s: &str) -> std::result::Result<CfList, String> {
         let b: usize = b.trim().parse().map_err(|_| bad())?;
         if a > b {
             return Err(bad());
+        }
+        // A CF is at most the block size (32 at most): refuse a range beyond it before listing it.
+        if b > MAX_CF {
+            return Err(format!(
+                "invalid --cf '{s}': a CF is 1..={MAX_CF} (at most the block size)"
+            ));
         }
         return Ok(CfList((a..=b).collect()));
     }

@@ -520,11 +520,19 @@ fn open_npy(path: &Path) -> Result<Dataset> {
             )))
         }
     };
-    if n * c * h * w == 0 {
-        return Err(Error::invalid_input(
-            path,
-            format!("shape {shape:?} is empty: every size must be >= 1"),
-        ));
+    match crate::budget::bytes_of(&[n, c, h, w], elem.ty.bytes()) {
+        None => {
+            return Err(corrupt(format!(
+                "shape {shape:?}: its size in bytes overflows (a corrupt or crafted header)"
+            )))
+        }
+        Some(0) => {
+            return Err(Error::invalid_input(
+                path,
+                format!("shape {shape:?} is empty: every size must be >= 1"),
+            ))
+        }
+        Some(_) => {}
     }
     let reader = npy.into_inner();
     let data_start = reader.stream_position().map_err(|e| Error::io(path, e))?;

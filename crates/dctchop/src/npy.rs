@@ -113,6 +113,34 @@ fn read(path: &Path, integers: bool) -> Result<NpyData> {
     let fortran = npy.order() == npyz::Order::Fortran;
     // npyz gives the Python literal, quotes included ("'<f4'"); keep the bare type string.
     let descr = npy.dtype().descr().trim_matches('\'').to_string();
+    let elem = match descr.as_str() {
+        "<f4" => 4,
+        "<f2" | "<i2" => 2,
+        "<f8" => 8,
+        "|i1" => 1,
+        _ => 0, // refused below, by name
+    };
+    if elem > 0 {
+        // The header's shape must match the data that follows it, before anything is allocated
+        // for it (a crafted header could declare terabytes).
+        let npy = npyz::NpyFile::new(&bytes[..])
+            .map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
+        let have = npy.into_inner().len() as u64;
+        match crate::budget::bytes_of(&shape, elem) {
+            None => {
+                return Err(corrupt(format!(
+                    "shape {shape:?}: its size in bytes overflows (a corrupt or crafted header)"
+                )))
+            }
+            Some(need) if need > have => {
+                return Err(corrupt(format!(
+                    "truncated: the header says shape {shape:?} of {descr} ({need} bytes of \
+                     data), but the file has {have} bytes after its header"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
     // Row-major data of `shape` (stored in C or Fortran order).
     fn arr<T: Clone>(
         path: &Path,

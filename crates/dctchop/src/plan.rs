@@ -338,6 +338,37 @@ impl Plan {
             }
         };
         let bytes = 8 * (matrix_elems(rows, chunk.height) + matrix_elems(cols, chunk.width));
+        // The Gather index vectors (int64, and built as such) grow with the image size: both
+        // programs hold a few per axis, each at most ~3 padded lengths or 2 coefficient
+        // lengths long, and the triangle's reordering of the kept coefficients.
+        let index_elems = |form: AxisForm, n: usize| -> u64 {
+            let padded = match form {
+                AxisForm::Dense => n.div_ceil(spec.block) * spec.block,
+                AxisForm::Tiled { padded, .. } => padded,
+            } as u64;
+            let coeffs = (n.div_ceil(spec.block) * spec.cf) as u64;
+            3 * padded + 2 * coeffs
+        };
+        let (_, nbw) = chunk.blocks();
+        let triangle = if chunk.layout().is_grid() {
+            0
+        } else {
+            2 * (nbw * spec.cf * spec.cf) as u64
+        };
+        let index_bytes = 8
+            * (index_elems(rows, chunk.height) + index_elems(cols, chunk.width) + triangle);
+        if index_bytes > MAX_CONSTANT_BYTES {
+            return Err(Error::InvalidSpec {
+                field: "height x width",
+                value: format!("{}x{}", chunk.height, chunk.width),
+                allowed: format!(
+                    "sizes whose graph constants fit the {} MiB cap (the Gather index vectors \
+                     alone need {} MiB): use --serialize, or split the data",
+                    MAX_CONSTANT_BYTES >> 20,
+                    index_bytes >> 20
+                ),
+            });
+        }
         if bytes > MAX_CONSTANT_BYTES {
             return Err(Error::InvalidSpec {
                 field: "tile",
