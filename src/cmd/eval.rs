@@ -95,6 +95,10 @@ pub struct EvalArgs {
     /// min(1.5, dctchop's) to max(100, dctchop's); 0: only the points matched to dctchop.
     #[arg(long, default_value_t = 10)]
     pub curve_points: usize,
+    /// Refuse datasets that would need more memory than this many MB (from their headers,
+    /// before any is decoded).
+    #[arg(long, default_value_t = dctchop::budget::DEFAULT_MB)]
+    pub max_memory_mb: u64,
     /// Run the downstream-accuracy task instead (patch classification on the images in DIR,
     /// default data/images): train on original vs round-tripped data per CF.
     #[arg(long)]
@@ -130,6 +134,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         target,
     };
     eval::validate(&opts)?;
+    let budget = dctchop::budget::Budget::new(a.max_memory_mb)?;
     let out = a.out.clone().unwrap_or_else(default_out_dir);
     dctchop::output::check_dir_writable(&out, a.force)?;
     if a.downstream {
@@ -148,6 +153,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         return Ok(());
     }
     let sets = eval::datasets(&a.data)?;
+    eval::check_memory(&sets, &opts, budget)?;
     let data: Vec<Data> = sets
         .iter()
         .map(|(name, ds)| eval::load(name, ds))

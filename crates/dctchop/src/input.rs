@@ -632,13 +632,66 @@ fn open_images(files: Vec<PathBuf>) -> Result<Dataset> {
     })
 }
 
+/// Decode a JPEG strictly: a truncated or corrupt entropy-coded segment is an error (the image
+/// crate's decoder fills what it cannot decode with grey and succeeds). The output colour space
+/// is the image crate's (gray, gray+alpha, RGB, RGBA as stored; anything else as RGB), so the
+/// channels agree with [`image_header`].
+pub fn decode_jpeg_strict(path: &Path, bytes: &[u8]) -> Result<Array4<f32>> {
+    use zune_core::colorspace::ColorSpace as Z;
+    let corrupt = |e: zune_jpeg::errors::DecodeErrors| {
+        Error::corrupt(
+            path,
+            format!("cannot decode image: truncated or corrupt JPEG: {e}"),
+        )
+    };
+    let opts = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut dec = zune_jpeg::JpegDecoder::new_with_options(
+        zune_core::bytestream::ZCursor::new(bytes),
+        opts,
+    );
+    dec.decode_headers().map_err(corrupt)?;
+    let out = match dec.input_colorspace() {
+        Some(c @ (Z::RGB | Z::RGBA | Z::Luma | Z::LumaA)) => c,
+        _ => Z::RGB,
+    };
+    dec.set_options(dec.options().jpeg_set_out_colorspace(out));
+    let (w, h) = dec.dimensions().ok_or_else(|| {
+        Error::corrupt(path, "cannot decode image: JPEG without dimensions")
+    })?;
+    let c = out.num_components();
+    let pixels = dec.decode().map_err(corrupt)?;
+    if pixels.len() != w * h * c {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "cannot decode image: the JPEG decoded to {} bytes, {w}x{h}x{c} expected",
+                pixels.len()
+            ),
+        ));
+    }
+    let hwc = Array4::from_shape_vec((1, h, w, c), pixels.into_iter().map(f32::from).collect())
+        .expect("size checked");
+    Ok(hwc
+        .permuted_axes([0, 3, 1, 2])
+        .as_standard_layout()
+        .into_owned())
+}
+
 /// Decode one image as `[1, C, H, W]` in its stored units.
 pub fn load_image(path: &Path) -> Result<Array4<f32>> {
     use image::DynamicImage as D;
-    let img = image::ImageReader::open(path)
+    let reader = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?
+        .map_err(|e| Error::io(path, e))?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        return decode_jpeg_strict(path, &bytes);
+    }
+    let img = reader
         .decode()
         .map_err(|e| Error::corrupt(path, format!("cannot decode image: {e}")))?;
     let (w, h) = (img.width() as usize, img.height() as usize);
