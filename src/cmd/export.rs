@@ -37,6 +37,12 @@ pub fn run(a: ExportArgs) -> Result<()> {
     spec.validate()?;
     // Matrices and indices are built in f64/int64, then encoded (about as large again).
     let (matrices, indices) = dctchop::plan::estimate_build_bytes(&spec);
+    let cap = dctchop::spec::MAX_CONSTANT_BYTES;
+    if matrices > cap || indices > cap {
+        // Over the fixed cap of graph constants whatever the budget: Plan::new says which
+        // (before it allocates anything).
+        Plan::new(&spec)?;
+    }
     budget.check(
         &a.out,
         &format!("building the graphs of {}", spec.name()),

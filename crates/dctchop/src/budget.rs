@@ -97,9 +97,7 @@ impl Budget {
 
 /// Elements of `shape` (None on overflow).
 pub fn elems(shape: &[usize]) -> Option<u64> {
-    shape
-        .iter()
-        .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+    shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64))
 }
 
 /// Bytes of a tensor of `shape` with `elem` bytes per element (None on overflow).
@@ -120,15 +118,23 @@ mod tests {
 
     #[test]
     fn ranges_and_messages() {
-        assert!(Budget::new(0).unwrap_err().to_string().contains("--max-memory-mb = 0"));
+        assert!(Budget::new(0)
+            .unwrap_err()
+            .to_string()
+            .contains("--max-memory-mb = 0"));
         let e = Budget::new(u64::MAX).unwrap_err().to_string();
         assert!(e.contains("allowed is 1..="), "{e}");
         let b = Budget::new(1).unwrap();
         let p = Path::new("x.npy");
         assert!(b.check(p, "a batch", Some(1_000_000), "").is_ok());
-        let e = b.check(p, "a batch", Some(1_000_001), "lower --batch").unwrap_err();
+        let e = b
+            .check(p, "a batch", Some(1_000_001), "lower --batch")
+            .unwrap_err();
         let e = e.to_string();
-        assert!(e.starts_with("x.npy: too large") && e.ends_with("lower --batch"), "{e}");
+        assert!(
+            e.starts_with("x.npy: too large") && e.ends_with("lower --batch"),
+            "{e}"
+        );
         let e = b.check(p, "a batch", None, "").unwrap_err().to_string();
         assert!(e.contains("overflows"), "{e}");
         assert_eq!(bytes_of(&[usize::MAX, 2], 1), None);

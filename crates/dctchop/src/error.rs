@@ -81,7 +81,10 @@ pub enum Error {
     /// An I/O failure. The OS message is part of this error's own text (not a `source()`), so
     /// a chain printer such as anyhow's `{:#}` does not repeat it.
     #[error("{}: {error}", path.display())]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 
     #[error("ONNX graph: {0}")]
     Onnx(#[from] onnx_export::ExportError),

@@ -78,7 +78,11 @@ pub fn check(
 ) -> Result<Checked> {
     let g = &model.graph;
     let bad = |m: String| Error::corrupt(path, m);
-    if let Some(n) = g.nodes.iter().find(|n| !KNOWN_OPS.contains(&n.op_type.as_str())) {
+    if let Some(n) = g
+        .nodes
+        .iter()
+        .find(|n| !KNOWN_OPS.contains(&n.op_type.as_str()))
+    {
         return Err(Error::unsupported(
             path,
             format!(
@@ -133,7 +137,10 @@ pub fn check(
                 format!("input '{}' has no static shape ({:?})", vi.name, vi.dims),
             )
         })?;
-        tensor_bytes = budget::sum([tensor_bytes, budget::bytes_of(&shape, vi.dtype.size_bytes())]);
+        tensor_bytes = budget::sum([
+            tensor_bytes,
+            budget::bytes_of(&shape, vi.dtype.size_bytes()),
+        ]);
         if values
             .insert(
                 &vi.name,
@@ -202,8 +209,16 @@ pub fn check(
                 let r = ba.len().max(bb.len());
                 let mut shape = Vec::with_capacity(r + 2);
                 for j in 0..r {
-                    let da = if j + ba.len() >= r { ba[j + ba.len() - r] } else { 1 };
-                    let db = if j + bb.len() >= r { bb[j + bb.len() - r] } else { 1 };
+                    let da = if j + ba.len() >= r {
+                        ba[j + ba.len() - r]
+                    } else {
+                        1
+                    };
+                    let db = if j + bb.len() >= r {
+                        bb[j + bb.len() - r]
+                    } else {
+                        1
+                    };
                     if da != db && da != 1 && db != 1 {
                         return Err(bad(format!(
                             "{}: batch dimensions do not broadcast ({:?} x {:?})",
@@ -351,7 +366,10 @@ pub fn check(
                     .and_then(|c| i32::try_from(c).ok())
                     .and_then(DataType::from_onnx_code)
                     .ok_or_else(|| {
-                        Error::unsupported(path, format!("{}: its 'to' type is not supported", at()))
+                        Error::unsupported(
+                            path,
+                            format!("{}: its 'to' type is not supported", at()),
+                        )
                     })?;
                 Value {
                     dtype: to,

@@ -648,19 +648,17 @@ pub fn decode_jpeg_strict(path: &Path, bytes: &[u8]) -> Result<Array4<f32>> {
         .set_strict_mode(true)
         .set_max_width(usize::MAX)
         .set_max_height(usize::MAX);
-    let mut dec = zune_jpeg::JpegDecoder::new_with_options(
-        zune_core::bytestream::ZCursor::new(bytes),
-        opts,
-    );
+    let mut dec =
+        zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), opts);
     dec.decode_headers().map_err(corrupt)?;
     let out = match dec.input_colorspace() {
         Some(c @ (Z::RGB | Z::RGBA | Z::Luma | Z::LumaA)) => c,
         _ => Z::RGB,
     };
     dec.set_options(dec.options().jpeg_set_out_colorspace(out));
-    let (w, h) = dec.dimensions().ok_or_else(|| {
-        Error::corrupt(path, "cannot decode image: JPEG without dimensions")
-    })?;
+    let (w, h) = dec
+        .dimensions()
+        .ok_or_else(|| Error::corrupt(path, "cannot decode image: JPEG without dimensions"))?;
     let c = out.num_components();
     let pixels = dec.decode().map_err(corrupt)?;
     if pixels.len() != w * h * c {

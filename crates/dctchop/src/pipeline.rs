@@ -293,7 +293,15 @@ pub fn decompress(
     force: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<DecompressReport> {
-    decompress_within(input, out, engine, batch, force, Budget::default(), progress)
+    decompress_within(
+        input,
+        out,
+        engine,
+        batch,
+        force,
+        Budget::default(),
+        progress,
+    )
 }
 
 /// Bytes decompressing one batch of `batch` samples of container `c` needs: the graphs' working
