@@ -660,6 +660,19 @@ pub fn decode_jpeg_strict(path: &Path, bytes: &[u8]) -> Result<Array4<f32>> {
         .dimensions()
         .ok_or_else(|| Error::corrupt(path, "cannot decode image: JPEG without dimensions"))?;
     let c = out.num_components();
+    // The image crate's default allocation limit, which PNG and TIFF decoding observe too.
+    const MAX_DECODE_BYTES: u64 = 512 << 20;
+    let bytes_needed = crate::budget::bytes_of(&[h, w, c], 1);
+    if bytes_needed.is_none_or(|b| b > MAX_DECODE_BYTES) {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            message: format!(
+                "cannot decode image: a {w}x{h} JPEG of {c} channels is over the decoder's \
+                 {} MiB limit",
+                MAX_DECODE_BYTES >> 20
+            ),
+        });
+    }
     let pixels = dec.decode().map_err(corrupt)?;
     if pixels.len() != w * h * c {
         return Err(Error::corrupt(

@@ -49,6 +49,8 @@ pub mod npy;
 pub mod output;
 pub mod pipeline;
 pub mod plan;
+#[cfg(test)]
+mod props;
 pub mod quant;
 pub mod spec;
 pub mod target;
