@@ -301,6 +301,12 @@ fn crafted_inputs_fail_cleanly_within_the_budget() {
         npy_with_header("(100000, 100000)", 64),
     )
     .unwrap();
+    // Found by fuzzing: deeply nested brackets made npyz's header parser backtrack for minutes.
+    let mut deep = b"\x93NUMPY\x01\x00v\x00".to_vec();
+    deep.extend(format!("{}'descr': '<f4', 'shape': (2,)", "{".repeat(14)).as_bytes());
+    deep.resize(10 + 0x76, b' ');
+    deep.extend([0u8; 8]);
+    std::fs::write(inp.join("deep.npy"), &deep).unwrap();
 
     let strs = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     let rows: Vec<Row> = vec![
@@ -529,6 +535,25 @@ fn crafted_inputs_fail_cleanly_within_the_budget() {
                 &o("y.npy"),
             ]),
             vec!["truncated"],
+            true,
+        ),
+        (
+            "npy header nested 14 deep (compress)",
+            strs(&["compress", &i("deep.npy"), "-o", &o("c")]),
+            vec!["nests brackets more than 3 deep"],
+            true,
+        ),
+        (
+            "npy header nested 14 deep (run)",
+            strs(&[
+                "run",
+                &s(&cgraph),
+                "--input",
+                &i("deep.npy"),
+                "-o",
+                &o("y.npy"),
+            ]),
+            vec!["nests brackets more than 3 deep"],
             true,
         ),
         (
@@ -774,5 +799,51 @@ fn ort_errors_are_one_line() {
     assert!(err.contains("ort engine"), "{err}");
     assert!(!err.contains('\u{1b}'), "colour codes: {err}");
     assert!(!y.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two writers to the same output at once: one wins, the other fails cleanly ("already
+/// exists"), and the winner's files are whole.
+#[test]
+fn concurrent_writers_one_wins() {
+    let dir = common::fresh_dir("hardening", "race");
+    let x = common::image(4, 3, 128, 128, 5);
+    let npy = dir.join("x.npy");
+    dctchop::npy::write_npy(&npy, x.view().into_dyn(), dctchop::Dtype::F32, true).unwrap();
+    for round in 0..4 {
+        let stem = dir.join(format!("c{round}"));
+        let spawn = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_dctchop"))
+                .args([
+                    "compress",
+                    &s(&npy),
+                    "-o",
+                    &s(&stem),
+                    "--quiet",
+                    "--batch",
+                    "1",
+                ])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let ok = [&a, &b].iter().filter(|o| o.status.success()).count();
+        assert_eq!(ok, 1, "round {round}: {} winners", ok);
+        let loser = if a.status.success() { &b } else { &a };
+        let err = String::from_utf8_lossy(&loser.stderr);
+        assert_eq!(loser.status.code(), Some(1), "{err}");
+        assert!(err.contains("already exists"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        let c = container::open(&stem).unwrap();
+        c.verify().unwrap();
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

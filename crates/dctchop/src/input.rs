@@ -496,8 +496,15 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 fn open_npy(path: &Path) -> Result<Dataset> {
     let unsupported = |m: String| Error::unsupported(path, m);
     let corrupt = |m: String| Error::corrupt(path, m);
-    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut prefix = Vec::new();
+    (&mut f)
+        .take(12 + crate::npy::MAX_HEADER_BYTES as u64)
+        .read_to_end(&mut prefix)
+        .map_err(|e| Error::io(path, e))?;
+    crate::npy::check_header(&prefix).map_err(unsupported)?;
+    f.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
     let mut r = BufReader::new(f);
     let npy = npyz::NpyFile::new(&mut r)
         .map_err(|e| unsupported(format!("not a valid .npy file: {e}")))?;

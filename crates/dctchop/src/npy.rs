@@ -59,6 +59,50 @@ fn read_regular(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
+/// Longest `.npy` header accepted (numpy writes about 128 bytes).
+pub const MAX_HEADER_BYTES: usize = 65536;
+
+/// Check a `.npy` header's shape before a parser sees it (`prefix`: the file's first bytes,
+/// at least the header when the file has one): at most [`MAX_HEADER_BYTES`], and brackets
+/// nested at most 3 deep (numpy writes a dict holding a tuple). npyz's literal parser backtracks
+/// exponentially on deep nesting: a 118-byte header of `{` hung it for minutes (found by
+/// fuzzing). Files too short or without the magic are left to npyz to report.
+pub fn check_header(prefix: &[u8]) -> std::result::Result<(), String> {
+    if prefix.len() < 10 || &prefix[..6] != b"\x93NUMPY" {
+        return Ok(());
+    }
+    let (len, start) = match prefix[6] {
+        1 => (u16::from_le_bytes([prefix[8], prefix[9]]) as usize, 10),
+        _ if prefix.len() >= 12 => (
+            u32::from_le_bytes(prefix[8..12].try_into().expect("4 bytes")) as usize,
+            12,
+        ),
+        _ => return Ok(()),
+    };
+    if len > MAX_HEADER_BYTES {
+        return Err(format!(
+            "not a valid .npy file: header of {len} bytes (at most {MAX_HEADER_BYTES})"
+        ));
+    }
+    let header = &prefix[start.min(prefix.len())..(start + len).min(prefix.len())];
+    let mut depth = 0usize;
+    for &b in header {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > 3 {
+                    return Err(
+                        "not a valid .npy file: its header nests brackets more than 3 deep".into(),
+                    );
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Read a float `.npy` (f16, f32 or f64; C or Fortran order) as f32, with its stored type.
 pub fn read_npy_f32(path: &Path) -> Result<(ArrayD<f32>, String)> {
     match read(path, false)? {
@@ -107,6 +151,7 @@ fn read(path: &Path, integers: bool) -> Result<NpyData> {
     let bytes = read_regular(path)?;
     let bad = |m: String| Error::unsupported(path, m);
     let corrupt = |m: String| Error::corrupt(path, m);
+    check_header(&bytes).map_err(bad)?;
     let npy =
         npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();

@@ -19,7 +19,12 @@ fn tile() -> impl Strategy<Value = Tile> {
 
 /// Sizes from tiny to absurd (overflowing products included).
 fn size() -> impl Strategy<Value = usize> {
-    prop_oneof![0usize..70, 70usize..5000, Just(usize::MAX), (1usize..1 << 40)]
+    prop_oneof![
+        0usize..70,
+        70usize..5000,
+        Just(usize::MAX),
+        (1usize..1 << 40)
+    ]
 }
 
 prop_compose! {
