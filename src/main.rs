@@ -63,7 +63,26 @@ fn main() {
         Command::Eval(a) => cmd::eval::run(a),
     };
     if let Err(e) = result {
-        eprintln!("dctchop: error: {e:#}");
+        eprintln!("dctchop: error: {}", one_line(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line: a cause whose text is already shown (a library error
+/// that quotes the OS or ONNX Runtime message it wraps) is not repeated, and line breaks inside
+/// messages (ONNX Runtime's) become spaces.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

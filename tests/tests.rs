@@ -11,6 +11,7 @@ mod eval;
 mod faults;
 mod forms;
 mod graphs;
+mod hardening;
 mod hdf5_disabled;
 mod math;
 mod native;

@@ -19,19 +19,26 @@ pub struct DecompressArgs {
     /// Samples per graph run.
     #[arg(long, default_value_t = 8)]
     batch: usize,
+    /// Refuse containers whose batch would need more memory than this many MB (from the
+    /// shards' metadata, before anything is read).
+    #[arg(long, default_value_t = dctchop::budget::DEFAULT_MB)]
+    max_memory_mb: u64,
     #[command(flatten)]
     output: OutputArgs,
 }
 
 pub fn run(a: DecompressArgs) -> Result<()> {
     let engine = a.engine.options();
+    let budget = dctchop::budget::Budget::new(a.max_memory_mb)?;
+    engine.check()?;
     let mut p = Progress::new(a.output.quiet, "decompress");
-    let r = dctchop::pipeline::decompress(
+    let r = dctchop::pipeline::decompress_within(
         &a.input,
         &a.out,
         &engine,
         a.batch,
         a.output.force,
+        budget,
         &mut |d, t| p.update(d, t),
     );
     p.finish();

@@ -17,6 +17,9 @@ use dctchop::{EngineKind, EngineOptions, Variant};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CfList(pub Vec<usize>);
 
+/// The largest CF of any block size.
+const MAX_CF: usize = 32;
+
 /// Parse `4`, `2,4,6` or `2..7` / `2..=7` (inclusive).
 pub fn parse_cf_list(s: &str) -> std::result::Result<CfList, String> {
     let bad =
@@ -28,6 +31,12 @@ pub fn parse_cf_list(s: &str) -> std::result::Result<CfList, String> {
         let b: usize = b.trim().parse().map_err(|_| bad())?;
         if a > b {
             return Err(bad());
+        }
+        // A CF is at most the block size (32 at most): refuse a range beyond it before listing it.
+        if b > MAX_CF {
+            return Err(format!(
+                "invalid --cf '{s}': a CF is 1..={MAX_CF} (at most the block size)"
+            ));
         }
         return Ok(CfList((a..=b).collect()));
     }
@@ -87,6 +96,10 @@ pub struct EvalArgs {
     /// min(1.5, dctchop's) to max(100, dctchop's); 0: only the points matched to dctchop.
     #[arg(long, default_value_t = 10)]
     pub curve_points: usize,
+    /// Refuse datasets that would need more memory than this many MB (from their headers,
+    /// before any is decoded).
+    #[arg(long, default_value_t = dctchop::budget::DEFAULT_MB)]
+    pub max_memory_mb: u64,
     /// Retired: the downstream evaluation trains real denoisers with downstream/run.py (see
     /// docs/downstream.md); this flag only says so.
     #[arg(long, hide = true)]
@@ -136,9 +149,11 @@ pub fn run(a: EvalArgs) -> Result<()> {
         target,
     };
     eval::validate(&opts)?;
+    let budget = dctchop::budget::Budget::new(a.max_memory_mb)?;
     let out = a.out.clone().unwrap_or_else(default_out_dir);
     dctchop::output::check_dir_writable(&out, a.force)?;
     let sets = eval::datasets(&a.data)?;
+    eval::check_memory(&sets, &opts, budget)?;
     let data: Vec<Data> = sets
         .iter()
         .map(|(name, ds)| eval::load(name, ds))

@@ -25,10 +25,30 @@ pub struct ExportArgs {
     /// Print the sidecar JSON on stdout instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Refuse specs whose graphs' constants (matrices and index vectors, while built and
+    /// encoded) would need more memory than this many MB.
+    #[arg(long, default_value_t = dctchop::budget::DEFAULT_MB)]
+    max_memory_mb: u64,
 }
 
 pub fn run(a: ExportArgs) -> Result<()> {
     let spec = a.spec.spec();
+    let budget = dctchop::budget::Budget::new(a.max_memory_mb)?;
+    spec.validate()?;
+    // Matrices and indices are built in f64/int64, then encoded (about as large again).
+    let (matrices, indices) = dctchop::plan::estimate_build_bytes(&spec);
+    let cap = dctchop::spec::MAX_CONSTANT_BYTES;
+    if matrices > cap || indices > cap {
+        // Over the fixed cap of graph constants whatever the budget: Plan::new says which
+        // (before it allocates anything).
+        Plan::new(&spec)?;
+    }
+    budget.check(
+        &a.out,
+        &format!("building the graphs of {}", spec.name()),
+        Some(matrices.saturating_add(indices).saturating_mul(2)),
+        "use --serialize (or --tile auto), or raise --max-memory-mb",
+    )?;
     let plan = Plan::new(&spec)?;
     let target = a.spec.target.map(|t| estimate(&plan, t));
     let out = export(

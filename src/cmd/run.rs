@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// Time this many runs (after one warm-up run when more than 1) and report the median.
     #[arg(long, default_value_t = 1)]
     repeat: usize,
+    /// Refuse graphs whose run (constants, input, output and intermediate tensors, from their
+    /// declared and inferred shapes) would need more memory than this many MB.
+    #[arg(long, default_value_t = dctchop::budget::DEFAULT_MB)]
+    max_memory_mb: u64,
     /// For a quantized compress graph: round its output (coefficients divided by their steps) to
     /// the spec's int8/int16 codes by the documented rule, and write the codes.
     #[arg(long)]
@@ -49,8 +53,10 @@ pub fn run(a: RunArgs) -> Result<()> {
     if a.repeat == 0 {
         bail!("invalid --repeat = 0: allowed is 1 or more");
     }
+    let budget = dctchop::budget::Budget::new(a.max_memory_mb)?;
+    a.engine.options().check()?;
     dctchop::output::check_writable(&a.out, a.force)?;
-    let g = GraphFile::read(&a.file)?;
+    let g = GraphFile::read_within(&a.file, budget)?;
     let file = a.file.display();
     // --codes needs the quant of a compress graph.
     let code_out = if a.codes {
@@ -66,6 +72,14 @@ pub fn run(a: RunArgs) -> Result<()> {
     } else {
         None
     };
+    // The input is read whole: its size counts too.
+    let input_len = std::fs::metadata(&a.input).map(|m| m.len()).unwrap_or(0);
+    budget.check(
+        &a.input,
+        "reading this input",
+        Some(input_len.saturating_mul(2)),
+        "",
+    )?;
     let data = dctchop::npy::read_npy(&a.input)?;
     if data.shape() != g.input.shape.as_slice() {
         bail!(

@@ -78,11 +78,12 @@ pub enum Error {
     #[error("{}: {message}", path.display())]
     TooLarge { path: PathBuf, message: String },
 
-    #[error("{}: {source}", path.display())]
+    /// An I/O failure. The OS message is part of this error's own text (not a `source()`), so
+    /// a chain printer such as anyhow's `{:#}` does not repeat it.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error("ONNX graph: {0}")]
@@ -116,7 +117,7 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
     pub(crate) fn unsupported(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {

@@ -386,6 +386,53 @@ pub fn datasets(inputs: &[PathBuf]) -> Result<Vec<(String, input::Dataset)>> {
     Ok(out)
 }
 
+/// Bytes `eval` needs for `sets`, from their headers: each dataset is held in memory as f32 with
+/// its reconstruction, error maps and a baseline's buffers (4 copies), plus one batch's working
+/// tensors of the largest block size ([`crate::pipeline::estimate_batch_bytes`]).
+pub fn memory_bytes(sets: &[(String, input::Dataset)], opts: &EvalOptions) -> Option<u64> {
+    let mut total = Some(0u64);
+    let mut batch = 0u64;
+    for (_, ds) in sets {
+        total = crate::budget::sum([total, crate::budget::bytes_of(&ds.shape(), 4 * 4)]);
+        let block = opts.blocks.iter().copied().max().unwrap_or(8);
+        let spec = crate::Spec::new(ds.height, ds.width, 1)
+            .with_channels(ds.channels)
+            .with_block(block);
+        let b = opts.batch.min(ds.n).max(1);
+        batch = batch.max(crate::pipeline::estimate_batch_bytes(&spec, b));
+    }
+    crate::budget::sum([total, Some(batch)])
+}
+
+/// Refuse `sets` (before any is read) when [`memory_bytes`] exceeds `budget`.
+pub fn check_memory(
+    sets: &[(String, input::Dataset)],
+    opts: &EvalOptions,
+    budget: crate::budget::Budget,
+) -> Result<()> {
+    let Some((_, first)) = sets.first() else {
+        return Ok(());
+    };
+    let path = if sets.len() == 1 {
+        first.file_of(0)
+    } else {
+        PathBuf::from(first.describe())
+    };
+    let what = if sets.len() == 1 {
+        let [n, c, h, w] = first.shape();
+        format!("evaluating {n}x{c}x{h}x{w} samples")
+    } else {
+        format!("evaluating {} datasets", sets.len())
+    };
+    budget.check(
+        &path,
+        &what,
+        memory_bytes(sets, opts),
+        "evaluate a subset or smaller images, or raise --max-memory-mb if the machine has the \
+         memory",
+    )
+}
+
 /// Read a whole dataset into memory, rejecting non-finite values.
 pub fn load(name: &str, ds: &input::Dataset) -> Result<Data> {
     let mut r = ds.reader()?;

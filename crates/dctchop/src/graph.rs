@@ -3,6 +3,7 @@
 
 use onnx_export::{AttrValue, Attribute, DataType, Graph, Model, Node, Tensor, ValueInfo};
 
+use crate::budget::Budget;
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Program, Step};
 use crate::quant::{CodeType, Quant};
@@ -369,11 +370,26 @@ pub struct GraphInfo {
 }
 
 impl GraphInfo {
-    /// Read and describe the ONNX file at `path`.
+    /// Read and describe the ONNX file at `path`. A graph of the ops [`crate::graph_check`]
+    /// knows is checked (shapes consistent, Gather indices in range; no memory budget); one with
+    /// other ops is described as it is ([`GraphInfo::foreign_ops`]).
     pub fn read(path: &std::path::Path) -> Result<GraphInfo> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let model = Model::decode(&bytes)
+        let bytes = read_regular(path, None)?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// [`GraphInfo::read`] of bytes already read (`path` names them in messages).
+    pub fn from_bytes(path: &std::path::Path, bytes: &[u8]) -> Result<GraphInfo> {
+        let model = Model::decode(bytes)
             .map_err(|e| Error::unsupported(path, format!("not a readable ONNX model: {e}")))?;
+        let known = model
+            .graph
+            .nodes
+            .iter()
+            .all(|n| crate::graph_check::KNOWN_OPS.contains(&n.op_type.as_str()));
+        if known {
+            crate::graph_check::check(&model, path, bytes.len() as u64, None)?;
+        }
         let spec = spec_from_model(&model).map_err(|e| match e {
             Error::Corrupt { message, .. } => Error::corrupt(path, message),
             other => other,
@@ -438,6 +454,22 @@ impl GraphInfo {
     }
 }
 
+/// The bytes of the regular file `path` (a FIFO or device is refused rather than read), its
+/// size first checked against `budget` when given.
+fn read_regular(path: &std::path::Path, budget: Option<Budget>) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::unsupported(
+            path,
+            "is not a regular file; pass an .onnx file",
+        ));
+    }
+    if let Some(b) = budget {
+        b.check(path, "reading this file", Some(meta.len()), "")?;
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
 /// One tensor of a [`GraphFile`]: its name, element type and static shape.
 #[derive(Clone, Debug)]
 pub struct Port {
@@ -466,10 +498,19 @@ pub struct GraphFile {
 }
 
 impl GraphFile {
+    /// Read and check the graph at `path` within the default [`Budget`].
     pub fn read(path: &std::path::Path) -> Result<GraphFile> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::read_within(path, Budget::default())
+    }
+
+    /// Read the graph at `path` and check it ([`crate::graph_check::check`]: only known ops,
+    /// consistent shapes, Gather indices in range, a run within `budget`), so that no engine
+    /// is handed a graph it could panic or abort on.
+    pub fn read_within(path: &std::path::Path, budget: Budget) -> Result<GraphFile> {
+        let bytes = read_regular(path, Some(budget))?;
         let model = Model::decode(&bytes)
             .map_err(|e| Error::unsupported(path, format!("not a readable ONNX model: {e}")))?;
+        crate::graph_check::check(&model, path, bytes.len() as u64, Some(budget))?;
         let spec = spec_from_model(&model).map_err(|e| match e {
             Error::Corrupt { message, .. } => Error::corrupt(path, message),
             other => other,

@@ -496,8 +496,15 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 fn open_npy(path: &Path) -> Result<Dataset> {
     let unsupported = |m: String| Error::unsupported(path, m);
     let corrupt = |m: String| Error::corrupt(path, m);
-    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut prefix = Vec::new();
+    (&mut f)
+        .take(12 + crate::npy::MAX_HEADER_BYTES as u64)
+        .read_to_end(&mut prefix)
+        .map_err(|e| Error::io(path, e))?;
+    crate::npy::check_header(&prefix).map_err(unsupported)?;
+    f.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
     let mut r = BufReader::new(f);
     let npy = npyz::NpyFile::new(&mut r)
         .map_err(|e| unsupported(format!("not a valid .npy file: {e}")))?;
@@ -520,11 +527,19 @@ fn open_npy(path: &Path) -> Result<Dataset> {
             )))
         }
     };
-    if n * c * h * w == 0 {
-        return Err(Error::invalid_input(
-            path,
-            format!("shape {shape:?} is empty: every size must be >= 1"),
-        ));
+    match crate::budget::bytes_of(&[n, c, h, w], elem.ty.bytes()) {
+        None => {
+            return Err(corrupt(format!(
+                "shape {shape:?}: its size in bytes overflows (a corrupt or crafted header)"
+            )))
+        }
+        Some(0) => {
+            return Err(Error::invalid_input(
+                path,
+                format!("shape {shape:?} is empty: every size must be >= 1"),
+            ))
+        }
+        Some(_) => {}
     }
     let reader = npy.into_inner();
     let data_start = reader.stream_position().map_err(|e| Error::io(path, e))?;
@@ -624,13 +639,77 @@ fn open_images(files: Vec<PathBuf>) -> Result<Dataset> {
     })
 }
 
+/// Decode a JPEG strictly: a truncated or corrupt entropy-coded segment is an error (the image
+/// crate's decoder fills what it cannot decode with grey and succeeds). The output colour space
+/// is the image crate's (gray, gray+alpha, RGB, RGBA as stored; anything else as RGB), so the
+/// channels agree with [`image_header`].
+pub fn decode_jpeg_strict(path: &Path, bytes: &[u8]) -> Result<Array4<f32>> {
+    use zune_core::colorspace::ColorSpace as Z;
+    let corrupt = |e: zune_jpeg::errors::DecodeErrors| {
+        Error::corrupt(
+            path,
+            format!("cannot decode image: truncated or corrupt JPEG: {e}"),
+        )
+    };
+    let opts = zune_core::options::DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut dec =
+        zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), opts);
+    dec.decode_headers().map_err(corrupt)?;
+    let out = match dec.input_colorspace() {
+        Some(c @ (Z::RGB | Z::RGBA | Z::Luma | Z::LumaA)) => c,
+        _ => Z::RGB,
+    };
+    dec.set_options(dec.options().jpeg_set_out_colorspace(out));
+    let (w, h) = dec
+        .dimensions()
+        .ok_or_else(|| Error::corrupt(path, "cannot decode image: JPEG without dimensions"))?;
+    let c = out.num_components();
+    // The image crate's default allocation limit, which PNG and TIFF decoding observe too.
+    const MAX_DECODE_BYTES: u64 = 512 << 20;
+    let bytes_needed = crate::budget::bytes_of(&[h, w, c], 1);
+    if bytes_needed.is_none_or(|b| b > MAX_DECODE_BYTES) {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            message: format!(
+                "cannot decode image: a {w}x{h} JPEG of {c} channels is over the decoder's \
+                 {} MiB limit",
+                MAX_DECODE_BYTES >> 20
+            ),
+        });
+    }
+    let pixels = dec.decode().map_err(corrupt)?;
+    if pixels.len() != w * h * c {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "cannot decode image: the JPEG decoded to {} bytes, {w}x{h}x{c} expected",
+                pixels.len()
+            ),
+        ));
+    }
+    let hwc = Array4::from_shape_vec((1, h, w, c), pixels.into_iter().map(f32::from).collect())
+        .expect("size checked");
+    Ok(hwc
+        .permuted_axes([0, 3, 1, 2])
+        .as_standard_layout()
+        .into_owned())
+}
+
 /// Decode one image as `[1, C, H, W]` in its stored units.
 pub fn load_image(path: &Path) -> Result<Array4<f32>> {
     use image::DynamicImage as D;
-    let img = image::ImageReader::open(path)
+    let reader = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?
+        .map_err(|e| Error::io(path, e))?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        return decode_jpeg_strict(path, &bytes);
+    }
+    let img = reader
         .decode()
         .map_err(|e| Error::corrupt(path, format!("cannot decode image: {e}")))?;
     let (w, h) = (img.width() as usize, img.height() as usize);

@@ -8,6 +8,7 @@
 //! - [`dct`]: the DCT-II matrix and references, in f64.
 //! - [`plan`]: matrices and the exact tensor program of each graph, for every form.
 //! - [`graph`]: lowering to ONNX (via the DCT-agnostic `onnx_export` crate) and metadata.
+//! - [`graph_check`]: every ONNX graph checked before an engine runs it (shapes, indices, memory).
 //! - [`engine`]: runtimes (tract; ONNX Runtime with the `ort` feature; a plain-Rust f64 reference).
 //! - [`codec`]: compress/decompress any number of samples, batching and serialization.
 //! - [`layout`]: what a variant keeps and where it is stored (the one place that knows).
@@ -17,6 +18,7 @@
 //! - [`input`]: reading `.npy` files and images (PNG, JPEG, TIFF) as f32 batches.
 //! - [`container`]: the sharded safetensors container of coefficients, and its batch [`container::Loader`].
 //! - [`pipeline`]: files in, files out: `compress` into a container, `decompress` to .npy/PNG.
+//! - [`budget`]: the memory budget (`--max-memory-mb`) checked before large allocations.
 //! - [`target`]: export profiles for CPU, CUDA and the paper's accelerators, memory estimates.
 //!
 //! ```no_run
@@ -30,6 +32,7 @@
 //! ```
 
 pub mod bench;
+pub mod budget;
 pub mod codec;
 pub mod container;
 pub mod dct;
@@ -39,12 +42,15 @@ pub mod error;
 pub mod eval;
 pub mod export;
 pub mod graph;
+pub mod graph_check;
 pub mod input;
 pub mod layout;
 pub mod npy;
 pub mod output;
 pub mod pipeline;
 pub mod plan;
+#[cfg(test)]
+mod props;
 pub mod quant;
 pub mod spec;
 pub mod target;

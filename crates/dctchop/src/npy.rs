@@ -59,6 +59,50 @@ fn read_regular(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
 
+/// Longest `.npy` header accepted (numpy writes about 128 bytes).
+pub const MAX_HEADER_BYTES: usize = 65536;
+
+/// Check a `.npy` header's shape before a parser sees it (`prefix`: the file's first bytes,
+/// at least the header when the file has one): at most [`MAX_HEADER_BYTES`], and brackets
+/// nested at most 3 deep (numpy writes a dict holding a tuple). npyz's literal parser backtracks
+/// exponentially on deep nesting: a 118-byte header of `{` hung it for minutes (found by
+/// fuzzing). Files too short or without the magic are left to npyz to report.
+pub fn check_header(prefix: &[u8]) -> std::result::Result<(), String> {
+    if prefix.len() < 10 || &prefix[..6] != b"\x93NUMPY" {
+        return Ok(());
+    }
+    let (len, start) = match prefix[6] {
+        1 => (u16::from_le_bytes([prefix[8], prefix[9]]) as usize, 10),
+        _ if prefix.len() >= 12 => (
+            u32::from_le_bytes(prefix[8..12].try_into().expect("4 bytes")) as usize,
+            12,
+        ),
+        _ => return Ok(()),
+    };
+    if len > MAX_HEADER_BYTES {
+        return Err(format!(
+            "not a valid .npy file: header of {len} bytes (at most {MAX_HEADER_BYTES})"
+        ));
+    }
+    let header = &prefix[start.min(prefix.len())..(start + len).min(prefix.len())];
+    let mut depth = 0usize;
+    for &b in header {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > 3 {
+                    return Err(
+                        "not a valid .npy file: its header nests brackets more than 3 deep".into(),
+                    );
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Read a float `.npy` (f16, f32 or f64; C or Fortran order) as f32, with its stored type.
 pub fn read_npy_f32(path: &Path) -> Result<(ArrayD<f32>, String)> {
     match read(path, false)? {
@@ -107,12 +151,41 @@ fn read(path: &Path, integers: bool) -> Result<NpyData> {
     let bytes = read_regular(path)?;
     let bad = |m: String| Error::unsupported(path, m);
     let corrupt = |m: String| Error::corrupt(path, m);
+    check_header(&bytes).map_err(bad)?;
     let npy =
         npyz::NpyFile::new(&bytes[..]).map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let fortran = npy.order() == npyz::Order::Fortran;
     // npyz gives the Python literal, quotes included ("'<f4'"); keep the bare type string.
     let descr = npy.dtype().descr().trim_matches('\'').to_string();
+    let elem = match descr.as_str() {
+        "<f4" => 4,
+        "<f2" | "<i2" => 2,
+        "<f8" => 8,
+        "|i1" => 1,
+        _ => 0, // refused below, by name
+    };
+    if elem > 0 {
+        // The header's shape must match the data that follows it, before anything is allocated
+        // for it (a crafted header could declare terabytes).
+        let npy = npyz::NpyFile::new(&bytes[..])
+            .map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
+        let have = npy.into_inner().len() as u64;
+        match crate::budget::bytes_of(&shape, elem) {
+            None => {
+                return Err(corrupt(format!(
+                    "shape {shape:?}: its size in bytes overflows (a corrupt or crafted header)"
+                )))
+            }
+            Some(need) if need > have => {
+                return Err(corrupt(format!(
+                    "truncated: the header says shape {shape:?} of {descr} ({need} bytes of \
+                     data), but the file has {have} bytes after its header"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
     // Row-major data of `shape` (stored in C or Fortran order).
     fn arr<T: Clone>(
         path: &Path,

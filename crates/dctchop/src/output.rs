@@ -222,7 +222,27 @@ impl TempFile {
     pub fn persist(mut self, force: bool) -> Result<()> {
         self.sync()?;
         check_writable(&self.target, force)?;
-        fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        // Without force, link instead of rename: link(2) fails if the target exists, so of two
+        // concurrent writers exactly one wins and the other fails cleanly (a rename would
+        // silently replace the first's file). Where links are not supported, rename.
+        let linked = if force {
+            false
+        } else {
+            match fs::hard_link(&self.tmp, &self.target) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::AlreadyExists {
+                        path: self.target.clone(),
+                    })
+                }
+                Err(_) => false,
+            }
+        };
+        if linked {
+            let _ = fs::remove_file(&self.tmp);
+        } else {
+            fs::rename(&self.tmp, &self.target).map_err(|e| Error::io(&self.target, e))?;
+        }
         forget(&mut live().files, &self.tmp);
         self.tmp = PathBuf::new();
         Ok(())

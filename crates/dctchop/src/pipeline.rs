@@ -7,6 +7,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::budget::Budget;
 use crate::container::{self, DatasetInfo, Entropy, Store};
 use crate::error::{Error, Result};
 use crate::graph::Direction;
@@ -171,7 +172,8 @@ pub struct CompressReport {
 /// intermediate tensors (about 6 image-sized f32 tensors per sample), for `batch` samples.
 pub fn estimate_batch_bytes(spec: &Spec, batch: usize) -> u64 {
     let (hp, wp) = spec.padded();
-    (batch * spec.channels * hp * wp) as u64 * 4 * 6
+    // Saturating: a crafted container's spec must read as "too large", never wrap to small.
+    crate::budget::bytes_of(&[batch, spec.channels, hp, wp], 4 * 6).unwrap_or(u64::MAX)
 }
 
 /// The error for non-finite values in `x` (samples from `start`), counting the rest of the input.
@@ -358,6 +360,8 @@ pub fn compress(
 ) -> Result<CompressReport> {
     let t0 = Instant::now();
     check_options(opts)?;
+    // 1..=physical memory: an allocation beyond it would abort, leaving files behind.
+    Budget::new(opts.max_memory_mb)?;
     let ds = input::open(inputs)?;
     let stem = container::output_stem(out)?;
     let batch = opts.batch.min(ds.n);
@@ -586,6 +590,7 @@ impl OutputKind {
 /// Decompress container `input` (stem or any shard) into `out`: a float32 `.npy` of
 /// `[N, C, H, W]`, a `.png` (one sample), or a directory of `NNNNN.png` (one per sample). PNGs
 /// are written in the original bit depth (uint8 or uint16 data only), rounded and clamped.
+/// Within the default memory [`Budget`]; see [`decompress_within`].
 pub fn decompress(
     input: &Path,
     out: &Path,
@@ -594,11 +599,63 @@ pub fn decompress(
     force: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<DecompressReport> {
+    decompress_within(
+        input,
+        out,
+        engine,
+        batch,
+        force,
+        Budget::default(),
+        progress,
+    )
+}
+
+/// Bytes decompressing one batch of `batch` samples of container `c` needs: the graphs' working
+/// tensors ([`estimate_batch_bytes`]), the stored values of the batch as f32, and one decoded
+/// zstd chunk (from the shards' `chunk_samples`), all from the metadata.
+pub fn decompress_batch_bytes(c: &container::Container, batch: usize) -> u64 {
+    let spec = &c.header.spec;
+    let per = crate::budget::elems(&spec.compressed_shape()[1..]).unwrap_or(u64::MAX);
+    let chunk = c
+        .headers
+        .iter()
+        .flat_map(|h| h.chunks.iter().map(|ch| ch.0))
+        .max()
+        .unwrap_or(0) as u64;
+    let stored = per.saturating_mul(batch as u64).saturating_mul(4);
+    let chunk = per.saturating_mul(chunk).saturating_mul(4);
+    estimate_batch_bytes(spec, batch)
+        .saturating_add(stored)
+        .saturating_add(chunk)
+}
+
+/// [`decompress`] within a memory `budget`: the container's declared shapes are checked against
+/// it before anything large is allocated.
+#[allow(clippy::too_many_arguments)]
+pub fn decompress_within(
+    input: &Path,
+    out: &Path,
+    engine: &EngineOptions,
+    batch: usize,
+    force: bool,
+    budget: Budget,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<DecompressReport> {
     let t0 = Instant::now();
     let c = container::open(input)?;
     let h = &c.header;
     let shape = h.info.shape;
     let n = shape[0];
+    let b = batch.max(1).min(n.max(1));
+    budget.check(
+        &c.shards[0],
+        &format!(
+            "decompressing a batch of {b} samples of {}x{}x{}",
+            shape[1], shape[2], shape[3]
+        ),
+        Some(decompress_batch_bytes(&c, b)),
+        "lower --batch, or raise --max-memory-mb if the machine has the memory",
+    )?;
     let kind = OutputKind::of(out);
     if kind != OutputKind::Npy {
         if !matches!(h.info.dtype, SampleType::Uint8 | SampleType::Uint16) {

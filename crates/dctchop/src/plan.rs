@@ -330,14 +330,19 @@ impl Plan {
         let rows = resolve_axis(spec.tile, hp, spec.block);
         let cols = resolve_axis(spec.tile, wp, spec.block);
         // Refuse before allocating: dense matrices grow with n², and f64 is used while building.
-        let matrix_elems = |form: AxisForm, n: usize| -> u64 {
-            let coeffs = (n.div_ceil(spec.block) * spec.cf) as u64;
-            match form {
-                AxisForm::Dense => 2 * coeffs * n as u64,
-                AxisForm::Tiled { t, .. } => 2 * (t * t) as u64,
-            }
-        };
-        let bytes = 8 * (matrix_elems(rows, chunk.height) + matrix_elems(cols, chunk.width));
+        let (bytes, index_bytes) = build_bytes(spec, &chunk, rows, cols);
+        if index_bytes > MAX_CONSTANT_BYTES {
+            return Err(Error::InvalidSpec {
+                field: "height x width",
+                value: format!("{}x{}", chunk.height, chunk.width),
+                allowed: format!(
+                    "sizes whose graph constants fit the {} MiB cap (the Gather index vectors \
+                     alone need {} MiB): use --serialize, or split the data",
+                    MAX_CONSTANT_BYTES >> 20,
+                    index_bytes >> 20
+                ),
+            });
+        }
         if bytes > MAX_CONSTANT_BYTES {
             return Err(Error::InvalidSpec {
                 field: "tile",
@@ -382,6 +387,53 @@ impl Plan {
     pub fn name(&self) -> String {
         self.spec.name_with_tile(&self.tile_label())
     }
+}
+
+/// Bytes the constants of `spec`'s programs take while they are built, before anything is
+/// allocated: (the f64 matrices, the int64 Gather index vectors). [`Plan::new`] refuses either
+/// over [`MAX_CONSTANT_BYTES`]; `export --max-memory-mb` checks their sum.
+pub fn estimate_build_bytes(spec: &Spec) -> (u64, u64) {
+    let chunk = spec.chunk_spec();
+    let (hp, wp) = chunk.padded();
+    let rows = resolve_axis(spec.tile, hp, spec.block);
+    let cols = resolve_axis(spec.tile, wp, spec.block);
+    build_bytes(spec, &chunk, rows, cols)
+}
+
+fn build_bytes(spec: &Spec, chunk: &Spec, rows: AxisForm, cols: AxisForm) -> (u64, u64) {
+    // Saturating: a size that overflows u64 is over any cap.
+    let coeffs = |n: usize| (n.div_ceil(spec.block) as u64).saturating_mul(spec.cf as u64);
+    let matrix_elems = |form: AxisForm, n: usize| -> u64 {
+        match form {
+            AxisForm::Dense => coeffs(n).saturating_mul(n as u64).saturating_mul(2),
+            AxisForm::Tiled { t, .. } => (t as u64).saturating_mul(t as u64).saturating_mul(2),
+        }
+    };
+    let bytes = matrix_elems(rows, chunk.height)
+        .saturating_add(matrix_elems(cols, chunk.width))
+        .saturating_mul(8);
+    // The Gather index vectors (int64, and built as such) grow with the image size: both
+    // programs hold a few per axis, each at most ~3 padded lengths or 2 coefficient lengths
+    // long, and the triangle's reordering of the kept coefficients.
+    let index_elems = |form: AxisForm, n: usize| -> u64 {
+        let padded = match form {
+            AxisForm::Dense => n.div_ceil(spec.block).saturating_mul(spec.block),
+            AxisForm::Tiled { padded, .. } => padded,
+        } as u64;
+        padded
+            .saturating_mul(3)
+            .saturating_add(coeffs(n).saturating_mul(2))
+    };
+    let triangle = if chunk.layout().is_grid() {
+        0
+    } else {
+        coeffs(chunk.width).saturating_mul(spec.cf as u64 * 2)
+    };
+    let index_bytes = index_elems(rows, chunk.height)
+        .saturating_add(index_elems(cols, chunk.width))
+        .saturating_add(triangle)
+        .saturating_mul(8);
+    (bytes, index_bytes)
 }
 
 /// Tracks the current shape while steps are appended.

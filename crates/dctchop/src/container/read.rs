@@ -343,6 +343,12 @@ impl Loader {
         })
     }
 
+    /// The codec the batches run through (its plan's spec has the graph batch: the requested
+    /// batch, capped at the sample count).
+    pub fn codec(&self) -> &crate::Codec {
+        &self.codec
+    }
+
     /// The next up to `batch` stored samples, across shard boundaries.
     fn next_stored(&mut self) -> Result<Option<ShardData>> {
         let mut parts = Vec::new();

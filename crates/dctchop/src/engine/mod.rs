@@ -101,6 +101,15 @@ impl FromStr for Device {
     }
 }
 
+/// The most worker threads an engine may be given ([`EngineOptions::check`]).
+pub const MAX_THREADS: usize = 1024;
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
 /// Engine settings.
 #[derive(Clone, Debug, Default)]
 pub struct EngineOptions {
@@ -134,6 +143,19 @@ impl EngineOptions {
         self.device = device;
         self
     }
+    /// Check the options: `threads` in 1..=[`MAX_THREADS`] (more only thrash: thread start-up
+    /// alone took minutes at 100000).
+    pub fn check(&self) -> Result<()> {
+        match self.threads {
+            Some(t) if t == 0 || t > MAX_THREADS => Err(crate::error::Error::invalid_option(
+                "--threads",
+                t,
+                format!("1..={MAX_THREADS} (default: all {} cores)", cores()),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The thread count engines use: `threads`, or all cores.
     pub fn resolved_threads(&self) -> usize {
         self.threads.unwrap_or_else(|| {
@@ -232,6 +254,7 @@ impl EngineKind {
 
 /// Compile one direction of `plan` with the chosen engine.
 pub fn compile(plan: &Plan, direction: Direction, opts: &EngineOptions) -> Result<Box<dyn Runner>> {
+    opts.check()?;
     let opts = &opts.clone().with_kind(opts.kind.for_plan(opts.device));
     match opts.kind {
         EngineKind::Tract | EngineKind::Ort => {
@@ -259,6 +282,7 @@ pub fn compile(plan: &Plan, direction: Direction, opts: &EngineOptions) -> Resul
 /// with one static-shape input and output, e.g. an exported `.onnx` file). Not for the
 /// `reference` engine, which evaluates a [`Plan`]'s program rather than ONNX.
 pub fn compile_bytes(bytes: &[u8], dtype: Dtype, opts: &EngineOptions) -> Result<Box<dyn Runner>> {
+    opts.check()?;
     let opts = &opts.clone().with_kind(opts.kind.for_graph(opts.device));
     check_device(opts)?;
     match opts.kind {

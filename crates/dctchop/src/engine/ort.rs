@@ -89,6 +89,9 @@ fn load() -> std::result::Result<Loaded, String> {
         .map_err(|e| format!("{}: {e}", path.display()))?
         .with_name("dctchop")
         .with_telemetry(false)
+        // ONNX Runtime's own log lines (coloured, on stderr) would follow every failure we
+        // already report as one line: drop them; failures still come back as errors.
+        .with_logger(std::sync::Arc::new(|_, _, _, _, _| {}))
         .build()
         .map_err(|e| format!("{}: creating the environment: {e}", path.display()))?;
     Ok(Loaded {
@@ -318,6 +321,8 @@ impl OrtRunner {
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(err)?
             .with_intra_threads(opts.resolved_threads())
+            .map_err(err)?
+            .with_log_level(ort::logging::LogLevel::Fatal)
             .map_err(err)?;
         if let Device::Cuda(id) = opts.device {
             let lib = &loaded.library;
