@@ -160,7 +160,15 @@ fn crafted_inputs_fail_cleanly_within_the_budget() {
         &(0..1536).map(|v| (v % 251) as f32).collect::<Vec<_>>(),
     );
     let good = inp.join("good");
-    let r = dctchop(&["compress", &i("ok.npy"), "-o", &s(&good), "--quiet"]);
+    let r = dctchop(&[
+        "compress",
+        &i("ok.npy"),
+        "-o",
+        &s(&good),
+        "--quant",
+        "none",
+        "--quiet",
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
 
     write_f32_npy(
@@ -169,7 +177,15 @@ fn crafted_inputs_fail_cleanly_within_the_budget() {
         &vec![2.0; 3 * 65536],
     );
     let med = inp.join("med");
-    let r = dctchop(&["compress", &i("med.npy"), "-o", &s(&med), "--quiet"]);
+    let r = dctchop(&[
+        "compress",
+        &i("med.npy"),
+        "-o",
+        &s(&med),
+        "--quant",
+        "none",
+        "--quiet",
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
 
     // Item 1: a 65536² container whose payload is only 8 MiB (1 channel, block 32, CF 1, f16),

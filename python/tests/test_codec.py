@@ -13,7 +13,7 @@ import dctchop
 
 def test_compress_files_is_byte_identical_to_the_cli(tmp_path, cli, data_npy, multi_shard):
     out = tmp_path / "x"
-    rep = dctchop.compress_files(data_npy, out, cf=4, batch=4, shard_mb=1)
+    rep = dctchop.compress_files(data_npy, out, cf=4, batch=4, shard_mb=1, quant="none")
     assert rep["samples"] == 60 and len(rep["shards"]) == 4
     c = dctchop.open(multi_shard)
     for i, shard in enumerate(c.shards):
@@ -125,3 +125,18 @@ def test_quantized_codec_round_trip(data_npy):
     scaled = codec.compress(x)
     np.testing.assert_allclose(scaled, dctchop.Codec(124, 132, 4).compress(x) / 0.05, rtol=1e-4, atol=1e-2)
     assert np.abs(codes - scaled).max() <= 0.5 + 1e-3
+
+
+def test_compress_files_quantizes_like_the_cli(tmp_path, cli, data_npy):
+    # The CLI's defaults (quant auto, zstd) and its targets, from Python keywords.
+    rep = dctchop.compress_files(data_npy, tmp_path / "a", cf=4, batch=4)
+    assert rep["quant"]["code"] in ("i8", "i16") and rep["quant"]["entropy"].startswith("zstd")
+    cli("compress", data_npy, "-o", tmp_path / "b", "--cf", "4", "--batch", "4", "--quiet")
+    a = dctchop.open(tmp_path / "a")
+    b = dctchop.open(tmp_path / "b")
+    assert Path(a.shards[0]).read_bytes() == Path(b.shards[0]).read_bytes()
+    assert a.payload["kind"] == "codes"
+    r = dctchop.compress_files(data_npy, tmp_path / "r", target_ratio=20.0, code="i16", entropy="zstd:9")
+    assert r["target_met"] is True and r["stored_ratio"] >= 20.0
+    with pytest.raises(dctchop.SpecError, match="quant"):
+        dctchop.compress_files(data_npy, tmp_path / "x", quant="fine")
