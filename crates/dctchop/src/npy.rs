@@ -100,6 +100,36 @@ pub fn check_header(prefix: &[u8]) -> std::result::Result<(), String> {
             _ => {}
         }
     }
+    // A shape whose element count overflows: npyz multiplies it out unchecked.
+    let text = String::from_utf8_lossy(header);
+    if let Some(at) = text.find("'shape'") {
+        let rest = &text[at..];
+        if let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) {
+            if open < close {
+                let mut count: u64 = 1;
+                for d in rest[open + 1..close].split(',') {
+                    let d = d.trim();
+                    if d.is_empty() {
+                        continue;
+                    }
+                    let overflow = || {
+                        format!(
+                            "not a valid .npy file: shape {} overflows: more elements than fit in 64 bits",
+                            &rest[open..=close]
+                        )
+                    };
+                    let v: u64 = d.parse().map_err(|_| overflow())?;
+                    count = count.checked_mul(v).ok_or_else(overflow)?;
+                }
+                if usize::try_from(count).is_err() {
+                    return Err(format!(
+                        "not a valid .npy file: shape {} is too large for this machine",
+                        &rest[open..=close]
+                    ));
+                }
+            }
+        }
+    }
     Ok(())
 }
 

@@ -92,7 +92,13 @@ const FIELDS: [&str; 14] = [
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // A fixed seed: CI runs the same cases every time (a failure is reproducible, never
+    // flaky); PROPTEST_RNG_SEED is ignored. Change the seed to explore new cases locally.
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_dc7c),
+        ..ProptestConfig::default()
+    })]
 
     /// Validation never panics; a rejection names a field, and a valid spec of a reasonable
     /// size builds a plan whose programs produce the spec's shapes.

@@ -120,9 +120,10 @@ impl Spec {
 
     /// Height and width rounded up to whole blocks.
     pub fn padded(&self) -> (usize, usize) {
+        // Saturating: validation reports absurd sizes instead of overflowing here.
         (
-            self.height.div_ceil(self.block) * self.block,
-            self.width.div_ceil(self.block) * self.block,
+            self.height.div_ceil(self.block).saturating_mul(self.block),
+            self.width.div_ceil(self.block).saturating_mul(self.block),
         )
     }
 
