@@ -730,10 +730,8 @@ pub fn quantized_spec(
             crate::tune::auto(&probe_of(data, batch), spec, None, entropy, engine)?.quant
         }
         QuantChoice::Step(step) => {
-            let mut codec = Codec::new(spec, engine)?;
-            let y = codec.compress(probe_of(data, batch).x)?;
-            let max_abs = y.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
-            let code = crate::tune::code_for(max_abs, step).unwrap_or(crate::quant::CodeType::I16);
+            let code =
+                crate::tune::code_for_step(&probe_of(data, batch), spec, step, None, engine)?;
             crate::quant::Quant::uniform(code, step)
         }
     };

@@ -8,36 +8,32 @@ use crate::error::{Error, Result};
 use crate::quant::{CodeElem, Codes, CodesView};
 use crate::spec::Dtype;
 
-/// Serialize `a` as a C-order `.npy` (f32 `<f4` or f16 `<f2`).
-pub fn to_npy_bytes(a: ArrayViewD<'_, f32>, ty: Dtype) -> Result<Vec<u8>> {
-    let shape: Vec<u64> = a.shape().iter().map(|&d| d as u64).collect();
+/// Serialize `values` (C order, `shape`) as an in-memory `.npy` of `T`'s dtype.
+fn npy_bytes<T: npyz::AutoSerialize>(
+    shape: &[usize],
+    values: impl Iterator<Item = T>,
+) -> Result<Vec<u8>> {
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let mut bytes = Vec::new();
     // Writing into a Vec cannot fail; npyz's errors are io::Error all the same.
     let io = |e: std::io::Error| Error::io("<.npy in memory>", e);
-    match ty {
-        Dtype::F32 => {
-            let mut w = npyz::WriteOptions::new()
-                .default_dtype()
-                .shape(&shape)
-                .writer(&mut bytes)
-                .begin_nd()
-                .map_err(io)?;
-            w.extend(a.iter().copied()).map_err(io)?;
-            w.finish().map_err(io)?;
-        }
-        Dtype::F16 => {
-            let mut w = npyz::WriteOptions::<half::f16>::new()
-                .default_dtype()
-                .shape(&shape)
-                .writer(&mut bytes)
-                .begin_nd()
-                .map_err(io)?;
-            w.extend(a.iter().map(|&v| half::f16::from_f32(v)))
-                .map_err(io)?;
-            w.finish().map_err(io)?;
-        }
-    }
+    let mut w = npyz::WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut bytes)
+        .begin_nd()
+        .map_err(io)?;
+    w.extend(values).map_err(io)?;
+    w.finish().map_err(io)?;
     Ok(bytes)
+}
+
+/// Serialize `a` as a C-order `.npy` (f32 `<f4` or f16 `<f2`).
+pub fn to_npy_bytes(a: ArrayViewD<'_, f32>, ty: Dtype) -> Result<Vec<u8>> {
+    match ty {
+        Dtype::F32 => npy_bytes(a.shape(), a.iter().copied()),
+        Dtype::F16 => npy_bytes(a.shape(), a.iter().map(|&v| half::f16::from_f32(v))),
+    }
 }
 
 /// Write `a` to `path` atomically, replacing an existing file only with `force` (see
@@ -274,23 +270,9 @@ fn read(path: &Path, integers: bool) -> Result<NpyData> {
 
 /// Serialize codes as a C-order `.npy` (`|i1` or `<i2`).
 pub fn codes_to_npy_bytes(codes: CodesView<'_>) -> Result<Vec<u8>> {
-    fn go<T: npyz::AutoSerialize + Copy>(a: ArrayViewD<'_, T>) -> Result<Vec<u8>> {
-        let shape: Vec<u64> = a.shape().iter().map(|&d| d as u64).collect();
-        let mut bytes = Vec::new();
-        let io = |e: std::io::Error| Error::io("<.npy in memory>", e);
-        let mut w = npyz::WriteOptions::<T>::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(&mut bytes)
-            .begin_nd()
-            .map_err(io)?;
-        w.extend(a.iter().copied()).map_err(io)?;
-        w.finish().map_err(io)?;
-        Ok(bytes)
-    }
     match codes {
-        CodesView::I8(a) => go(a),
-        CodesView::I16(a) => go(a),
+        CodesView::I8(a) => npy_bytes(a.shape(), a.iter().copied()),
+        CodesView::I16(a) => npy_bytes(a.shape(), a.iter().copied()),
     }
 }
 

@@ -308,26 +308,7 @@ fn choose(
         }
         (QuantChoice::Step(step), None) => {
             let t0 = Instant::now();
-            // The probe's largest coefficient decides the code type when none is given.
-            let mut codec = Codec::new(base, &opts.engine)?;
-            let y = codec.compress(x.view())?;
-            let max_abs = y.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
-            let code = match (opts.code, tune::code_for(max_abs, step)) {
-                (Some(c), _) => c,
-                (None, Some(c)) => c,
-                (None, None) => {
-                    return Err(Error::invalid_option(
-                        "quant",
-                        step,
-                        format!(
-                            "a step of at least {:.6}: with {step} the codes of the first batch \
-                             reach {:.0}, beyond int16 (32767)",
-                            max_abs * 1.05 / 32767.0,
-                            max_abs / step
-                        ),
-                    ))
-                }
-            };
+            let code = tune::code_for_step(&probe, base, step, opts.code, &opts.engine)?;
             Choice {
                 variant: base.variant,
                 cf: base.cf,

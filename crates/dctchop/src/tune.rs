@@ -297,6 +297,36 @@ pub fn code_for(max_abs: f64, step: f64) -> Option<CodeType> {
     }
 }
 
+/// The code type for a given `step` on the probe: `code` when given, else the smallest that
+/// holds the probe's largest coefficient / step (with headroom); an error naming the smallest
+/// allowed step when not even int16 does.
+pub fn code_for_step(
+    probe: &Probe<'_>,
+    base: &Spec,
+    step: f64,
+    code: Option<CodeType>,
+    engine: &EngineOptions,
+) -> Result<CodeType> {
+    if let Some(c) = code {
+        return Ok(c);
+    }
+    let mut codec = Codec::new(base, engine)?;
+    let y = codec.compress(probe.x)?;
+    let max_abs = y.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+    code_for(max_abs, step).ok_or_else(|| {
+        Error::invalid_option(
+            "quant",
+            step,
+            format!(
+                "a step of at least {:.6}: with {step} the codes of the first batch reach {:.0}, \
+                 beyond int16 (32767)",
+                max_abs * CODE_HEADROOM / CodeType::I16.max() as f64,
+                max_abs / step
+            ),
+        )
+    })
+}
+
 /// The `auto` step (see the module documentation) for `base`'s variant and CF, in `code` when
 /// given (the step is raised if the probe's codes would not fit it).
 pub fn auto(
