@@ -1,9 +1,10 @@
 """Compress -> decompress round trips of training batches, one class per compressor.
 
 The harness only sees `Roundtrip`: `name`, `family`, `ratio` (original float32 bytes / bytes as
-stored) and `__call__(batch[N, C, H, W] float32) -> same shape float32`. dctchop runs through
-the ONNX graphs that `dctchop export` writes (onnxruntime); when the Python package
-(`import dctchop`) lands, `DctChopOnnx` is the one class to swap for a `dctchop.Codec` wrapper.
+stored) and `__call__(batch[N, C, H, W] float32) -> same shape float32`. Unquantized dctchop runs
+through the ONNX graphs that `dctchop export` writes (onnxruntime); its quantized mode (integer
+codes + zstd, what `dctchop compress` stores by default) runs through the CLI itself
+(`DctChopQuantCli`), as a user would run it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ import numpy as np
 
 class Roundtrip:
     name: str = "?"
-    family: str = "?"  # baseline | chop | triangle | zfp | sz3 | reference
+    family: str = "?"  # baseline | chop | triangle | quantized | zfp | sz3 | reference
     ratio: float = 1.0  # original float32 bytes / stored bytes (as achieved on the data, for ZFP/SZ3)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -109,6 +111,98 @@ class DctChopOnnx(Roundtrip):
                     [chunk, np.zeros((self.batch - k,) + chunk.shape[1:], np.float32)])
             out[s:s + k] = self.decompress(self.compress(chunk))[:k]
         return out
+
+
+class DctChopCliError(RuntimeError):
+    """A `dctchop` command failed; the message holds the command line and the CLI's stderr."""
+
+
+class DctChopQuantCli(Roundtrip):
+    """dctchop's quantized mode through the real CLI: the batch is written as a float32 .npy,
+    `dctchop compress IN.npy -o STEM --json [--cf N] [--variant V] [--quant auto|STEP]
+    [--target-ratio R]`, then `dctchop decompress STEM -o OUT.npy`, read back. Everything lives
+    in a temporary directory that is removed even when a command fails.
+
+    `ratio` is the report's `stored_ratio`: original bytes / payload bytes of the shards (the
+    codes as stored, zstd frames included; shard headers and the decompress graph excluded, as the
+    unquantized configs count coefficients only). The input is always written as float32, so the
+    original bytes are float32 bytes, as for every other configuration. `report["file_ratio"]`
+    (shard headers included) is kept in `describe()`.
+
+    The first call (the training inputs) lets the CLI choose the step (`--quant auto`) or CF,
+    variant and step (a target); later calls (clean targets, test inputs) pass that choice
+    explicitly, so every set goes through the same quantizer, as `Sz3ErrorBound` keeps the bound
+    calibrated on the training inputs."""
+
+    family = "quantized"
+
+    def __init__(self, cf: int | None = None, variant: str | None = None, *,
+                 quant: str | float = "auto", target_ratio: float | None = None,
+                 bin_path: str | None = None, threads: int = 1, tmp_root: Path | None = None):
+        self.exe = find_dctchop_bin(bin_path)
+        self.threads, self.tmp_root = threads, tmp_root
+        if target_ratio is not None:  # the target picks CF, variant and step unless given
+            args = ["--target-ratio", f"{target_ratio:g}"]
+            self.name = f"q-ratio{target_ratio:g}"
+        elif cf is None:
+            raise ValueError("DctChopQuantCli needs a cf or a target ratio")
+        else:
+            args = ["--quant", str(quant)]
+            self.name = "q-" + ("" if variant in (None, "chop") else f"{variant}-") + f"cf{cf}"
+        if cf is not None:
+            args += ["--cf", str(cf)]
+        if variant is not None:
+            args += ["--variant", variant]
+        self.first_args = args
+        self.frozen_args: list[str] | None = None  # the first call's choice, for later calls
+        self.report: dict | None = None  # the first call's compress report
+        self.ratio = float("nan")
+
+    def _cli(self, *argv: str) -> dict:
+        cmd = [self.exe, *argv, "--threads", str(self.threads), "--json", "--quiet", "--force"]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise DctChopCliError(f"`{' '.join(cmd)}` exited with {p.returncode}: "
+                                  f"{p.stderr.strip() or '(no stderr)'}")
+        try:
+            return json.loads(p.stdout)
+        except json.JSONDecodeError as e:
+            raise DctChopCliError(f"`{' '.join(cmd)}` printed no JSON report ({e}): "
+                                  f"{p.stdout[:500]!r}; stderr: {p.stderr.strip()}") from e
+
+    def __call__(self, batch):
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        with tempfile.TemporaryDirectory(prefix="dctchop-q-", dir=self.tmp_root) as tmp:
+            src, stem, dst = Path(tmp) / "in.npy", Path(tmp) / "c", Path(tmp) / "out.npy"
+            np.save(src, x)
+            rep = self._cli("compress", str(src), "-o", str(stem),
+                            *(self.frozen_args or self.first_args))
+            self._cli("decompress", str(stem), "-o", str(dst))
+            y = np.load(dst)
+        if y.shape != x.shape or y.dtype != np.float32:
+            raise DctChopCliError(f"dctchop decompress gave {y.dtype} {y.shape}, "
+                                  f"expected float32 {x.shape}")
+        if self.frozen_args is None:
+            self.report = rep
+            q = rep["quant"]["choice"]["quant"]
+            if q.get("rows") or q.get("cols"):  # --quant STEP cannot express per-frequency steps
+                raise DctChopCliError(f"compress chose per-frequency steps {q}: cannot be "
+                                      "repeated through --quant STEP")
+            self.frozen_args = ["--cf", str(rep["cf"]), "--variant", rep["variant"],
+                                "--quant", repr(float(q["step"]))]  # repr: the exact f64
+        self.ratio = float(rep["stored_ratio"])
+        return y
+
+    def describe(self):
+        d = super().describe()
+        rep = self.report or {}
+        q = rep.get("quant") or {}
+        d.update(cli_args=" ".join(self.first_args), chosen_cf=rep.get("cf"),
+                 chosen_variant=rep.get("variant"), quant_step=q.get("step"),
+                 code_type=q.get("code"), entropy=q.get("entropy"),
+                 file_ratio=rep.get("file_ratio"), cli_psnr_db=rep.get("psnr_db"),
+                 target_met=rep.get("target_met"))
+        return d
 
 
 def dct_matrix(n: int = 8) -> np.ndarray:
@@ -252,4 +346,32 @@ class Sz3ErrorBound(Roundtrip):
         d = super().describe()
         d["abs_error_bound"] = self.error_bound
         d["target_ratio_unreachable"] = self.unreachable
+        return d
+
+
+class RatioMatched(Roundtrip):
+    """ZFP or SZ3 at the ratio another round trip (`reference`) stores on the first data it sees
+    (the training inputs). For references whose ratio depends on the data (quantized dctchop),
+    where no nominal ratio is known before compressing."""
+
+    def __init__(self, family: str, reference: Roundtrip):
+        assert family in ("zfp", "sz3"), family
+        self.family, self.reference = family, reference
+        self.name = f"{family}:{reference.name}"
+        self.inner: Roundtrip | None = None
+        self.ratio = float("nan")
+
+    def __call__(self, batch):
+        if self.inner is None:
+            self.reference(batch)
+            r = self.reference.ratio
+            self.inner = ZfpFixedRate(32.0 / r, r) if self.family == "zfp" else Sz3ErrorBound(r)
+        out = self.inner(batch)
+        self.ratio = self.inner.ratio
+        return out
+
+    def describe(self):
+        d = self.inner.describe() if self.inner is not None else {}
+        d.update(name=self.name, family=self.family, ratio=self.ratio,
+                 target_ratio=getattr(self.inner, "target_ratio", None))
         return d
