@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-FAMILY_ORDER = ["baseline", "chop", "triangle", "zfp", "sz3", "reference"]
+FAMILY_ORDER = ["baseline", "chop", "triangle", "quantized", "zfp", "sz3", "reference"]
+LINE_STYLE = {"baseline": "-", "chop": "-", "triangle": "--", "quantized": "-.", "zfp": "--",
+              "sz3": ":", "reference": "-"}
 
 
 def _label(spec: str, e: dict) -> str:
@@ -29,12 +31,13 @@ def plots(res: dict, out: Path) -> list[Path]:
         return "black" if spec == "base" else cmap(i / max(n - 1, 1))
 
     # Fig. 7 analog: training loss per epoch (mean over seeds), baseline + dctchop
-    dct = [s for s, e in cfgs.items() if e["family"] in ("baseline", "chop", "triangle", "reference")]
+    dct = [s for s, e in cfgs.items()
+           if e["family"] in ("baseline", "chop", "triangle", "quantized", "reference")]
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
     for i, s in enumerate(dct):
         e = cfgs[s]
         tl = np.mean([r["train_loss"] for r in e["runs"]], axis=0)
-        ls = "--" if e["family"] == "triangle" else "-"
+        ls = LINE_STYLE[e["family"]]
         ax[0].plot(epochs, tl, ls, color=colour(s, e, i, len(dct)), label=_label(s, e))
         if s != "base":
             ax[1].plot(epochs, e["diff_pct_curve_mean"], ls, color=colour(s, e, i, len(dct)),
@@ -63,7 +66,7 @@ def plots(res: dict, out: Path) -> list[Path]:
         for ax, ref in zip(axs[0], matched):
             for s, e in cfgs.items():
                 if s == ref or e.get("matched_to") == ref:
-                    style = {"chop": "-", "triangle": "-", "zfp": "--", "sz3": ":"}[e["family"]]
+                    style = "-" if s == ref else LINE_STYLE[e["family"]]
                     d = np.array([[100.0 * (a / b - 1) for a, b in zip(r["test_loss"], cfgs["base"]["runs"][k]["test_loss"])]
                                   for k, r in enumerate(e["runs"])])
                     ax.plot(epochs, d.mean(0), style, label=f"{e['family']} CR {e['ratio']:.2f}")
@@ -181,7 +184,16 @@ def markdown(res: dict, cmd: str, pngs: list[Path]) -> str:
              "dctchop runs as the ONNX graphs of `dctchop export`, under onnxruntime; ZFP "
              "(zfpy, fixed rate 32/ratio bits per value) and SZ3 (pysz, absolute error bound found "
              "by bisection) compress each 256×256 image on its own, at the ratio of the dctchop "
-             "configuration they are matched to; their ratios below are as achieved.")
+             "configuration they are matched to; their ratios below are as achieved."
+             + (" `q-…` rows are dctchop's quantized mode (integer codes + zstd, the default of "
+                "`dctchop compress`), run through the CLI (float32 .npy → `dctchop compress` → "
+                "`dctchop decompress`): `q-cfN` is `--cf N --quant auto`, `q-ratioR` is "
+                "`--target-ratio R`; the CLI makes its choice (the step; for a target also CF and "
+                "variant) on its first batch, the first 8 training images, and that choice is "
+                "reused for the clean targets and the test inputs. Their ratio is the container's stored ratio: float32 bytes "
+                "over the code bytes as stored (shard headers and the decompress graph excluded); "
+                "ZFP/SZ3 rows matched to them use that ratio as achieved on the training inputs."
+                if any(e["family"] == "quantized" for e in cfgs.values()) else ""))
     L.append(f"- Seeds {st['seeds']}: a seed fixes weight init, crops and batch order, the same for "
              "every configuration, so the difference from baseline is paired per seed. "
              "Difference = 100 × (test MSE / baseline test MSE of the same seed − 1); "
@@ -225,6 +237,10 @@ def markdown(res: dict, cmd: str, pngs: list[Path]) -> str:
                      f"an error bound of {e['abs_error_bound']:.1e}, so the ratio of {e['matched_to']} "
                      "cannot be matched; the row is SZ3 at "
                      "(near-)lossless settings.")
+        if e["family"] == "quantized" and e.get("chosen_cf") is not None:
+            L.append(f"- {s} (`{e.get('cli_args', '?')}`): {e['chosen_variant']} CF "
+                     f"{e['chosen_cf']}, step {e['quant_step']:.3g}, {e['code_type']} codes, "
+                     f"{e['entropy']}; ratio with shard headers {e['file_ratio']:.2f}.")
         if e["family"] == "zfp" and math.isinf(e["input_psnr_db"]):
             L.append(f"- {s}: at {32 / e['ratio']:.1f} bits/value ZFP reproduces the digitised "
                      "inputs exactly (lossless).")

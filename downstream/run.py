@@ -20,6 +20,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -50,7 +51,12 @@ PROFILES = {
                           + ["chop-cf8",  # float rounding only: the noise floor of the paired differences
                              "triangle-cf4", "triangle-cf6"]
                           + [f"{f}:chop-cf{c}" for f in ("zfp", "sz3") for c in (2, 4, 6)]
-                          + ["chop-cf4+targets"])),
+                          + ["chop-cf4+targets"]
+                          # dctchop's quantized default: CF 4 against chop-cf4 isolates what the
+                          # quantization costs; CF 7 is the one unquantized CF that stayed within
+                          # 3 %; the ratio target is what a user asks for, and the ratio at which
+                          # ZFP and SZ3 are compared with it (all three lossy there)
+                          + ["q-cf4", "q-cf7", "q-ratio32", "zfp:q-ratio32", "sz3:q-ratio32"])),
 }
 
 
@@ -65,9 +71,24 @@ def nominal_ratio(spec: str) -> float:
     return 64.0 / (cf * cf) if variant == "chop" else 64.0 / (cf * (cf + 1) / 2)
 
 
+def quantized_roundtrip(spec: str, args) -> rt.DctChopQuantCli:
+    """'q-cfN' (chop CF N, --quant auto), 'q-triangle-cfN', 'q-ratioR' (--target-ratio R: the
+    CLI chooses CF, variant and step): dctchop's quantized mode, through the CLI."""
+    m = re.fullmatch(r"q-(?:(chop|triangle)-)?cf(\d+)|q-ratio(\d+(?:\.\d+)?)", spec)
+    if m is None:
+        raise ValueError(f"bad quantized config {spec!r}: want q-cfN, q-triangle-cfN or q-ratioR")
+    variant, cf, target = m.groups()
+    r = rt.DctChopQuantCli(int(cf) if cf else None, variant,
+                           target_ratio=float(target) if target else None,
+                           bin_path=args.dctchop_bin, threads=args.threads)
+    r.name = spec
+    return r
+
+
 def make_roundtrip(spec: str, args) -> rt.Roundtrip:
-    """'base' | 'chop-cfN' | 'triangle-cfN' | 'zfp:<dctchop spec>' | 'sz3:<dctchop spec>'
-    (ZFP/SZ3 at the ratio that dctchop spec stores)."""
+    """'base' | 'chop-cfN' | 'triangle-cfN' | 'q-...' (quantized, see quantized_roundtrip) |
+    'zfp:<dctchop spec>' | 'sz3:<dctchop spec>' (ZFP/SZ3 at the ratio that dctchop spec stores:
+    nominal for chop/triangle, as achieved on the training inputs for q-...)."""
     if spec.endswith("@snap"):  # round to the data grid afterwards (smoke check)
         return rt.SnapToGrid(make_roundtrip(spec[: -len("@snap")], args), emsim.NOISY_QUANTUM)
     if spec.endswith("+targets"):  # the clean targets are round-tripped too (ablation)
@@ -79,11 +100,16 @@ def make_roundtrip(spec: str, args) -> rt.Roundtrip:
         return rt.Identity()
     if spec.startswith(("zfp:", "sz3:")):
         fam, ref = spec.split(":")
-        ratio = nominal_ratio(ref)
-        r = rt.ZfpFixedRate(32.0 / ratio, ratio) if fam == "zfp" else rt.Sz3ErrorBound(ratio)
+        if ref.startswith("q-"):  # the ratio is known only after compressing
+            r = rt.RatioMatched(fam, make_roundtrip(ref, args))
+        else:
+            ratio = nominal_ratio(ref)
+            r = rt.ZfpFixedRate(32.0 / ratio, ratio) if fam == "zfp" else rt.Sz3ErrorBound(ratio)
         r.name = spec
         r.matched_to = ref
         return r
+    if spec.startswith("q-"):  # the CLI is the implementation, also under --dctchop-impl reference
+        return quantized_roundtrip(spec, args)
     variant, cf = spec.split("-cf")
     if args.dctchop_impl == "reference":
         r = rt.DctChopReference(int(cf), variant)

@@ -46,3 +46,25 @@ def test_nominal_ratios():
     assert run.nominal_ratio("chop-cf4") == 4.0
     assert run.nominal_ratio("chop-cf2") == 16.0
     assert run.nominal_ratio("triangle-cf4") == 6.4
+
+
+def test_quantized_specs_parse(monkeypatch):
+    import argparse
+
+    import pytest
+
+    import roundtrip as rt
+
+    monkeypatch.setattr(rt, "find_dctchop_bin", lambda explicit=None: "/bin/true")
+    a = argparse.Namespace(dctchop_bin=None, threads=1, dctchop_impl="onnx")
+    assert run.make_roundtrip("q-cf4", a).first_args == ["--quant", "auto", "--cf", "4"]
+    assert run.make_roundtrip("q-triangle-cf6", a).first_args[-2:] == ["--variant", "triangle"]
+    assert run.make_roundtrip("q-ratio32", a).first_args == ["--target-ratio", "32"]
+    m = run.make_roundtrip("sz3:q-ratio32", a)
+    assert isinstance(m, rt.RatioMatched) and m.matched_to == "q-ratio32" and m.family == "sz3"
+    with pytest.raises(ValueError, match="bad quantized config"):
+        run.make_roundtrip("q-cf", a)
+    # every config of the full profile is understood
+    for spec in run.PROFILES["full"]["configs"]:
+        if spec.startswith("q-") or ":q-" in spec:
+            run.make_roundtrip(spec, a)
