@@ -1,0 +1,93 @@
+"""Summarise bench/run_native.sh's CSVs as markdown: ratios to a memory copy per engine, the
+issue-11 floors checked point by point, threads and integer-code rows. Usage:
+python bench/native_summary.py bench/results > bench/results/native_summary.md"""
+import csv
+import glob
+import os
+import sys
+
+d = sys.argv[1] if len(sys.argv) > 1 else "bench/results"
+rows = []
+for f in sorted(glob.glob(os.path.join(d, "native_*.csv"))):
+    with open(f) as fh:
+        for r in csv.DictReader(fh):
+            r["file"] = os.path.basename(f)
+            rows.append(r)
+
+
+def side(r):
+    return int(r["res"].split("x")[0])
+
+
+def fnum(r, k):
+    return float(r[k])
+
+
+grid = [r for r in rows if r["file"][len("native_"):-4].isdigit()]
+grid.sort(key=lambda r: (r["variant"], side(r), int(r["cf"]), r["engine"]))
+print("# Native engine against ORT and tract (bench/run_native.sh)\n")
+print("Ratios are throughput over a memory copy of the same bytes measured in the same run;")
+print("GB/s of uncompressed f32. Floors from issue 11: native ≥ 0.9× copy (chop) / ≥ 0.6×")
+print("(triangle) at 256²–2048², and ≥ ORT at every size.\n")
+print("| variant | res | cf | batch | engine | comp GB/s | dec GB/s | copy GB/s | c/copy | d/copy | c ns/px | d ns/px |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for r in grid:
+    print(f"| {r['variant']} | {side(r)}² | {r['cf']} | {r['batch']} | {r['engine']} | "
+          f"{fnum(r, 'compress_gbps'):.2f} | {fnum(r, 'decompress_gbps'):.2f} | {fnum(r, 'memcpy_gbps'):.2f} | "
+          f"{fnum(r, 'compress_vs_memcpy'):.2f} | {fnum(r, 'decompress_vs_memcpy'):.2f} | "
+          f"{fnum(r, 'compress_ns_per_pixel'):.3f} | {fnum(r, 'decompress_ns_per_pixel'):.3f} |")
+
+print("\n## Floors, point by point (native)\n")
+print("| variant | res | cf | c/copy | d/copy | floor | c ≥ ORT | d ≥ ORT | met |")
+print("|---|---|---|---|---|---|---|---|---|")
+misses = 0
+for r in grid:
+    if r["engine"] != "native" or side(r) < 256:
+        continue
+    floor = 0.9 if r["variant"] == "chop" else 0.6
+    ort = [o for o in grid if o["engine"] == "ort" and o["variant"] == r["variant"]
+           and o["res"] == r["res"] and o["cf"] == r["cf"]]
+    c_ort = not ort or fnum(r, "compress_gbps") >= fnum(ort[0], "compress_gbps")
+    d_ort = not ort or fnum(r, "decompress_gbps") >= fnum(ort[0], "decompress_gbps")
+    c, dd = fnum(r, "compress_vs_memcpy"), fnum(r, "decompress_vs_memcpy")
+    met = c >= floor and dd >= floor and c_ort and d_ort
+    misses += not met
+    print(f"| {r['variant']} | {side(r)}² | {r['cf']} | {c:.2f} | {dd:.2f} | {floor} | "
+          f"{'yes' if c_ort else 'no'} | {'yes' if d_ort else 'no'} | {'yes' if met else '**no**'} |")
+print(f"\n{misses} native point(s) below a floor.\n")
+
+print("## Time per pixel, native chop CF 4 (flat within 1.3× is the target)\n")
+nat = [r for r in grid if r["engine"] == "native" and r["variant"] == "chop" and r["cf"] == "4"]
+if nat:
+    c = [fnum(r, "compress_ns_per_pixel") for r in nat]
+    dd = [fnum(r, "decompress_ns_per_pixel") for r in nat]
+    print("| res | c ns/px | d ns/px |\n|---|---|---|")
+    for r in nat:
+        print(f"| {side(r)}² | {fnum(r, 'compress_ns_per_pixel'):.3f} | {fnum(r, 'decompress_ns_per_pixel'):.3f} |")
+    print(f"\nmax/min: compress {max(c) / min(c):.2f}×, decompress {max(dd) / min(dd):.2f}×\n")
+
+thr = [r for r in rows if r["file"] == "native_threads.csv"]
+if thr:
+    print("## One thread against two, 1024², CF 4\n")
+    print("| engine | threads | comp GB/s | dec GB/s | c/copy | d/copy |\n|---|---|---|---|---|---|")
+    for r in thr:
+        print(f"| {r['engine']} | {r['threads']} | {fnum(r, 'compress_gbps'):.2f} | {fnum(r, 'decompress_gbps'):.2f} | "
+              f"{fnum(r, 'compress_vs_memcpy'):.2f} | {fnum(r, 'decompress_vs_memcpy'):.2f} |")
+    for e in sorted({r["engine"] for r in thr}):
+        one = [r for r in thr if r["engine"] == e and r["threads"] == "1"]
+        two = [r for r in thr if r["engine"] == e and r["threads"] == "2"]
+        if one and two:
+            print(f"\n{e}: 2 threads / 1 thread = compress "
+                  f"{fnum(two[0], 'compress_gbps') / fnum(one[0], 'compress_gbps'):.2f}×, decompress "
+                  f"{fnum(two[0], 'decompress_gbps') / fnum(one[0], 'decompress_gbps'):.2f}×")
+    print()
+
+codes = [r for r in rows if r["file"].startswith("native_codes_")]
+if codes:
+    print("## Decompression from integer codes, CF 4 (issue 10: int8 on ORT ≥ 0.7× copy)\n")
+    print("Ratios against a copy of the decompressed f32 output's size.\n")
+    print("| engine | res | codes | comp GB/s | dec GB/s | c/copy | d/copy |\n|---|---|---|---|---|---|---|")
+    for r in sorted(codes, key=lambda r: (side(r), r["engine"], r.get("code", ""))):
+        print(f"| {r['engine']} | {side(r)}² | {r.get('code', 'none')} | {fnum(r, 'compress_gbps'):.2f} | "
+              f"{fnum(r, 'decompress_gbps'):.2f} | {fnum(r, 'compress_vs_memcpy'):.2f} | "
+              f"{fnum(r, 'decompress_vs_memcpy'):.2f} |")
