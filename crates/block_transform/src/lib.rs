@@ -900,6 +900,120 @@ fn run_avx2<K: Kernel>(k: K) -> usize {
 }
 
 // ---------------------------------------------------------------------------
+// Whole-buffer scans of the pipeline around the transform, compiled per instruction set like
+// the kernels: at baseline (SSE2, 2 f64 lanes) they cost as much as the transform itself.
+// ---------------------------------------------------------------------------
+
+/// Smallest and largest value of a buffer and whether all of it is finite.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Range {
+    /// Smallest value (`+∞` for an empty buffer); NaN is ignored.
+    pub lo: f32,
+    /// Largest value (`-∞` for an empty buffer); NaN is ignored.
+    pub hi: f32,
+    /// No NaN or ±∞.
+    pub finite: bool,
+}
+
+/// [`Range`] of `x`, in one vectorized pass.
+pub fn range(x: &[f32]) -> Range {
+    let mut out = Range {
+        lo: f32::INFINITY,
+        hi: f32::NEG_INFINITY,
+        finite: true,
+    };
+    dispatch(Isa::detect(), RangeKernel { x, out: &mut out });
+    out
+}
+
+/// Sum of squared differences and largest absolute difference of `a` and `b` (equal lengths),
+/// in f64: the conversion and the subtraction are exact, the sum is rounded per lane.
+pub fn diff_stats(a: &[f32], b: &[f32]) -> Result<(f64, f64), Error> {
+    if a.len() != b.len() {
+        return Err(Error::BadLen {
+            what: "diff_stats b",
+            expected: a.len(),
+            got: b.len(),
+        });
+    }
+    let mut out = (0.0, 0.0);
+    dispatch(
+        Isa::detect(),
+        DiffKernel {
+            a,
+            b,
+            out: &mut out,
+        },
+    );
+    Ok(out)
+}
+
+struct RangeKernel<'a> {
+    x: &'a [f32],
+    out: &'a mut Range,
+}
+
+impl Kernel for RangeKernel<'_> {
+    #[inline(always)]
+    fn run<A: Arith>(self) -> usize {
+        let mut lo = [f32::INFINITY; LANES];
+        let mut hi = [f32::NEG_INFINITY; LANES];
+        // |v| <= MAX is false for NaN and ±∞; counted as a mask, no branch.
+        let mut bad = [0u32; LANES];
+        let chunks = self.x.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for l in 0..LANES {
+                let v = c[l];
+                lo[l] = lo[l].min(v);
+                hi[l] = hi[l].max(v);
+                bad[l] |= u32::from(!(v.abs() <= f32::MAX));
+            }
+        }
+        for (l, &v) in rest.iter().enumerate() {
+            lo[l] = lo[l].min(v);
+            hi[l] = hi[l].max(v);
+            bad[l] |= u32::from(!v.is_finite());
+        }
+        self.out.lo = lo.iter().copied().fold(f32::INFINITY, f32::min);
+        self.out.hi = hi.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        self.out.finite = bad.iter().all(|&b| b == 0);
+        0
+    }
+}
+
+struct DiffKernel<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    out: &'a mut (f64, f64),
+}
+
+impl Kernel for DiffKernel<'_> {
+    #[inline(always)]
+    fn run<A: Arith>(self) -> usize {
+        const L: usize = 8;
+        let mut sse = [0f64; L];
+        let mut worst = [0f64; L];
+        let (ac, bc) = (self.a.chunks_exact(L), self.b.chunks_exact(L));
+        let (ar, br) = (ac.remainder(), bc.remainder());
+        for (a, b) in ac.zip(bc) {
+            for l in 0..L {
+                let d = a[l] as f64 - b[l] as f64;
+                sse[l] += d * d;
+                worst[l] = worst[l].max(d.abs());
+            }
+        }
+        for (l, (&a, &b)) in ar.iter().zip(br).enumerate() {
+            let d = a as f64 - b as f64;
+            sse[l] += d * d;
+            worst[l] = worst[l].max(d.abs());
+        }
+        *self.out = (sse.iter().sum(), worst.iter().copied().fold(0.0, f64::max));
+        0
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Kernels. Everything below is `#[inline(always)]` so that it is compiled with
 // the target features of the `run_*` function it ends up in.
 // ---------------------------------------------------------------------------

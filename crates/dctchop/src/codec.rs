@@ -13,7 +13,9 @@
 //! decompress graph on codes (batching and serialization as for floats). [`Codec::decompress`]
 //! refuses a quantized spec: its graph takes codes.
 
-use ndarray::{s, Array4, ArrayD, ArrayView4, ArrayViewD, ArrayViewMutD, Axis, IxDyn};
+use ndarray::{
+    s, Array4, ArrayD, ArrayView4, ArrayViewD, ArrayViewMut4, ArrayViewMutD, Axis, IxDyn,
+};
 
 use crate::engine::{compile, EngineOptions, Runner};
 use crate::error::{Error, Result};
@@ -47,6 +49,12 @@ impl Codec {
 
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// Whether both directions take any number of samples per call (the native engine);
+    /// otherwise calls are cut into the spec's batches, the last one padded.
+    pub fn any_batch(&self) -> bool {
+        self.compress.any_batch() && self.decompress.any_batch()
     }
 
     /// Compress `x` of shape `[N, C, H, W]` (any N ≥ 1) into `[N, ...]` coefficients in the
@@ -94,6 +102,12 @@ impl Codec {
     /// values were clamped to ±max. Only for a quantized spec.
     pub fn compress_codes(&mut self, x: ArrayView4<'_, f32>) -> Result<(Codes, usize)> {
         let code = self.quant()?.code;
+        if self.compress.any_batch() && x.shape()[1..] == self.plan.spec.input_shape()[1..] {
+            // The native engine rounds in its store (the same rule), one pass fewer.
+            if let Some(done) = self.compress.compress_codes(x.into_dyn(), code) {
+                return done;
+            }
+        }
         let scaled = self.compress(x)?;
         Ok(Codes::quantize(scaled.view(), code))
     }
@@ -161,6 +175,42 @@ impl Codec {
         y: ArrayViewD<'_, T>,
         run: impl Fn(&mut dyn Runner, ArrayViewD<'_, T>, ArrayViewMutD<'_, f32>) -> Result<()>,
     ) -> Result<Array4<f32>> {
+        let spec = &self.plan.spec;
+        let n = y.shape()[0].max(1);
+        let mut out = Array4::<f32>::zeros((n, spec.channels, spec.height, spec.width));
+        self.decompress_any_into(y, out.view_mut(), run)?;
+        Ok(out)
+    }
+
+    /// Decompress integer codes into `out` (`[N, C, H, W]`, N = the codes' samples), e.g. a
+    /// buffer reused from batch to batch. Only for a quantized spec.
+    pub fn decompress_codes_into(
+        &mut self,
+        codes: CodesView<'_>,
+        out: ArrayViewMut4<'_, f32>,
+    ) -> Result<()> {
+        let q = self.quant()?;
+        if q.code != codes.code_type() {
+            // The same error as decompress_codes.
+            return self.decompress_codes(codes).map(|_| ());
+        }
+        match codes {
+            CodesView::I8(a) => {
+                self.decompress_any_into(a, out, |r, x, o| r.run_codes_into(i8::view(x), o))
+            }
+            CodesView::I16(a) => {
+                self.decompress_any_into(a, out, |r, x, o| r.run_codes_into(i16::view(x), o))
+            }
+        }
+    }
+
+    /// [`Codec::decompress_any`] into `out`.
+    fn decompress_any_into<T: Clone + Default>(
+        &mut self,
+        y: ArrayViewD<'_, T>,
+        mut out: ArrayViewMut4<'_, f32>,
+        run: impl Fn(&mut dyn Runner, ArrayViewD<'_, T>, ArrayViewMutD<'_, f32>) -> Result<()>,
+    ) -> Result<()> {
         let spec = self.plan.spec.clone();
         let want = &spec.compressed_shape()[1..];
         if &y.shape()[1..] != want || y.shape()[0] == 0 {
@@ -171,10 +221,17 @@ impl Codec {
             });
         }
         let n = y.shape()[0];
-        let mut out = Array4::<f32>::zeros((n, spec.channels, spec.height, spec.width));
+        let out_want = [n, spec.channels, spec.height, spec.width];
+        if out.shape() != out_want {
+            return Err(Error::Shape {
+                what: "decompress output [N, C, H, W]".into(),
+                expected: out_want.to_vec(),
+                got: out.shape().to_vec(),
+            });
+        }
         if self.decompress.any_batch() {
             run(self.decompress.as_mut(), y, out.view_mut().into_dyn())?;
-            return Ok(out);
+            return Ok(());
         }
         let b = spec.batch;
         for start in (0..n).step_by(b) {
@@ -189,7 +246,7 @@ impl Codec {
                 dst.assign(&x.slice(s![0..take, .., .., ..]));
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn compress_batch(&mut self, x: ArrayView4<'_, f32>) -> Result<ArrayD<f32>> {

@@ -37,6 +37,10 @@ pub struct ChunkCoder {
     blocks: usize,
     level: i32,
     bytes: Vec<u8>,
+    /// zstd contexts, made on first use and kept: a fresh one per frame allocated (and the
+    /// kernel zeroed) megabytes of tables each time.
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
 }
 
 impl ChunkCoder {
@@ -65,6 +69,8 @@ impl ChunkCoder {
             blocks,
             level,
             bytes: Vec::new(),
+            compressor: None,
+            decompressor: None,
         })
     }
 
@@ -105,8 +111,14 @@ impl ChunkCoder {
                 debug_assert_eq!(pos % per_k, 0);
             }
         }
-        let mut z = zstd::bulk::Compressor::new(self.level).map_err(zstd_err)?;
-        z.include_checksum(true).map_err(zstd_err)?;
+        let z = match &mut self.compressor {
+            Some(z) => z,
+            None => {
+                let mut z = zstd::bulk::Compressor::new(self.level).map_err(zstd_err)?;
+                z.include_checksum(true).map_err(zstd_err)?;
+                self.compressor.insert(z)
+            }
+        };
         z.compress(&self.bytes).map_err(zstd_err)
     }
 
@@ -123,7 +135,14 @@ impl ChunkCoder {
         let count = out.len();
         self.bytes.clear();
         self.bytes.resize(count * T::CODE.bytes(), 0);
-        let got = zstd::bulk::decompress_to_buffer(frame, &mut self.bytes[..])
+        let z = match &mut self.decompressor {
+            Some(z) => z,
+            None => self
+                .decompressor
+                .insert(zstd::bulk::Decompressor::new().map_err(zstd_err)?),
+        };
+        let got = z
+            .decompress_to_buffer(frame, &mut self.bytes[..])
             .map_err(|e| Error::corrupt(path, format!("damaged zstd frame: {e}")))?;
         if got != count * T::CODE.bytes() {
             return Err(Error::corrupt(

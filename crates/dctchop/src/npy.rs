@@ -28,6 +28,40 @@ fn npy_bytes<T: npyz::AutoSerialize>(
     Ok(bytes)
 }
 
+/// The header of a C-order little-endian float32 `.npy` of `shape` (format version 1.0: magic,
+/// version, length, the dict, spaces and a newline, 64-byte aligned as numpy writes it), for
+/// writers that stream the data after it.
+pub fn f32_header(shape: &[usize]) -> Vec<u8> {
+    let dims = match shape {
+        [d] => format!("({d},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {dims}, }}");
+    let unpadded = 10 + dict.len() + 1;
+    dict.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((dict.len() as u16).to_le_bytes());
+    out.extend(dict.as_bytes());
+    out
+}
+
+/// Append `values` as little-endian bytes to `out` (the data of a float32 `.npy`).
+pub fn extend_f32_le(out: &mut Vec<u8>, values: &[f32]) {
+    let start = out.len();
+    out.resize(start + 4 * values.len(), 0);
+    for (d, v) in out[start..].chunks_exact_mut(4).zip(values) {
+        d.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
 /// Serialize `a` as a C-order `.npy` (f32 `<f4` or f16 `<f2`).
 pub fn to_npy_bytes(a: ArrayViewD<'_, f32>, ty: Dtype) -> Result<Vec<u8>> {
     match ty {
@@ -306,5 +340,57 @@ mod tests {
             );
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    #[test]
+    fn streamed_f32_header_and_data_equal_npyz() {
+        for shape in [
+            &[3][..],
+            &[1, 1],
+            &[1000, 3, 256, 256],
+            &[2, 3, 5, 7],
+            &[123456789, 1],
+        ] {
+            let n: usize = shape.iter().product::<usize>().min(40);
+            let small: Vec<usize> = if n < shape.iter().product::<usize>() {
+                vec![] // too large to materialize: compare the header only
+            } else {
+                shape.to_vec()
+            };
+            let header = f32_header(shape);
+            assert_eq!(header.len() % 64, 0, "{shape:?}");
+            if small.is_empty() {
+                let text = String::from_utf8_lossy(&header[10..]).to_string();
+                let dims = shape
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                assert!(text.contains(&format!("'shape': ({dims}),")), "{text}");
+                continue;
+            }
+            let values: Vec<f32> = (0..n).map(|i| i as f32 * 0.37 - 3.0).collect();
+            let mut got = header.clone();
+            extend_f32_le(&mut got, &values);
+            // npyz's reader reads it back, and the data bytes are npyz's writer's (its header
+            // differs in spacing only: `(1, 1, )` where numpy, and this, write `(1, 1)`).
+            let file = std::env::temp_dir().join(format!("dctchop-npy-{}.npy", std::process::id()));
+            std::fs::write(&file, &got).unwrap();
+            let (back, _) = read_npy_f32(&file).unwrap();
+            std::fs::remove_file(&file).unwrap();
+            assert_eq!(back.shape(), shape);
+            assert_eq!(
+                back.iter().copied().collect::<Vec<_>>(),
+                values,
+                "{shape:?}"
+            );
+            let want = npy_bytes(shape, values.iter().copied()).unwrap();
+            assert_eq!(got[header.len()..], want[want.len() - 4 * n..], "{shape:?}");
+        }
     }
 }

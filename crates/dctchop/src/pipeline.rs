@@ -176,21 +176,42 @@ pub fn estimate_batch_bytes(spec: &Spec, batch: usize) -> u64 {
     crate::budget::bytes_of(&[batch, spec.channels, hp, wp], 4 * 6).unwrap_or(u64::MAX)
 }
 
-/// The error for non-finite values in `x` (samples from `start`), counting the rest of the input.
+/// `x` in standard (C) layout, as the batch scans need; readers return it so but for
+/// Fortran-ordered in-memory data.
+fn standard(x: Array4<f32>) -> Array4<f32> {
+    if x.is_standard_layout() {
+        x
+    } else {
+        x.as_standard_layout().into_owned()
+    }
+}
+
+/// Input bytes (as f32) transformed at once by `compress`: a group of samples that stays in a
+/// core's L2 cache from the scan to the round-trip comparison.
+const GROUP_BYTES: usize = 1 << 20;
+
+/// Smallest and largest value of `x` and whether all of it is finite, in one vectorized pass.
+fn scan_batch(x: &[f32]) -> (f32, f32, bool) {
+    let r = block_transform::range(x);
+    (r.lo, r.hi, r.finite)
+}
+
+/// Sum of squared differences and largest absolute difference of `x` and `back`, in f64.
+fn error_stats(x: &[f32], back: &[f32]) -> (f64, f64) {
+    block_transform::diff_stats(x, back).expect("a group and its round trip have one shape")
+}
+
+/// The error for non-finite values in `x` (samples from `start`), counting them in the rest of
+/// the input too (`rest`: the batches after `x`).
 fn non_finite(
     ds: &input::Dataset,
-    reader: &mut input::Reader<'_>,
+    rest: &mut dyn Iterator<Item = Result<Array4<f32>>>,
     x: &Array4<f32>,
     start: usize,
-    batch: usize,
-) -> Result<Option<Error>> {
-    let bad = x.iter().filter(|v| !v.is_finite()).count();
-    if bad == 0 {
-        return Ok(None);
-    }
-    let mut total = bad;
-    while let Some(rest) = reader.next_batch(batch)? {
-        total += rest.iter().filter(|v| !v.is_finite()).count();
+) -> Result<Error> {
+    let mut total = x.iter().filter(|v| !v.is_finite()).count();
+    for batch in rest {
+        total += batch?.iter().filter(|v| !v.is_finite()).count();
     }
     let mut file = ds.file_of(start);
     if let Some(i) = x
@@ -204,13 +225,19 @@ fn non_finite(
     } else {
         String::new()
     };
-    Ok(Some(Error::invalid_input(
+    Ok(Error::invalid_input(
         file,
         format!(
             "contains {total} non-finite values (NaN or Inf){whole}: not supported, replace them \
              (e.g. numpy.nan_to_num) before compressing"
         ),
-    )))
+    ))
+}
+
+/// What the transform sends to the container writer's thread.
+enum Pushed {
+    Codes(crate::quant::Codes, u64),
+    Floats(ndarray::ArrayD<f32>),
 }
 
 /// Check option combinations that do not depend on the data.
@@ -385,9 +412,11 @@ pub fn compress(
     let mut reader = ds.reader()?;
     let first = reader
         .next_batch(batch)?
+        .map(standard)
         .ok_or_else(|| Error::invalid_input(ds.file_of(0), "holds no samples"))?;
-    if let Some(e) = non_finite(&ds, &mut reader, &first, 0, batch)? {
-        return Err(e);
+    if !scan_batch(first.as_slice().expect("standard layout")).2 {
+        let mut rest = std::iter::from_fn(|| reader.next_batch(batch).transpose());
+        return Err(non_finite(&ds, &mut rest, &first, 0)?);
     }
     let (spec, choice) = choose(&ds, &base, &first, opts).map_err(|e| match e {
         Error::InvalidSpec { .. } => at_input(e),
@@ -401,7 +430,7 @@ pub fn compress(
         .model(Direction::Decompress, crate::DEFAULT_OPSET)?
         .encode()?;
     let payload = container::Payload::for_spec(&spec, opts.store, opts.entropy);
-    let mut writer = container::Writer::create(
+    let writer = container::Writer::create(
         &stem,
         &spec,
         payload,
@@ -413,45 +442,107 @@ pub fn compress(
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     let (mut sse, mut worst) = (0f64, 0f64);
     let mut clamped_total = 0u64;
-    let mut next = Some(first);
-    loop {
-        let x = match next.take() {
-            Some(x) => x,
-            None => match reader.next_batch(batch)? {
-                Some(x) => {
-                    let start = reader.position() - x.shape()[0];
-                    if let Some(e) = non_finite(&ds, &mut reader, &x, start, batch)? {
-                        return Err(e);
-                    }
-                    x
+    // After the first batch (the probe) the data is read and transformed in groups of samples
+    // small enough that the scan, the transform, the round trip behind the reported PSNR and max
+    // error, and their comparison find the group still in the core's cache. Three threads
+    // overlap: a reader (system calls, conversion to f32) one group ahead, this thread (the
+    // transform, on the kernel's pool), and the writer (entropy stage, shard files). Buffers
+    // circulate, so memory stays at a few groups.
+    // The reader reads several groups at once: fewer, larger system calls. Graph engines run
+    // whole batches of the spec's size (a smaller group would be padded to one): for them both
+    // are the batch.
+    let sample_bytes = ds.channels * ds.height * ds.width * 4;
+    let (group, read_group) = if codec.any_batch() {
+        let group = (GROUP_BYTES / sample_bytes.max(1)).clamp(1, batch);
+        let read = (crate::input::READ_BUFFER_BYTES / sample_bytes.max(1)).max(group);
+        (group, read)
+    } else {
+        (batch, batch)
+    };
+    let mut back_buf = Array4::<f32>::zeros((group, ds.channels, ds.height, ds.width));
+    let writer = std::thread::scope(|scope| -> Result<container::Writer> {
+        let (to_main, groups) = std::sync::mpsc::sync_channel::<Result<Array4<f32>>>(1);
+        let (recycle, spare) = std::sync::mpsc::channel::<Array4<f32>>();
+        scope.spawn(move || {
+            loop {
+                while let Ok(x) = spare.try_recv() {
+                    reader.recycle(x);
                 }
-                None => break,
-            },
-        };
-        for &v in x.iter() {
-            lo = lo.min(v as f64);
-            hi = hi.max(v as f64);
-        }
-        let back = if spec.is_quantized() {
-            let (codes, clamped) = codec.compress_codes(x.view())?;
-            clamped_total += clamped as u64;
-            writer.push_codes(codes.view(), clamped as u64)?;
-            codec.decompress_codes(codes.view())?
-        } else {
-            let mut y = codec.compress(x.view())?;
-            if opts.store == Dtype::F16 {
-                y.mapv_inplace(|v| half::f16::from_f32(v).to_f32());
+                let next = reader
+                    .next_batch(read_group)
+                    .transpose()
+                    .map(|r| r.map(standard));
+                match next {
+                    // The main thread stopped (an error): stop reading.
+                    Some(r) => {
+                        if to_main.send(r).is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                }
             }
-            writer.push(y.view())?;
-            codec.decompress(y.view())?
-        };
-        for (&a, &b) in x.iter().zip(back.iter()) {
-            let d = (a as f64 - b as f64).abs();
-            sse += d * d;
-            worst = worst.max(d);
+        });
+        let (to_writer, pushed) = std::sync::mpsc::sync_channel::<Pushed>(2);
+        let mut writer = writer;
+        let writing = scope.spawn(move || -> Result<container::Writer> {
+            for p in pushed {
+                match p {
+                    Pushed::Codes(c, clamped) => writer.push_codes(c.view(), clamped)?,
+                    Pushed::Floats(y) => writer.push(y.view())?,
+                }
+            }
+            Ok(writer)
+        });
+        let mut start = 0;
+        let mut groups = std::iter::once(Ok(first)).chain(groups.iter());
+        let mut stopped = false;
+        while let Some(x) = groups.next() {
+            let x = x?;
+            for g0 in (0..x.shape()[0]).step_by(group) {
+                let k = group.min(x.shape()[0] - g0);
+                let xg = x.slice(ndarray::s![g0..g0 + k, .., .., ..]);
+                let xs = xg.as_slice().expect("standard layout");
+                let (glo, ghi, finite) = scan_batch(xs);
+                if !finite {
+                    return Err(non_finite(&ds, &mut groups, &x, start)?);
+                }
+                lo = lo.min(glo as f64);
+                hi = hi.max(ghi as f64);
+                let mut back = back_buf.slice_mut(ndarray::s![0..k, .., .., ..]);
+                let msg = if spec.is_quantized() {
+                    let (codes, clamped) = codec.compress_codes(xg)?;
+                    clamped_total += clamped as u64;
+                    codec.decompress_codes_into(codes.view(), back.view_mut())?;
+                    Pushed::Codes(codes, clamped as u64)
+                } else {
+                    let mut y = codec.compress(xg)?;
+                    if opts.store == Dtype::F16 {
+                        y.mapv_inplace(|v| half::f16::from_f32(v).to_f32());
+                    }
+                    back.assign(&codec.decompress(y.view())?);
+                    Pushed::Floats(y)
+                };
+                let (gsse, gworst) = error_stats(xs, back.as_slice().expect("standard layout"));
+                sse += gsse;
+                worst = worst.max(gworst);
+                if to_writer.send(msg).is_err() {
+                    stopped = true; // The writer failed: its error is returned below.
+                    break;
+                }
+            }
+            start += x.shape()[0];
+            let _ = recycle.send(x);
+            if stopped {
+                break;
+            }
+            progress(start, ds.n);
         }
-        progress(reader.position(), ds.n);
-    }
+        drop(to_writer);
+        writing
+            .join()
+            .expect("the container writer thread does not panic")
+    })?;
     let info = DatasetInfo {
         dtype: ds.dtype,
         shape: ds.shape(),
@@ -691,24 +782,39 @@ pub fn decompress_within(
     let mut commit = Commit::new(force);
     let mut done = 0;
     if kind == OutputKind::Npy {
-        use npyz::WriterBuilder;
+        // The header, then each batch's bytes in one write, on a writer thread so that the
+        // writing (system calls, the page cache) overlaps the decompression of the next batch.
+        // Two buffers circulate between the threads: memory stays at two batches.
         let tmp = commit.add(out)?;
-        let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-        let target = out.to_path_buf();
-        let io = |e: std::io::Error| Error::io(&target, e);
-        let mut w = npyz::WriteOptions::<f32>::new()
-            .default_dtype()
-            .shape(&dims)
-            .writer(tmp.file())
-            .begin_nd()
-            .map_err(io)?;
-        for x in loader {
-            let x = x?;
-            w.extend(x.iter().copied()).map_err(io)?;
-            done += x.shape()[0];
-            progress(done, n);
-        }
-        w.finish().map_err(io)?;
+        tmp.write_all(&crate::npy::f32_header(&shape))?;
+        std::thread::scope(|scope| -> Result<()> {
+            let (to_writer, written) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+            let (recycle, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+            let writer = scope.spawn(move || -> Result<()> {
+                for bytes in written {
+                    tmp.write_all(&bytes)?;
+                    // The main thread may have stopped (an error): nothing to hand back to.
+                    let _ = recycle.send(bytes);
+                }
+                Ok(())
+            });
+            for x in loader {
+                let x = x?;
+                let mut bytes = spare.try_recv().unwrap_or_default();
+                bytes.clear();
+                match x.as_slice() {
+                    Some(v) => crate::npy::extend_f32_le(&mut bytes, v),
+                    None => x.iter().for_each(|v| bytes.extend(v.to_le_bytes())),
+                }
+                if to_writer.send(bytes).is_err() {
+                    break; // The writer stopped on an error: it says which below.
+                }
+                done += x.shape()[0];
+                progress(done, n);
+            }
+            drop(to_writer);
+            writer.join().expect("the npy writer thread does not panic")
+        })?;
     } else {
         for x in loader {
             let x = x?;

@@ -116,7 +116,7 @@ impl ShardReader {
             path: path.to_path_buf(),
             left: header.samples,
             header,
-            file: BufReader::with_capacity(1 << 20, f),
+            file: BufReader::with_capacity(crate::input::READ_BUFFER_BYTES, f),
             crc: crc32fast::Hasher::new(),
             coder,
             frame: 0,

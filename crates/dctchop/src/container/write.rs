@@ -253,7 +253,10 @@ impl Writer {
         Pending: PendingOf<T>,
     {
         for sample in codes.axis_iter(Axis(0)) {
-            self.pending.buf().extend(sample.iter().copied());
+            match sample.as_slice() {
+                Some(v) => self.pending.buf().extend_from_slice(v),
+                None => self.pending.buf().extend(sample.iter().copied()),
+            }
             self.pending_samples += 1;
             let shard_left = self.per_shard
                 - self

@@ -204,6 +204,19 @@ pub trait Runner: Send {
         ))
     }
 
+    /// A quantized compress runner that can round its output to codes itself (the rule of
+    /// [`crate::quant::round_code`]) returns them with the number clamped; `None`: the caller
+    /// rounds [`Runner::run`]'s output. `input` holds any number of samples when
+    /// [`Runner::any_batch`].
+    fn compress_codes(
+        &mut self,
+        input: ArrayViewD<'_, f32>,
+        code: CodeType,
+    ) -> Option<Result<(crate::quant::Codes, usize)>> {
+        let _ = (input, code);
+        None
+    }
+
     /// [`Runner::run_codes_into`] into a new array.
     fn run_codes(&mut self, codes: CodesView<'_>) -> Result<ArrayD<f32>> {
         let mut out = ArrayD::<f32>::zeros(self.output_shape());
