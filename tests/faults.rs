@@ -172,3 +172,111 @@ fn a_closed_stdout_ends_quietly() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A tmpfs of `size` mounted at `dir` for the life of the value (needs root).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts one, or says why it cannot. Without root this fails where features are required
+    /// (`DCTCHOP_REQUIRE_FEATURES=1`, as `.ci/run` sets as root) and is reported and skipped
+    /// otherwise.
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match o {
+            Ok(o) if o.status.success() => Some(Tmpfs(dir.to_path_buf())),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    std::env::var("DCTCHOP_REQUIRE_FEATURES").as_deref() != Ok("1"),
+                    "the full-disk test needs to mount a tmpfs (root): {why}"
+                );
+                eprintln!("SKIPPED full-disk test: cannot mount a tmpfs ({why}); run as root");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_leaves_nothing_behind() {
+    let dir = common::fresh_dir("faults", "full_disk");
+    let npy = dir.join("x.npy");
+    // 3.1 MB of float32 whose float coefficients at CF = block are as large: over the 1 MiB disk.
+    let x = common::image(16, 3, 128, 128, 5);
+    dctchop::npy::write_npy(&npy, x.view().into_dyn(), dctchop::Dtype::F32, true).unwrap();
+    let stem = dir.join("c");
+    let (npy_s, stem_s) = (npy.to_str().unwrap(), stem.to_str().unwrap());
+    let o = common::dctchop(&["compress", npy_s, "-o", stem_s, "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let full = dir.join("full");
+    let Some(_mounted) = Tmpfs::mount(&full, "1m") else {
+        return;
+    };
+    let runs: [(&str, Vec<String>); 4] = [
+        (
+            "compress",
+            ["compress", npy_s, "--quant", "none", "--cf", "8", "-o"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([full.join("c").display().to_string()])
+                .collect(),
+        ),
+        (
+            "compress into a directory it creates",
+            ["compress", npy_s, "--quant", "none", "--cf", "8", "-o"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([full.join("new/deeper/c").display().to_string()])
+                .collect(),
+        ),
+        (
+            "decompress",
+            ["decompress", stem_s, "-o"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([full.join("x.npy").display().to_string()])
+                .collect(),
+        ),
+        (
+            "export",
+            [
+                "export", "--res", "512", "--cf", "8", "--form", "full", "-o",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([full.join("g").display().to_string()])
+            .collect(),
+        ),
+    ];
+    for (what, args) in runs {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = common::dctchop(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{what}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{what}: one line: {err}");
+        assert!(
+            err.contains("No space left") && err.contains(full.to_str().unwrap()),
+            "{what}: names the cause and the file: {err}"
+        );
+        assert!(
+            entries(&full).is_empty(),
+            "{what}: left behind: {:?}",
+            entries(&full)
+        );
+    }
+    drop(_mounted);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
