@@ -253,7 +253,7 @@ fn a_full_disk_leaves_nothing_behind() {
         (
             "export",
             [
-                "export", "--res", "512", "--cf", "8", "--form", "full", "-o",
+                "export", "--res", "512", "--cf", "8", "--tile", "full", "-o",
             ]
             .iter()
             .map(|s| s.to_string())
