@@ -44,10 +44,10 @@ class Identity(Roundtrip):
 
 
 def find_dctchop_bin(explicit: str | None = None) -> str:
-    """--dctchop-bin, else $DCTCHOP_BIN, else /work/bin/dctchop, target/release, target/debug
+    """--dctchop-bin, else $DCTCHOP_BIN, else target/release, target/debug
     of this repository, else `dctchop` on PATH."""
     repo = Path(__file__).resolve().parent.parent
-    cands = [explicit, os.environ.get("DCTCHOP_BIN"), "/work/bin/dctchop",
+    cands = [explicit, os.environ.get("DCTCHOP_BIN"),
              str(repo / "target/release/dctchop"), str(repo / "target/debug/dctchop")]
     for c in cands:
         if c and Path(c).is_file() and os.access(c, os.X_OK):
