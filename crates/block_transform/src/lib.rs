@@ -958,7 +958,7 @@ impl Kernel for RangeKernel<'_> {
     fn run<A: Arith>(self) -> usize {
         let mut lo = [f32::INFINITY; LANES];
         let mut hi = [f32::NEG_INFINITY; LANES];
-        // |v| <= MAX is false for NaN and ±∞; counted as a mask, no branch.
+        // Counted as a mask (is_finite is one compare of |v| with ∞), no branch.
         let mut bad = [0u32; LANES];
         let chunks = self.x.chunks_exact(LANES);
         let rest = chunks.remainder();
@@ -967,7 +967,7 @@ impl Kernel for RangeKernel<'_> {
                 let v = c[l];
                 lo[l] = lo[l].min(v);
                 hi[l] = hi[l].max(v);
-                bad[l] |= u32::from(!(v.abs() <= f32::MAX));
+                bad[l] |= u32::from(!v.is_finite());
             }
         }
         for (l, &v) in rest.iter().enumerate() {
