@@ -177,9 +177,8 @@ fn a_closed_stdout_ends_quietly() {
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    /// Mounts one, or says why it cannot. Without root this fails where features are required
-    /// (`DCTCHOP_REQUIRE_FEATURES=1`, as `.ci/run` sets as root) and is reported and skipped
-    /// otherwise.
+    /// Mounts one, or says why it cannot: a failure where `DCTCHOP_REQUIRE_TMPFS=1` (`.ci/run`
+    /// sets it once it has mounted a tmpfs itself), reported and skipped otherwise.
     fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).unwrap();
         let o = Command::new("mount")
@@ -194,7 +193,7 @@ impl Tmpfs {
                     Err(e) => e.to_string(),
                 };
                 assert!(
-                    std::env::var("DCTCHOP_REQUIRE_FEATURES").as_deref() != Ok("1"),
+                    std::env::var("DCTCHOP_REQUIRE_TMPFS").as_deref() != Ok("1"),
                     "the full-disk test needs to mount a tmpfs (root): {why}"
                 );
                 eprintln!("SKIPPED full-disk test: cannot mount a tmpfs ({why}); run as root");

@@ -784,32 +784,41 @@ pub fn decompress_within(
     if kind == OutputKind::Npy {
         // The header, then each batch's bytes in one write, on a writer thread so that the
         // writing (system calls, the page cache) overlaps the decompression of the next batch.
-        // Two buffers circulate between the threads: memory stays at two batches.
+        // Batches circulate between the threads (the loader decompresses into one handed back),
+        // so memory stays at about two batches and nothing is allocated per batch.
         let tmp = commit.add(out)?;
         tmp.write_all(&crate::npy::f32_header(&shape))?;
+        let mut loader = loader;
         std::thread::scope(|scope| -> Result<()> {
-            let (to_writer, written) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
-            let (recycle, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+            let (to_writer, written) = std::sync::mpsc::sync_channel::<Array4<f32>>(1);
+            let (recycle, spare) = std::sync::mpsc::channel::<Array4<f32>>();
             let writer = scope.spawn(move || -> Result<()> {
-                for bytes in written {
-                    tmp.write_all(&bytes)?;
+                let mut bytes = Vec::new();
+                for x in written {
+                    match x.as_slice() {
+                        // Little-endian f32 in memory is the .npy's data already.
+                        Some(v) if cfg!(target_endian = "little") => {
+                            tmp.write_all(bytemuck::cast_slice(v))?
+                        }
+                        _ => {
+                            bytes.clear();
+                            let v = x.as_standard_layout();
+                            crate::npy::extend_f32_le(&mut bytes, v.as_slice().expect("standard"));
+                            tmp.write_all(&bytes)?;
+                        }
+                    }
                     // The main thread may have stopped (an error): nothing to hand back to.
-                    let _ = recycle.send(bytes);
+                    let _ = recycle.send(x);
                 }
                 Ok(())
             });
-            for x in loader {
+            while let Some(x) = loader.next_reusing(spare.try_recv().ok()) {
                 let x = x?;
-                let mut bytes = spare.try_recv().unwrap_or_default();
-                bytes.clear();
-                match x.as_slice() {
-                    Some(v) => crate::npy::extend_f32_le(&mut bytes, v),
-                    None => x.iter().for_each(|v| bytes.extend(v.to_le_bytes())),
-                }
-                if to_writer.send(bytes).is_err() {
+                let k = x.shape()[0];
+                if to_writer.send(x).is_err() {
                     break; // The writer stopped on an error: it says which below.
                 }
-                done += x.shape()[0];
+                done += k;
                 progress(done, n);
             }
             drop(to_writer);

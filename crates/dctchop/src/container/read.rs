@@ -379,16 +379,30 @@ impl Loader {
     }
 }
 
-impl Iterator for Loader {
-    type Item = Result<Array4<f32>>;
-    fn next(&mut self) -> Option<Self::Item> {
+impl Loader {
+    /// The next batch, decompressed into `spare` when it has the batch's shape (a batch handed
+    /// back by the caller: no fresh allocation, no page faults), else into a new array.
+    pub fn next_reusing(&mut self, spare: Option<Array4<f32>>) -> Option<Result<Array4<f32>>> {
+        self.next_batch(spare)
+    }
+
+    fn next_batch(&mut self, spare: Option<Array4<f32>>) -> Option<Result<Array4<f32>>> {
         if self.done {
             return None;
         }
         let r = self.next_stored().and_then(|d| {
             d.map(|d| match d {
                 ShardData::Float(y) => self.codec.decompress(y.view()),
-                ShardData::Codes(c) => self.codec.decompress_codes(c.view()),
+                ShardData::Codes(c) => {
+                    let n = c.view().shape()[0];
+                    match spare {
+                        Some(mut out) if out.shape()[0] == n && out.is_standard_layout() => self
+                            .codec
+                            .decompress_codes_into(c.view(), out.view_mut())
+                            .map(|()| out),
+                        _ => self.codec.decompress_codes(c.view()),
+                    }
+                }
             })
             .transpose()
         });
@@ -404,5 +418,12 @@ impl Iterator for Loader {
                 Some(Err(e))
             }
         }
+    }
+}
+
+impl Iterator for Loader {
+    type Item = Result<Array4<f32>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch(None)
     }
 }
