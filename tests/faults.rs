@@ -224,44 +224,27 @@ fn a_full_disk_leaves_nothing_behind() {
     let Some(_mounted) = Tmpfs::mount(&full, "1m") else {
         return;
     };
-    let runs: [(&str, Vec<String>); 4] = [
-        (
-            "compress",
-            ["compress", npy_s, "--quant", "none", "--cf", "8", "-o"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain([full.join("c").display().to_string()])
-                .collect(),
-        ),
+    let compress = ["compress", npy_s, "--quant", "none", "--cf", "8", "-o"];
+    let export = [
+        "export", "--res", "512", "--cf", "8", "--tile", "full", "-o",
+    ];
+    let runs: [(&str, &[&str], &str); 4] = [
+        ("compress", &compress, "c"),
         (
             "compress into a directory it creates",
-            ["compress", npy_s, "--quant", "none", "--cf", "8", "-o"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain([full.join("new/deeper/c").display().to_string()])
-                .collect(),
+            &compress,
+            "new/deeper/c",
         ),
-        (
-            "decompress",
-            ["decompress", stem_s, "-o"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain([full.join("x.npy").display().to_string()])
-                .collect(),
-        ),
-        (
-            "export",
-            [
-                "export", "--res", "512", "--cf", "8", "--tile", "full", "-o",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([full.join("g").display().to_string()])
-            .collect(),
-        ),
+        ("decompress", &["decompress", stem_s, "-o"], "x.npy"),
+        ("export", &export, "g"),
     ];
-    for (what, args) in runs {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    for (what, head, target) in runs {
+        let target = full.join(target);
+        let args: Vec<&str> = head
+            .iter()
+            .copied()
+            .chain([target.to_str().unwrap()])
+            .collect();
         let o = common::dctchop(&args);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{what}: {err}");
