@@ -147,26 +147,11 @@ impl Codec {
     /// Decompress `[N, ...]` integer codes (of the spec's code type) into `[N, C, H, W]`. Only
     /// for a quantized spec.
     pub fn decompress_codes(&mut self, codes: CodesView<'_>) -> Result<Array4<f32>> {
-        let q = self.quant()?;
-        if q.code != codes.code_type() {
-            return Err(Error::InvalidSpec {
-                field: "quant.code",
-                value: q.code.to_string(),
-                allowed: format!(
-                    "the type of the codes given ({}); this spec's decompress graph takes {}",
-                    codes.code_type().numpy_name(),
-                    q.code.numpy_name()
-                ),
-            });
-        }
-        match codes {
-            CodesView::I8(a) => self.decompress_codes_typed(a),
-            CodesView::I16(a) => self.decompress_codes_typed(a),
-        }
-    }
-
-    fn decompress_codes_typed<T: CodeElem>(&mut self, y: ArrayViewD<'_, T>) -> Result<Array4<f32>> {
-        self.decompress_any(y, |r, x, out| r.run_codes_into(T::view(x), out))
+        let spec = &self.plan.spec;
+        let n = codes.shape()[0].max(1);
+        let mut out = Array4::<f32>::zeros((n, spec.channels, spec.height, spec.width));
+        self.decompress_codes_into(codes, out.view_mut())?;
+        Ok(out)
     }
 
     /// Decompress with `run` (one graph run into an output buffer) on inputs of element type T.
@@ -191,8 +176,15 @@ impl Codec {
     ) -> Result<()> {
         let q = self.quant()?;
         if q.code != codes.code_type() {
-            // The same error as decompress_codes.
-            return self.decompress_codes(codes).map(|_| ());
+            return Err(Error::InvalidSpec {
+                field: "quant.code",
+                value: q.code.to_string(),
+                allowed: format!(
+                    "the type of the codes given ({}); this spec's decompress graph takes {}",
+                    codes.code_type().numpy_name(),
+                    q.code.numpy_name()
+                ),
+            });
         }
         match codes {
             CodesView::I8(a) => {

@@ -190,12 +190,6 @@ fn standard(x: Array4<f32>) -> Array4<f32> {
 /// core's L2 cache from the scan to the round-trip comparison.
 const GROUP_BYTES: usize = 1 << 20;
 
-/// Smallest and largest value of `x` and whether all of it is finite, in one vectorized pass.
-fn scan_batch(x: &[f32]) -> (f32, f32, bool) {
-    let r = block_transform::range(x);
-    (r.lo, r.hi, r.finite)
-}
-
 /// Sum of squared differences and largest absolute difference of `x` and `back`, in f64.
 fn error_stats(x: &[f32], back: &[f32]) -> (f64, f64) {
     block_transform::diff_stats(x, back).expect("a group and its round trip have one shape")
@@ -414,7 +408,7 @@ pub fn compress(
         .next_batch(batch)?
         .map(standard)
         .ok_or_else(|| Error::invalid_input(ds.file_of(0), "holds no samples"))?;
-    if !scan_batch(first.as_slice().expect("standard layout")).2 {
+    if !block_transform::range(first.as_slice().expect("standard layout")).finite {
         let mut rest = std::iter::from_fn(|| reader.next_batch(batch).transpose());
         return Err(non_finite(&ds, &mut rest, &first, 0)?);
     }
@@ -503,12 +497,12 @@ pub fn compress(
                 let k = group.min(x.shape()[0] - g0);
                 let xg = x.slice(ndarray::s![g0..g0 + k, .., .., ..]);
                 let xs = xg.as_slice().expect("standard layout");
-                let (glo, ghi, finite) = scan_batch(xs);
-                if !finite {
+                let range = block_transform::range(xs);
+                if !range.finite {
                     return Err(non_finite(&ds, &mut groups, &x, start)?);
                 }
-                lo = lo.min(glo as f64);
-                hi = hi.max(ghi as f64);
+                lo = lo.min(range.lo as f64);
+                hi = hi.max(range.hi as f64);
                 let mut back = back_buf.slice_mut(ndarray::s![0..k, .., .., ..]);
                 let msg = if spec.is_quantized() {
                     let (codes, clamped) = codec.compress_codes(xg)?;

@@ -383,10 +383,6 @@ impl Loader {
     /// The next batch, decompressed into `spare` when it has the batch's shape (a batch handed
     /// back by the caller: no fresh allocation, no page faults), else into a new array.
     pub fn next_reusing(&mut self, spare: Option<Array4<f32>>) -> Option<Result<Array4<f32>>> {
-        self.next_batch(spare)
-    }
-
-    fn next_batch(&mut self, spare: Option<Array4<f32>>) -> Option<Result<Array4<f32>>> {
         if self.done {
             return None;
         }
@@ -424,6 +420,6 @@ impl Loader {
 impl Iterator for Loader {
     type Item = Result<Array4<f32>>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_batch(None)
+        self.next_reusing(None)
     }
 }
