@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use dctchop::quant::ChannelMix;
 use dctchop::target::{Overrides, Target};
 use dctchop::{CodeType, Dtype, Quant, Spec, Tile, Variant};
 
@@ -82,6 +83,11 @@ pub struct SpecArgs {
         requires = "quant"
     )]
     pub quant_cols: Vec<f64>,
+    /// Mix the channels of the codes with this orthonormal transform: opponent (3 channels;
+    /// the compress graph ends and the decompress graph begins with one MatMul over the
+    /// channel axis) [default: none].
+    #[arg(long, value_name = "opponent", requires = "quant")]
+    pub mix: Option<ChannelMix>,
 }
 
 impl SpecArgs {
@@ -105,7 +111,8 @@ impl SpecArgs {
         match self.quant {
             Some(step) => spec.with_quant(
                 Quant::uniform(self.code.unwrap_or(CodeType::I16), step)
-                    .with_multipliers(self.quant_rows.clone(), self.quant_cols.clone()),
+                    .with_multipliers(self.quant_rows.clone(), self.quant_cols.clone())
+                    .with_mix(self.mix),
             ),
             None => spec,
         }

@@ -8,7 +8,7 @@ use crate::args::{fmt_shape, mb, EngineArgs, OutputArgs};
 use crate::progress::Progress;
 use dctchop::container::{Entropy, Store, DEFAULT_ZSTD_LEVEL};
 use dctchop::pipeline::{CompressOptions, QuantChoice};
-use dctchop::quant::CodeType;
+use dctchop::quant::{CodeType, MixChoice};
 use dctchop::tune::QualityTarget;
 use dctchop::{Tile, Variant};
 
@@ -59,6 +59,10 @@ pub struct CompressArgs {
     /// zstd level: 1..=22 (higher: smaller and slower to write; reading speed barely changes).
     #[arg(long, value_name = "LEVEL")]
     zstd_level: Option<i32>,
+    /// Channel transform of the codes: auto (the opponent transform for 3-channel data when it
+    /// stores the first batch smaller), none, or opponent (3 channels) [default: auto].
+    #[arg(long, value_name = "auto|none|opponent")]
+    mix: Option<MixChoice>,
     /// Choose CF, variant and step for the smallest container whose PSNR (dB, peak = the value
     /// range) is at least this.
     #[arg(long, value_name = "DB", group = "goal")]
@@ -111,6 +115,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
             ("--code", a.code.is_some()),
             ("--entropy", a.entropy.is_some()),
             ("--zstd-level", a.zstd_level.is_some()),
+            ("--mix", a.mix.is_some()),
         ] {
             if given {
                 bail!("invalid {flag} with --quant none: it applies to quantized codes only");
@@ -147,6 +152,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
         quant,
         code: a.code,
         entropy,
+        mix: a.mix.unwrap_or_default(),
         target,
         search_cfs: a.cf.into_iter().collect(),
         search_variants: a.variant.into_iter().collect(),
@@ -191,16 +197,18 @@ pub fn run(a: CompressArgs) -> Result<()> {
                 )
             });
             println!(
-                "quantized: {} CF {}, step {:.6}, {} codes, entropy {}, max error {:.6}; chosen \
-                 by {} in {:.2} s{probe}",
+                "quantized: {} CF {}, step {:.6}, {} codes{}, entropy {}, max error {:.6}; chosen \
+                 in {:.2} s by {}{probe}",
                 r.variant,
                 r.cf,
                 q.step,
                 q.code,
+                q.mix
+                    .map_or(String::new(), |m| format!(" of {m}-mixed channels")),
                 q.entropy,
                 r.max_error,
-                q.choice.how,
-                q.choice.seconds
+                q.choice.seconds,
+                q.choice.how
             );
         }
         if let (Some(t), Some(met)) = (r.target, r.target_met) {

@@ -11,6 +11,7 @@ use dctchop::container::Store;
 use dctchop::eval::{self, opt, Data, ErrorMapSample, EvalOptions, Report, Target};
 use dctchop::output::write_all_atomic;
 use dctchop::pipeline::QuantChoice;
+use dctchop::quant::MixChoice;
 use dctchop::{EngineKind, EngineOptions, Variant};
 
 /// A CF list: `4`, `2,4,6` or a range `2..7` (inclusive).
@@ -112,6 +113,10 @@ pub struct EvalArgs {
     /// as `compress --target-ratio` chooses).
     #[arg(long)]
     pub no_envelope: bool,
+    /// Channel transform of the quantized rows and the envelope: auto (chosen on the first batch
+    /// as `compress` does; the envelope searches with and without it), none, or opponent.
+    #[arg(long, value_name = "auto|none|opponent", default_value = "auto")]
+    pub mix: MixChoice,
 }
 
 /// Run `dctchop eval`.
@@ -141,6 +146,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         stores: a.store.clone(),
         quants: a.quant.clone(),
         envelope: !a.no_envelope,
+        mix: a.mix,
         engine: EngineOptions::default().with_kind(a.engine),
         batch: a.batch,
         repeats: a.repeats,

@@ -128,7 +128,12 @@ fn container_text(a: &InspectArgs) -> Result<String> {
                 Entropy::Zstd { level } => ("zstd", Some(level)),
             };
             let step = h.spec.quant.as_ref().map(|q| q.step);
-            (format!("integer codes ({code})"), code.bits(), step, e, l)
+            let mix = h.spec.quant.as_ref().and_then(|q| q.mix);
+            let what = match mix {
+                Some(m) => format!("integer codes ({code}) of {m}-mixed channels"),
+                None => format!("integer codes ({code})"),
+            };
+            (what, code.bits(), step, e, l)
         }
     };
     let summary = serde_json::json!({

@@ -57,10 +57,11 @@ fn tile(v: &Bound<'_, PyAny>) -> PyResult<Tile> {
     parsed("tile", v, ALLOWED)
 }
 
-/// `quant`: None, `(code, step)` or a dict `{"code", "step", "rows", "cols"}`.
+/// `quant`: None, `(code, step)` or a dict `{"code", "step", "rows", "cols", "mix"}`.
 fn quant(v: &Bound<'_, PyAny>) -> PyResult<Option<Quant>> {
     const ALLOWED: &str = "None, (code, step) such as ('i8', 2.5), or a dict with keys code, \
-                           step and optionally rows, cols (per-frequency step multipliers)";
+                           step and optionally rows, cols (per-frequency step multipliers), mix \
+                           ('opponent' or None)";
     if v.is_none() {
         return Ok(None);
     }
@@ -75,6 +76,7 @@ fn quant(v: &Bound<'_, PyAny>) -> PyResult<Option<Quant>> {
     let mut code = None;
     let mut step = None;
     let (mut rows, mut cols) = (Vec::new(), Vec::new());
+    let mut mix = None;
     for (k, val) in d.iter() {
         let k: String = k.extract().map_err(|_| invalid("quant", v, ALLOWED))?;
         match k.as_str() {
@@ -95,11 +97,17 @@ fn quant(v: &Bound<'_, PyAny>) -> PyResult<Option<Quant>> {
                     .extract()
                     .map_err(|_| invalid("quant cols", &val, "a list of CF numbers"))?
             }
+            "mix" if val.is_none() => mix = None,
+            "mix" => mix = Some(parsed("quant mix", &val, "'opponent' or None")?),
             _ => return Err(invalid("quant", v, ALLOWED)),
         }
     }
     match (code, step) {
-        (Some(c), Some(s)) => Ok(Some(Quant::uniform(c, s).with_multipliers(rows, cols))),
+        (Some(c), Some(s)) => Ok(Some(
+            Quant::uniform(c, s)
+                .with_multipliers(rows, cols)
+                .with_mix(mix),
+        )),
         _ => Err(invalid("quant", v, ALLOWED)),
     }
 }
@@ -236,10 +244,11 @@ pub fn payload_for(spec: &Spec, store: &str, entropy: &str) -> PyResult<Payload>
 }
 
 /// Keywords of `compress_files` (the CLI's `compress` flags).
-pub const COMPRESS_KEYS: [&str; 18] = [
+pub const COMPRESS_KEYS: [&str; 19] = [
     "quant",
     "code",
     "entropy",
+    "mix",
     "target_psnr",
     "target_ratio",
     "max_error",
@@ -283,6 +292,13 @@ pub fn compress_options(kw: Option<&Bound<'_, PyDict>>) -> PyResult<CompressOpti
                     }
                 }
                 "code" => o.code = Some(parsed(&k, &v, "'i8' or 'i16'")?),
+                "mix" => {
+                    o.mix = if v.is_none() {
+                        dctchop::quant::MixChoice::None
+                    } else {
+                        parsed(&k, &v, "'auto', 'none', 'opponent' or None")?
+                    }
+                }
                 "entropy" => {
                     let e = text(&k, &v, "'none', 'zstd' or 'zstd:LEVEL'")?;
                     o.entropy = match payload_for(

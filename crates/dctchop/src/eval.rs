@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::input;
 use crate::input::SampleType;
 use crate::pipeline::QuantChoice;
+use crate::quant::MixChoice;
 use crate::spec::Dtype;
 use crate::spec::{Spec, Variant};
 use crate::{Codec, EngineOptions};
@@ -66,6 +67,8 @@ pub struct EvalOptions {
     /// dctchop's own rate–distortion curve: for each ratio of the baselines' grid, the best
     /// quantized configuration (variant, CF, step) that `compress --target-ratio` would choose.
     pub envelope: bool,
+    /// The channel transform of quantized rows (auto: chosen on the probe, as `compress` does).
+    pub mix: MixChoice,
     pub engine: EngineOptions,
     /// Samples per graph run.
     pub batch: usize,
@@ -87,6 +90,7 @@ impl Default for EvalOptions {
             stores: vec![Dtype::F32],
             quants: vec![QuantChoice::None, QuantChoice::Auto],
             envelope: true,
+            mix: MixChoice::Auto,
             engine: EngineOptions::auto(),
             batch: 8,
             repeats: 3,
@@ -675,8 +679,13 @@ pub fn run_dctchop(
         Some(q) => (
             None,
             format!(
-                "{} cf{} b{} q{:.4} {}",
-                spec.variant, spec.cf, spec.block, q.step, q.code
+                "{} cf{} b{} q{:.4} {}{}",
+                spec.variant,
+                spec.cf,
+                spec.block,
+                q.step,
+                q.code,
+                q.mix.map_or(String::new(), |m| format!(" {m}"))
             ),
         ),
         None => (
@@ -718,6 +727,7 @@ pub fn quantized_spec(
     data: &Data,
     spec: &Spec,
     quant: QuantChoice,
+    mix: MixChoice,
     engine: &EngineOptions,
     batch: usize,
 ) -> Result<Option<Spec>> {
@@ -727,12 +737,19 @@ pub fn quantized_spec(
     let q = match quant {
         QuantChoice::None => return Ok(None),
         QuantChoice::Auto => {
-            crate::tune::auto(&probe_of(data, batch), spec, None, entropy, engine)?.quant
+            crate::tune::auto(&probe_of(data, batch), spec, None, mix, entropy, engine)?.quant
         }
         QuantChoice::Step(step) => {
-            let code =
-                crate::tune::code_for_step(&probe_of(data, batch), spec, step, None, engine)?;
-            crate::quant::Quant::uniform(code, step)
+            crate::tune::given_step(
+                &probe_of(data, batch),
+                spec,
+                step,
+                None,
+                mix,
+                entropy,
+                engine,
+            )?
+            .quant
         }
     };
     Ok(Some(spec.clone().with_quant(q)))
@@ -745,6 +762,7 @@ pub fn envelope_spec(
     base: &Spec,
     variants: &[Variant],
     ratio: f64,
+    mix: MixChoice,
     engine: &EngineOptions,
     batch: usize,
 ) -> Result<Option<Spec>> {
@@ -759,6 +777,7 @@ pub fn envelope_spec(
         &cfs,
         crate::tune::QualityTarget::Ratio(ratio),
         None,
+        mix,
         entropy,
         engine,
     ) {
@@ -1099,8 +1118,14 @@ pub fn evaluate(
                             QuantChoice::None => opts.stores.clone(),
                             _ => vec![Dtype::F32],
                         };
-                        let spec = match quantized_spec(d, &spec, quant, &opts.engine, opts.batch)?
-                        {
+                        let spec = match quantized_spec(
+                            d,
+                            &spec,
+                            quant,
+                            opts.mix,
+                            &opts.engine,
+                            opts.batch,
+                        )? {
                             Some(q) => q,
                             None => spec.clone(),
                         };
@@ -1163,8 +1188,15 @@ pub fn evaluate(
                     .map_err(|e| Error::invalid_input(&d.name, format!("cannot compress: {e}")))?;
                 let mut seen: Vec<Spec> = Vec::new();
                 for &ratio in &grid {
-                    let Some(spec) =
-                        envelope_spec(d, &base, &opts.variants, ratio, &opts.engine, opts.batch)?
+                    let Some(spec) = envelope_spec(
+                        d,
+                        &base,
+                        &opts.variants,
+                        ratio,
+                        opts.mix,
+                        &opts.engine,
+                        opts.batch,
+                    )?
                     else {
                         continue;
                     };

@@ -14,7 +14,7 @@ use crate::graph::Direction;
 use crate::input;
 use crate::input::SampleType;
 use crate::output::{Commit, CreatedDirs};
-use crate::quant::{CodeType, Quant};
+use crate::quant::{ChannelMix, CodeType, MixChoice};
 use crate::spec::Dtype;
 use crate::spec::{Spec, Tile, Variant};
 use crate::tune::{self, Choice, Probe, QualityTarget};
@@ -75,6 +75,8 @@ pub struct CompressOptions {
     pub code: Option<CodeType>,
     /// The lossless stage of quantized coefficients.
     pub entropy: Entropy,
+    /// Whether quantized codes mix the channels first ([`crate::quant::ChannelMix`]).
+    pub mix: MixChoice,
     /// Choose CF, variant and step to meet this (needs `quant` = Auto).
     pub target: Option<QualityTarget>,
     /// The CFs and variants a target searches (empty: all, 1..=block and chop, triangle).
@@ -103,6 +105,7 @@ impl Default for CompressOptions {
             entropy: Entropy::Zstd {
                 level: container::DEFAULT_ZSTD_LEVEL,
             },
+            mix: MixChoice::Auto,
             target: None,
             search_cfs: Vec::new(),
             search_variants: Vec::new(),
@@ -119,6 +122,8 @@ impl Default for CompressOptions {
 pub struct QuantReport {
     pub step: f64,
     pub code: CodeType,
+    /// The channel transform of the codes, if any.
+    pub mix: Option<ChannelMix>,
     /// "none" or "zstd (level N)".
     pub entropy: String,
     /// How the step (and with a target, CF and variant) was chosen, and on what.
@@ -278,6 +283,14 @@ fn check_options(opts: &CompressOptions) -> Result<()> {
             "only with quantization (--quant auto or a step)",
         ));
     }
+    if let (QuantChoice::None, MixChoice::Use(m)) = (opts.quant, opts.mix) {
+        return Err(Error::invalid_option(
+            "mix",
+            m,
+            "only with quantization (--quant auto or a step): the channel transform changes \
+             nothing for float coefficients",
+        ));
+    }
     Ok(())
 }
 
@@ -320,28 +333,28 @@ fn choose(
                 cfs,
                 target,
                 opts.code,
+                opts.mix,
                 opts.entropy,
                 &opts.engine,
             )?
         }
-        (QuantChoice::Auto, None) => {
-            tune::auto(&probe, base, opts.code, opts.entropy, &opts.engine)?
-        }
-        (QuantChoice::Step(step), None) => {
-            let t0 = Instant::now();
-            let code = tune::code_for_step(&probe, base, step, opts.code, &opts.engine)?;
-            Choice {
-                variant: base.variant,
-                cf: base.cf,
-                quant: Quant::uniform(code, step),
-                how: "step given".into(),
-                probe: None,
-                probe_samples: x.shape()[0],
-                trials: 0,
-                seconds: t0.elapsed().as_secs_f64(),
-                notes: Vec::new(),
-            }
-        }
+        (QuantChoice::Auto, None) => tune::auto(
+            &probe,
+            base,
+            opts.code,
+            opts.mix,
+            opts.entropy,
+            &opts.engine,
+        )?,
+        (QuantChoice::Step(step), None) => tune::given_step(
+            &probe,
+            base,
+            step,
+            opts.code,
+            opts.mix,
+            opts.entropy,
+            &opts.engine,
+        )?,
     };
     let mut spec = base
         .clone()
@@ -582,6 +595,7 @@ pub fn compress(
         (Some(q), Some(choice)) => Some(QuantReport {
             step: q.step,
             code: q.code,
+            mix: q.mix,
             entropy: opts.entropy.to_string(),
             choice,
             clamped: clamped_total,

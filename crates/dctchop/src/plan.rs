@@ -548,7 +548,26 @@ fn build_compress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
         g.gather(3, sel);
         g.reshape(vec![b, c, nbh * nbw * layout.per_block()]);
     }
+    // The channel transform commutes with the per-channel transform and the steps: applied
+    // last, it runs on the small coefficient tensor.
+    mix_channels(&mut g, s, false);
     g.finish()
+}
+
+/// A quantized spec's channel transform as one MatMul over the channel axis of `[B, C, …]`:
+/// `M` (compress) or `Mᵀ` (`inverse`, decompress), with Reshapes to and from `[B, C, positions]`.
+fn mix_channels(g: &mut Builder, s: &Spec, inverse: bool) {
+    let Some(mix) = s.quant.as_ref().and_then(|q| q.mix) else {
+        return;
+    };
+    let shape = g.shape.clone();
+    let positions = shape[2..].iter().product();
+    let m = mix.matrix();
+    g.reshape(vec![shape[0], shape[1], positions]);
+    g.push(Step::MatMulLeft {
+        w: if inverse { m.reversed_axes() } else { m },
+    });
+    g.reshape(shape);
 }
 
 fn build_decompress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
@@ -563,6 +582,7 @@ fn build_decompress(s: &Spec, rows: AxisForm, cols: AxisForm) -> Program {
     if let Some(q) = &s.quant {
         g.push(Step::Cast { from: q.code });
     }
+    mix_channels(&mut g, s, true);
 
     let layout = s.layout();
     if !layout.is_grid() {

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use crate::error::Error;
 use crate::layout::Layout;
 pub use crate::layout::Variant;
-use crate::quant::Quant;
+use crate::quant::{ChannelMix, Quant};
 
 /// Block sizes the DCT may use.
 pub const ALLOWED_BLOCKS: [usize; 4] = [4, 8, 16, 32];
@@ -111,6 +111,21 @@ impl Spec {
     pub fn with_quant(mut self, quant: Quant) -> Self {
         self.quant = Some(quant);
         self
+    }
+
+    /// Whether the channel transform `mix` applies to this spec's channels.
+    pub fn check_mix(&self, mix: ChannelMix) -> Result<(), Error> {
+        if mix.channels() == self.channels {
+            return Ok(());
+        }
+        Err(Error::InvalidSpec {
+            field: "quant.mix",
+            value: format!("{mix} for {} channel(s)", self.channels),
+            allowed: format!(
+                "the {mix} transform needs {} channels (or none: --mix none)",
+                mix.channels()
+            ),
+        })
     }
 
     /// Whether the graphs of this spec are quantized.
@@ -279,6 +294,9 @@ impl Spec {
         }
         if let Some(q) = &self.quant {
             q.validate(self.cf)?;
+            if let Some(m) = q.mix {
+                self.check_mix(m)?;
+            }
             // The folded matrices hold DCT entries (|v| <= 1) times D (decompress) and divided
             // by D (compress): both must be finite in the graph's dtype.
             let (dh, dw) = q.axis_steps(self.cf);

@@ -19,9 +19,15 @@
 //! Later values beyond the type are clamped to ±max (counted, reported, warned about). `auto`
 //! never picks a step whose codes exceed int16: it raises the step to fit instead (and says so).
 //!
+//! # The channel transform
+//! With `--mix auto` (the default) and 3 channels, every choice is made with and without the
+//! opponent transform ([`crate::quant::ChannelMix`]): `auto` and a given step keep the one whose
+//! probe codes store smaller (the error is the same: the transform is orthonormal), the targets
+//! search both as part of the envelope.
+//!
 //! # Targets
 //! For every candidate configuration (variant chop and triangle, CF 1..=block, or the ones the
-//! user fixed) the probe's coefficients are computed once; the step is then found by bisection in
+//! user fixed, each with and without the channel transform) the probe's coefficients are computed once; the step is then found by bisection in
 //! log Δ ([`BISECTION_STEPS`] halvings between the smallest step whose codes fit int16 and the
 //! largest coefficient), each trial quantizing on the host, measuring the real entropy-coded size
 //! of the codes (the container's own coder) and decompressing to measure the error. The chosen
@@ -35,7 +41,7 @@ use std::time::Instant;
 use crate::container::Entropy;
 use crate::entropy::ChunkCoder;
 use crate::error::{Error, Result};
-use crate::quant::{quantize_scaled, CodeElem, CodeType, Quant};
+use crate::quant::{quantize_scaled, ChannelMix, CodeElem, CodeType, MixChoice, Quant};
 use crate::spec::{Spec, Variant};
 use crate::{Codec, EngineOptions};
 
@@ -112,6 +118,8 @@ impl Probe<'_> {
 pub struct Point {
     pub variant: Variant,
     pub cf: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mix: Option<ChannelMix>,
     pub step: f64,
     pub code: CodeType,
     /// Stored (entropy-coded) bytes per sample.
@@ -145,6 +153,10 @@ pub struct Choice {
 struct Config {
     variant: Variant,
     cf: usize,
+    /// The channel transform applied to `y` (and undone before decompressing a trial).
+    mix: Option<ChannelMix>,
+    /// Coefficients of one channel of one sample.
+    plane: usize,
     codec: Codec,
     coder: Option<ChunkCoder>,
     y: ndarray::ArrayD<f32>,
@@ -199,6 +211,7 @@ impl Config {
         base: &Spec,
         variant: Variant,
         cf: usize,
+        mix: Option<ChannelMix>,
         engine: &EngineOptions,
         entropy: Entropy,
     ) -> Result<Config> {
@@ -206,10 +219,17 @@ impl Config {
         spec.cf = cf;
         spec.quant = None;
         spec.validate()?;
+        if let Some(m) = mix {
+            spec.check_mix(m)?;
+        }
         let mut codec = Codec::new(&spec, engine)?;
-        let y = codec.compress(probe.x)?;
+        let mut y = codec.compress(probe.x)?.as_standard_layout().into_owned();
         let back = codec.decompress(y.view())?;
         let chop = stats(probe.x, back.view());
+        let plane = spec.compressed_shape()[2..].iter().product();
+        if let Some(m) = mix {
+            m.apply(y.as_slice_mut().expect("standard layout"), plane, false);
+        }
         let max_abs = y.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
         let coder = match entropy {
             Entropy::Zstd { level } => Some(ChunkCoder::new(&spec.layout(), spec.channels, level)?),
@@ -218,6 +238,8 @@ impl Config {
         Ok(Config {
             variant,
             cf,
+            mix,
+            plane,
             codec,
             coder,
             deq: y.clone(),
@@ -257,12 +279,16 @@ impl Config {
                 encoded_len(&mut self.coder, &c, n)?
             }
         };
+        if let Some(m) = self.mix {
+            m.apply(deq, self.plane, true);
+        }
         let back = self.codec.decompress(self.deq.view())?;
         let s = stats(probe.x, back.view());
         let bytes_per_sample = bytes as f64 / n as f64;
         Ok(Point {
             variant: self.variant,
             cf: self.cf,
+            mix: self.mix,
             step,
             code,
             bytes_per_sample,
@@ -297,34 +323,95 @@ pub fn code_for(max_abs: f64, step: f64) -> Option<CodeType> {
     }
 }
 
-/// The code type for a given `step` on the probe: `code` when given, else the smallest that
-/// holds the probe's largest coefficient / step (with headroom); an error naming the smallest
-/// allowed step when not even int16 does.
-pub fn code_for_step(
+/// The choice for a given `step` on the probe: the code type is `code` when given, else the
+/// smallest that holds the probe's largest code (with headroom); an error naming the smallest
+/// allowed step when not even int16 does. With several channel transforms to try, the one whose
+/// probe codes store smallest.
+pub fn given_step(
     probe: &Probe<'_>,
     base: &Spec,
     step: f64,
     code: Option<CodeType>,
+    mix: MixChoice,
+    entropy: Entropy,
     engine: &EngineOptions,
-) -> Result<CodeType> {
-    if let Some(c) = code {
-        return Ok(c);
+) -> Result<Choice> {
+    let t0 = Instant::now();
+    let mixes = mix.candidates(base.channels);
+    let mut points = Vec::new();
+    let mut refused = None;
+    for &m in &mixes {
+        let mut c = Config::new(probe, base, base.variant, base.cf, m, engine, entropy)?;
+        let fits = code.or_else(|| code_for(c.max_abs, step));
+        let Some(fits) = fits else {
+            refused.get_or_insert_with(|| {
+                Error::invalid_option(
+                    "quant",
+                    step,
+                    format!(
+                        "a step of at least {:.6}: with {step} the codes of the first batch \
+                         reach {:.0}, beyond int16 (32767)",
+                        c.max_abs * CODE_HEADROOM / CodeType::I16.max() as f64,
+                        c.max_abs / step
+                    ),
+                )
+            });
+            continue;
+        };
+        let point = if mixes.len() > 1 {
+            Some(c.trial(probe, step, Some(fits))?)
+        } else {
+            None
+        };
+        points.push((m, fits, point));
     }
-    let mut codec = Codec::new(base, engine)?;
-    let y = codec.compress(probe.x)?;
-    let max_abs = y.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
-    code_for(max_abs, step).ok_or_else(|| {
-        Error::invalid_option(
-            "quant",
-            step,
-            format!(
-                "a step of at least {:.6}: with {step} the codes of the first batch reach {:.0}, \
-                 beyond int16 (32767)",
-                max_abs * CODE_HEADROOM / CodeType::I16.max() as f64,
-                max_abs / step
-            ),
-        )
+    let (mix_note, pick) = smallest(points);
+    let Some((m, code, point)) = pick else {
+        return Err(refused.expect("a refused candidate"));
+    };
+    Ok(Choice {
+        variant: base.variant,
+        cf: base.cf,
+        quant: Quant::uniform(code, step).with_mix(m),
+        how: format!("step given{mix_note}"),
+        probe: point,
+        probe_samples: probe.samples(),
+        trials: mixes.len().saturating_sub(1) * mixes.len(),
+        seconds: t0.elapsed().as_secs_f64(),
+        notes: Vec::new(),
     })
+}
+
+/// Of the candidates (transform, code type, probe point), the one that stores the probe
+/// smallest, and a note (`"; …"`, empty for one candidate) saying what the transform saved or
+/// would have cost.
+#[allow(clippy::type_complexity)]
+fn smallest(
+    mut points: Vec<(Option<ChannelMix>, CodeType, Option<Point>)>,
+) -> (
+    String,
+    Option<(Option<ChannelMix>, CodeType, Option<Point>)>,
+) {
+    if points.len() < 2 {
+        return (String::new(), points.pop());
+    }
+    let bytes = |p: &(Option<ChannelMix>, CodeType, Option<Point>)| {
+        p.2.as_ref().map_or(f64::INFINITY, |p| p.bytes_per_sample)
+    };
+    points.sort_by(|a, b| bytes(a).total_cmp(&bytes(b)));
+    let (best, other) = (&points[0], &points[1]);
+    let name = |m: Option<ChannelMix>| {
+        m.map_or("no channel transform".into(), |m| {
+            format!("the {m} channel transform")
+        })
+    };
+    let note = format!(
+        "; {} stores the probe in {:.1}% of the bytes of {}",
+        name(best.0),
+        100.0 * bytes(best) / bytes(other),
+        name(other.0),
+    );
+    (note, points.into_iter().next())
 }
 
 /// The `auto` step (see the module documentation) for `base`'s variant and CF, in `code` when
@@ -333,11 +420,50 @@ pub fn auto(
     probe: &Probe<'_>,
     base: &Spec,
     code: Option<CodeType>,
+    mix: MixChoice,
     entropy: Entropy,
     engine: &EngineOptions,
 ) -> Result<Choice> {
     let t0 = Instant::now();
-    let mut c = Config::new(probe, base, base.variant, base.cf, engine, entropy)?;
+    let mut points = Vec::new();
+    let mut notes = Vec::new();
+    let mut chop_mse = 0.0;
+    let mixes = mix.candidates(base.channels);
+    for &m in &mixes {
+        let (point, mut n, mse) = auto_one(probe, base, code, m, entropy, engine)?;
+        chop_mse = mse;
+        notes.append(&mut n);
+        points.push((m, point.code, Some(point)));
+    }
+    let (mix_note, pick) = smallest(points);
+    let (m, code, point) = pick.expect("at least one candidate");
+    let step = point.as_ref().expect("a trial").step;
+    Ok(Choice {
+        variant: base.variant,
+        cf: base.cf,
+        quant: Quant::uniform(code, step).with_mix(m),
+        how: format!(
+            "auto: quantization MSE = {AUTO_ERROR_FRACTION} x chop MSE ({chop_mse:.6}) of the \
+             probe{mix_note}"
+        ),
+        probe: point,
+        probe_samples: probe.samples(),
+        trials: mixes.len(),
+        seconds: t0.elapsed().as_secs_f64(),
+        notes,
+    })
+}
+
+/// The auto step with one channel transform: the probe's point, notes, and the chop MSE.
+fn auto_one(
+    probe: &Probe<'_>,
+    base: &Spec,
+    code: Option<CodeType>,
+    mix: Option<ChannelMix>,
+    entropy: Entropy,
+    engine: &EngineOptions,
+) -> Result<(Point, Vec<String>, f64)> {
+    let mut c = Config::new(probe, base, base.variant, base.cf, mix, engine, entropy)?;
     let n = probe.samples();
     let pixels = (probe.x.len() / n) as f64;
     let kept = (c.y.len() / n) as f64;
@@ -365,20 +491,7 @@ pub fn auto(
         .or_else(|| code_for(c.max_abs, step))
         .unwrap_or(CodeType::I16);
     let point = c.trial(probe, step, Some(code))?;
-    Ok(Choice {
-        variant: base.variant,
-        cf: base.cf,
-        quant: Quant::uniform(code, step),
-        how: format!(
-            "auto: quantization MSE = {AUTO_ERROR_FRACTION} x chop MSE ({:.6}) of the probe",
-            c.chop.mse
-        ),
-        probe: Some(point),
-        probe_samples: n,
-        trials: 1,
-        seconds: t0.elapsed().as_secs_f64(),
-        notes,
-    })
+    Ok((point, notes, c.chop.mse))
 }
 
 /// Search the envelope over `variants` x `cfs` and the step for the best point meeting
@@ -392,10 +505,12 @@ pub fn search(
     cfs: &[usize],
     target: QualityTarget,
     code: Option<CodeType>,
+    mix: MixChoice,
     entropy: Entropy,
     engine: &EngineOptions,
 ) -> Result<Choice> {
     target.validate()?;
+    let mixes = mix.candidates(base.channels);
     let t0 = Instant::now();
     let mut best: Option<Point> = None;
     let mut closest: Option<Point> = None;
@@ -404,9 +519,15 @@ pub fn search(
         QualityTarget::Ratio(_) => a.mse < b.mse,
         _ => a.bytes_per_sample < b.bytes_per_sample,
     };
-    for &variant in variants {
+    let mut configs = Vec::new();
+    for &v in variants {
         for &cf in cfs {
-            let mut c = Config::new(probe, base, variant, cf, engine, entropy)?;
+            configs.extend(mixes.iter().map(|&m| (v, cf, m)));
+        }
+    }
+    for (variant, cf, mix) in configs {
+        {
+            let mut c = Config::new(probe, base, variant, cf, mix, engine, entropy)?;
             let (mut lo, mut hi) = c.step_range(probe.peak);
             if let Some(code) = code {
                 lo = lo.max(c.max_abs * CODE_HEADROOM / code.max() as f64);
@@ -470,11 +591,13 @@ pub fn search(
     Ok(Choice {
         variant: p.variant,
         cf: p.cf,
-        quant: Quant::uniform(p.code, p.step),
+        quant: Quant::uniform(p.code, p.step).with_mix(p.mix),
         how: format!(
-            "target {target}: best of {} variant(s) x {} CF(s) on the probe",
+            "target {target}: best of {} variant(s) x {} CF(s) x {} channel transform(s) on the \
+             probe",
             variants.len(),
-            cfs.len()
+            cfs.len(),
+            mixes.len()
         ),
         probe: Some(p),
         probe_samples: probe.samples(),

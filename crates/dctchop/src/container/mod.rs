@@ -9,6 +9,9 @@
 //! - **version 2** (quantized): integer codes, either raw (`codes`, I8 or I16, the same layout)
 //!   or entropy coded (`codes.zstd`, U8: one zstd frame per chunk of samples, in the order of
 //!   [`crate::entropy`]).
+//! - **version 3**: version 2 whose codes are of mixed channels (the spec's `quant.mix`, see
+//!   [`crate::quant::ChannelMix`]). A new number so that readers which predate the channel
+//!   transform refuse these shards instead of decoding the mixed channels as they are.
 //!
 //! The header's `__metadata__` (all strings) describes the dataset, the spec (with the
 //! quantization), the shard's place, a CRC-32 of the payload bytes, and a `container_id` that
@@ -45,6 +48,8 @@ pub const FORMAT: &str = "dctchop-container";
 pub const FORMAT_VERSION: &str = "1";
 /// Quantized codes.
 pub const FORMAT_VERSION_CODES: &str = "2";
+/// Quantized codes of mixed channels.
+pub const FORMAT_VERSION_MIXED: &str = "3";
 /// The tensor of a version-1 shard.
 pub const TENSOR: &str = "coefficients";
 /// The tensor of a version-2 shard with raw codes.
@@ -109,9 +114,13 @@ impl Payload {
         }
     }
 
-    fn version(self) -> &'static str {
+    /// The format version of shards of `spec` stored as this payload.
+    fn version(self, spec: &Spec) -> &'static str {
         match self {
             Payload::Float(_) => FORMAT_VERSION,
+            Payload::Codes { .. } if spec.quant.as_ref().is_some_and(|q| q.mix.is_some()) => {
+                FORMAT_VERSION_MIXED
+            }
             Payload::Codes { .. } => FORMAT_VERSION_CODES,
         }
     }
@@ -508,12 +517,12 @@ fn parse_header(path: &Path, raw: HashMap<String, String>) -> Result<Header> {
         ));
     }
     let version = get("format_version")?.as_str();
-    if version != FORMAT_VERSION && version != FORMAT_VERSION_CODES {
+    if ![FORMAT_VERSION, FORMAT_VERSION_CODES, FORMAT_VERSION_MIXED].contains(&version) {
         return Err(Error::unsupported(
             path,
             format!(
                 "metadata field 'format_version' = '{version}': this dctchop reads versions \
-                 {FORMAT_VERSION} and {FORMAT_VERSION_CODES}"
+                 {FORMAT_VERSION}, {FORMAT_VERSION_CODES} and {FORMAT_VERSION_MIXED}"
             ),
         ));
     }
@@ -557,9 +566,19 @@ fn parse_header(path: &Path, raw: HashMap<String, String>) -> Result<Header> {
         let q = spec.quant.as_ref().ok_or_else(|| {
             Error::corrupt(
                 path,
-                "a version 2 (codes) shard whose spec has no quantization",
+                format!("a version {version} (codes) shard whose spec has no quantization"),
             )
         })?;
+        if (version == FORMAT_VERSION_MIXED) != q.mix.is_some() {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "metadata contradicts the spec: format_version {version} but the spec's \
+                     channel transform is {}",
+                    q.mix.map_or("none".to_string(), |m| m.to_string())
+                ),
+            ));
+        }
         let code: CodeType = get("code_type")?
             .parse()
             .map_err(|e: String| bad("code_type", get("code_type").unwrap(), &e))?;

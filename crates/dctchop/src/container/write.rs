@@ -393,7 +393,7 @@ impl Writer {
         let spec_json = serde_json::to_string(&self.spec).expect("spec serializes");
         let mut m = HashMap::from([
             (k("format"), k(FORMAT)),
-            (k("format_version"), k(self.payload.version())),
+            (k("format_version"), k(self.payload.version(&self.spec))),
             (
                 k("producer"),
                 format!("dctchop {}", env!("CARGO_PKG_VERSION")),

@@ -16,6 +16,11 @@
 //! ([`fold_steps`], in f64, then rounded once): compress outputs coefficients / step, and the
 //! decompress runner takes int8/int16 codes ([`Runner::run_codes_into`]), converted on load by
 //! the kernels.
+//!
+//! A channel transform ([`ChannelMix`]) runs on the coefficients, as in the graphs: compress
+//! mixes the kernel's float coefficients and rounds them on the host; decompress converts the
+//! codes to floats, unmixes them and runs the kernel's float path, in a scratch buffer the runner
+//! keeps.
 
 use block_transform::{BlockTransform, Keep, Matrices};
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
@@ -24,7 +29,7 @@ use super::{check_code, CodesView, EngineOptions, Runner};
 use crate::error::{Error, Result};
 use crate::graph::Direction;
 use crate::plan::{fold_steps, forward_tile, Fold, Plan};
-use crate::quant::{CodeElem, CodeType, Codes};
+use crate::quant::{ChannelMix, CodeElem, CodeType, Codes};
 
 fn err(e: impl std::fmt::Display) -> Error {
     Error::Engine {
@@ -44,6 +49,12 @@ pub struct NativeRunner {
     planes_per_sample: usize,
     /// The code type a quantized decompress runner takes.
     code: Option<CodeType>,
+    /// The channel transform of a quantized spec, and the coefficients of one channel of one
+    /// sample it mixes at a time.
+    mix: Option<ChannelMix>,
+    coefficient_plane: usize,
+    /// Mixed coefficients (kept between calls: steady state allocates nothing).
+    scratch: Vec<f32>,
 }
 
 impl NativeRunner {
@@ -109,6 +120,9 @@ impl NativeRunner {
             output,
             planes_per_sample: spec.channels,
             code,
+            mix: spec.quant.as_ref().and_then(|q| q.mix),
+            coefficient_plane: spec.compressed_shape()[2..].iter().product(),
+            scratch: Vec::new(),
         })
     }
 
@@ -146,7 +160,26 @@ impl NativeRunner {
             Direction::Compress => self.kernel.compress(x, planes, y),
             Direction::Decompress => self.kernel.decompress(x, planes, y),
         }
-        .map_err(err)
+        .map_err(err)?;
+        if let (Some(mix), Direction::Compress) = (self.mix, self.direction) {
+            mix.apply(y, self.coefficient_plane, false);
+        }
+        Ok(())
+    }
+}
+
+/// The first `len` values of `v`, grown (never shrunk) to hold them.
+fn grow(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    &mut v[..len]
+}
+
+/// Write `codes` (in logical order) into `out` as f32 (exact for int8/int16).
+fn fill_f32<T: CodeElem>(out: &mut [f32], codes: impl Iterator<Item = T>) {
+    for (o, c) in out.iter_mut().zip(codes) {
+        *o = c.to_f64() as f32;
     }
 }
 
@@ -183,19 +216,31 @@ impl Runner for NativeRunner {
                 .as_slice_mut()
                 .expect("fresh array"),
         };
-        match &codes {
-            CodesView::I8(c) => {
-                let c = c.as_standard_layout();
-                let c = c.as_slice().expect("standard layout");
-                self.kernel.decompress_codes(c, planes, y)
+        if let Some(mix) = self.mix {
+            // Codes to floats, unmixed, then the kernel's float path (same folded matrices).
+            let plane = self.coefficient_plane;
+            let scratch = grow(&mut self.scratch, codes.shape().iter().product());
+            match &codes {
+                CodesView::I8(c) => fill_f32(scratch, c.iter().copied()),
+                CodesView::I16(c) => fill_f32(scratch, c.iter().copied()),
             }
-            CodesView::I16(c) => {
-                let c = c.as_standard_layout();
-                let c = c.as_slice().expect("standard layout");
-                self.kernel.decompress_codes(c, planes, y)
+            mix.apply(scratch, plane, true);
+            self.kernel.decompress(scratch, planes, y).map_err(err)?;
+        } else {
+            match &codes {
+                CodesView::I8(c) => {
+                    let c = c.as_standard_layout();
+                    let c = c.as_slice().expect("standard layout");
+                    self.kernel.decompress_codes(c, planes, y)
+                }
+                CodesView::I16(c) => {
+                    let c = c.as_standard_layout();
+                    let c = c.as_slice().expect("standard layout");
+                    self.kernel.decompress_codes(c, planes, y)
+                }
             }
+            .map_err(err)?;
         }
-        .map_err(err)?;
         if let Some(t) = tmp {
             out.assign(&t);
         }
@@ -220,7 +265,7 @@ impl Runner for NativeRunner {
         if self.direction != Direction::Compress {
             return None;
         }
-        let run = || -> Result<(Codes, usize)> {
+        let mut run = || -> Result<(Codes, usize)> {
             let n = self.samples(input.shape(), &self.input, "input")?;
             let planes = n * self.planes_per_sample;
             let mut shape = self.output.clone();
@@ -240,6 +285,19 @@ impl Runner for NativeRunner {
                     .compress_codes(x, planes, out.as_slice_mut().expect("fresh array"))
                     .map_err(err)?;
                 Ok((T::owned(out), clamped))
+            }
+            if self.mix.is_some() {
+                // The codes of mixed coefficients: the kernel's floats, mixed, rounded here by
+                // the same rule.
+                let len = shape.iter().product();
+                let y = grow(&mut self.scratch, len);
+                self.kernel.compress(x, planes, y).map_err(err)?;
+                if let Some(mix) = self.mix {
+                    mix.apply(y, self.coefficient_plane, false);
+                }
+                let y = ndarray::ArrayViewD::from_shape(IxDyn(&shape), &*y)
+                    .expect("shape of len values");
+                return Ok(Codes::quantize(y, code));
             }
             match code {
                 CodeType::I8 => typed::<i8>(&self.kernel, x, planes, &shape),
