@@ -199,6 +199,41 @@ fn bad_input_is_a_clear_error_not_a_panic() {
             vec![
                 "compress",
                 "data/images/chelsea.png",
+                "--quant",
+                "none",
+                "--mix",
+                "opponent",
+            ],
+            "invalid --mix with --quant none",
+        ),
+        (
+            vec!["compress", "data/images/chelsea.png", "--mix", "ycbcr"],
+            "unknown channel transform 'ycbcr': allowed are auto, none, opponent",
+        ),
+        (
+            vec!["export", "--cf", "4", "--res", "64", "--mix", "opponent"],
+            "--quant",
+        ),
+        (
+            vec![
+                "export",
+                "--cf",
+                "4",
+                "--res",
+                "64",
+                "--channels",
+                "1",
+                "--quant",
+                "2",
+                "--mix",
+                "opponent",
+            ],
+            "needs 3 channels",
+        ),
+        (
+            vec![
+                "compress",
+                "data/images/chelsea.png",
                 "--entropy",
                 "none",
                 "--zstd-level",

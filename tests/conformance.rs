@@ -12,7 +12,7 @@ use crate::common;
 use dctchop::engine::{compile, reference::run_program, EngineKind, EngineOptions};
 use dctchop::graph::Direction;
 use dctchop::npy::{codes_to_npy_bytes, read_npy, read_npy_f32, to_npy_bytes, NpyData};
-use dctchop::quant::round_code;
+use dctchop::quant::{round_code, ChannelMix};
 use dctchop::{CodeType, Codes, Dtype, Plan, Quant, Spec, Tile, Variant};
 use ndarray::ArrayD;
 use std::path::{Path, PathBuf};
@@ -134,6 +134,19 @@ fn cases() -> Vec<(&'static str, Spec)> {
                 .with_tile(Tile::Size(16))
                 .with_dtype(Dtype::F16)
                 .with_quant(q(CodeType::I8, 16.0)),
+        ),
+        (
+            "chop-q16-opponent-tile16-padded-100x75-f32",
+            Spec::new(100, 75, 3)
+                .with_tile(Tile::Size(16))
+                .with_quant(q(CodeType::I16, 0.5).with_mix(Some(ChannelMix::Opponent))),
+        ),
+        (
+            "triangle-q8-opponent-dense-64x48-f32",
+            Spec::new(64, 48, 4)
+                .with_variant(Triangle)
+                .with_tile(Tile::Full)
+                .with_quant(q(CodeType::I8, 12.0).with_mix(Some(ChannelMix::Opponent))),
         ),
     ]
 }

@@ -432,12 +432,16 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
     let last = flipped.len() - 5;
     flipped[last] ^= 0x40;
     std::fs::write(inp.join("flip.00000.safetensors"), &flipped).unwrap();
-    // Quantized containers (v2): zstd chunks and raw i8 codes, then damaged copies.
+    // Quantized containers (v2, channels as they are): zstd chunks and raw i8 codes, then
+    // damaged copies.
     let goodq = inp.join("goodq");
     let rawq = inp.join("rawq");
     for (stem, extra) in [
-        (&goodq, vec![]),
-        (&rawq, vec!["--entropy", "none", "--code", "i8"]),
+        (&goodq, vec!["--mix", "none"]),
+        (
+            &rawq,
+            vec!["--mix", "none", "--entropy", "none", "--code", "i8"],
+        ),
     ] {
         let (ok, st) = (s(&inp.join("ok.npy")), s(stem));
         let mut args = vec!["compress", &ok, "-o", &st, "--quiet"];
@@ -465,6 +469,32 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
     bad_step.extend(&hb);
     bad_step.extend(&shardq[8 + hq..]);
     std::fs::write(inp.join("step.00000.safetensors"), &bad_step).unwrap();
+    // The channel transform and the format version must agree (version 3 = mixed channels).
+    let mixq = inp.join("mixq");
+    let o = dctchop(&[
+        "compress",
+        &s(&inp.join("ok.npy")),
+        "-o",
+        &s(&mixq),
+        "--mix",
+        "opponent",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let shardm = std::fs::read(container::shard_path(&mixq, 0)).unwrap();
+    for (name, from, version) in [("v3plain", &shardq, "3"), ("v2mixed", &shardm, "2")] {
+        let hl = u64::from_le_bytes(from[..8].try_into().unwrap()) as usize;
+        let mut header: serde_json::Value = serde_json::from_slice(&from[8..8 + hl]).unwrap();
+        header["__metadata__"]["format_version"] = version.into();
+        let mut hb = serde_json::to_vec(&header).unwrap();
+        while !hb.len().is_multiple_of(8) {
+            hb.push(b' ');
+        }
+        let mut bytes = (hb.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(&hb);
+        bytes.extend(&from[8 + hl..]);
+        std::fs::write(inp.join(format!("{name}.00000.safetensors")), &bytes).unwrap();
+    }
     // Metadata that contradicts the spec: original_shape with 5 channels.
     let hlen = u64::from_le_bytes(shard[..8].try_into().unwrap()) as usize;
     let mut header: serde_json::Value = serde_json::from_slice(&shard[8..8 + hlen]).unwrap();
@@ -662,6 +692,38 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
                 s(&out.join("q.npy")),
             ],
             "quant_step",
+        ),
+        (
+            "format version 3 without a channel transform",
+            vec![
+                "decompress".into(),
+                i("v3plain.00000.safetensors"),
+                "-o".into(),
+                s(&out.join("q.npy")),
+            ],
+            "format_version 3 but the spec's channel transform is none",
+        ),
+        (
+            "format version 2 with a channel transform",
+            vec![
+                "decompress".into(),
+                i("v2mixed.00000.safetensors"),
+                "-o".into(),
+                s(&out.join("q.npy")),
+            ],
+            "format_version 2 but the spec's channel transform is opponent",
+        ),
+        (
+            "channel transform for 3 channels on 1",
+            vec![
+                "compress".into(),
+                i("big.npy"),
+                "-o".into(),
+                s(&out.join("q")),
+                "--mix".into(),
+                "opponent".into(),
+            ],
+            "the opponent transform needs 3 channels",
         ),
         (
             "unreachable target",

@@ -604,3 +604,149 @@ fn bad_quant_specs_are_refused_naming_the_field() {
         assert!(Codec::new(&spec, &EngineOptions::tract()).is_err());
     }
 }
+
+/// The opponent transform written out here (independent of `ChannelMix::matrix`).
+fn opponent() -> [[f64; 3]; 3] {
+    let (a, b, c) = (1.0 / 3f64.sqrt(), 1.0 / 2f64.sqrt(), 1.0 / 6f64.sqrt());
+    [[a, a, a], [b, 0.0, -b], [c, -2.0 * c, c]]
+}
+
+/// Apply `m` (or its transpose) over axis 1 of `[N, 3, …]`, in f64.
+fn mix3(y: &ArrayD<f32>, m: [[f64; 3]; 3], transpose: bool) -> ArrayD<f32> {
+    let mut out = y.clone();
+    let n = y.shape()[0];
+    let plane = y.len() / n / 3;
+    let src = y.as_slice().unwrap();
+    let dst = out.as_slice_mut().unwrap();
+    for s in 0..n {
+        for p in 0..plane {
+            for r in 0..3 {
+                let v: f64 = (0..3)
+                    .map(|k| {
+                        let w = if transpose { m[k][r] } else { m[r][k] };
+                        w * src[(s * 3 + k) * plane + p] as f64
+                    })
+                    .sum();
+                dst[(s * 3 + r) * plane + p] = v as f32;
+            }
+        }
+    }
+    out
+}
+
+/// Quantized specs with the opponent channel transform: both variants, dense, tiled, padded,
+/// serialized, both code types.
+fn mixed_specs() -> Vec<Spec> {
+    let mix = |q: Quant| q.with_mix(Some(dctchop::quant::ChannelMix::Opponent));
+    let mut v = Vec::new();
+    for variant in [Variant::Chop, Variant::Triangle] {
+        for tile in [Tile::Full, Tile::Size(16), Tile::Auto] {
+            v.push(
+                Spec::new(64, 48, 4)
+                    .with_variant(variant)
+                    .with_tile(tile)
+                    .with_batch(2)
+                    .with_quant(mix(Quant::uniform(CodeType::I16, 3.0))),
+            );
+        }
+        v.push(
+            Spec::new(100, 75, 3)
+                .with_variant(variant)
+                .with_quant(mix(Quant::uniform(CodeType::I8, 24.0))),
+        );
+        v.push(
+            Spec::new(128, 64, 3)
+                .with_variant(variant)
+                .with_serialize(2)
+                .with_quant(mix(Quant::uniform(CodeType::I16, 2.0))),
+        );
+    }
+    v
+}
+
+/// With a channel transform, every engine's compress output is the transform-free quantized
+/// output mixed by the opponent matrix (applied here in f64), and its decompression of any codes
+/// is the transform-free decompression of the codes unmixed by the transpose; the graphs stay
+/// MatMul/Gather/Reshape with one Cast, and the container records it as format version 3.
+#[test]
+fn channel_transform_equals_mixing_the_coefficients_in_f64() {
+    let m = opponent();
+    for spec in mixed_specs() {
+        let plain = Spec {
+            quant: spec.quant.clone().map(|q| q.with_mix(None)),
+            ..spec.clone()
+        };
+        let plan = Plan::new(&spec).unwrap();
+        let ops = plan.compress.op_types();
+        assert!(ops
+            .iter()
+            .all(|o| ["MatMul", "Gather", "Reshape"].contains(o)));
+        let ops = plan.decompress.op_types();
+        assert_eq!(ops[0], "Cast");
+        assert!(ops[1..]
+            .iter()
+            .all(|o| ["MatMul", "Gather", "Reshape"].contains(o)));
+        let x = image(spec.batch, 3, spec.height, spec.width, 41);
+        for opts in engines() {
+            let what = format!("{} {}", spec.name(), opts.kind);
+            let mut cm = Codec::new(&spec, &opts).unwrap();
+            let mut cp = Codec::new(&plain, &opts).unwrap();
+            // Compress: scaled coefficients, and the codes (rounded after mixing).
+            let want = mix3(&cp.compress(x.view()).unwrap(), m, false);
+            let got = cm.compress(x.view()).unwrap();
+            let e = rel_err(&got, &want);
+            assert!(e <= 1e-5, "{what} compress: {e:e}");
+            let (codes, _) = cm.compress_codes(x.view()).unwrap();
+            let codes_f = codes.view().to_f32();
+            let dev = (&codes_f - &want.mapv(f32::round_ties_even))
+                .iter()
+                .fold(0f32, |a, &b| a.max(b.abs()));
+            assert!(dev <= 1.0, "{what} codes: {dev}");
+            // Decompress: unmixed codes through the transform-free float path.
+            let back = cm.decompress_codes(codes.view()).unwrap().into_dyn();
+            let unmixed = mix3(&codes_f, m, true);
+            let unq = Spec {
+                quant: None,
+                ..spec.clone()
+            };
+            let mut cu = Codec::new(&unq, &opts).unwrap();
+            // One uniform step in these specs: dequantizing is one product.
+            let step = plain.quant.as_ref().unwrap().step;
+            let deq = unmixed.mapv(|v| (v as f64 * step) as f32);
+            let want = cu.decompress(deq.view()).unwrap().into_dyn();
+            let e = rel_err(&back, &want);
+            assert!(e <= 1e-5, "{what} decompress: {e:e}");
+            // The transform is orthonormal: the round trip's error is the transform-free one's.
+            let (pc, _) = cp.compress_codes(x.view()).unwrap();
+            let pback = cp.decompress_codes(pc.view()).unwrap();
+            let mse = |b: &ndarray::Array4<f32>| {
+                (b - &x).iter().map(|&d| (d as f64).powi(2)).sum::<f64>() / x.len() as f64
+            };
+            let back4 = back.into_dimensionality::<ndarray::Ix4>().unwrap();
+            let (a, b) = (mse(&back4), mse(&pback));
+            assert!((a - b).abs() <= 0.15 * b, "{what}: mse {a} vs {b} without");
+        }
+    }
+}
+
+#[test]
+fn channel_transform_matrix_is_the_written_out_orthonormal_one() {
+    let m = dctchop::quant::ChannelMix::Opponent.matrix();
+    let want = opponent();
+    for r in 0..3 {
+        for k in 0..3 {
+            assert!((m[[r, k]] - want[r][k]).abs() <= 1e-16);
+            let dot: f64 = (0..3).map(|i| want[r][i] * want[k][i]).sum();
+            assert!((dot - (r == k) as u8 as f64).abs() <= 1e-15);
+        }
+    }
+    // A transform for 3 channels on 1-channel data is refused, naming the field.
+    let spec = Spec::new(32, 32, 4).with_channels(1).with_quant(
+        Quant::uniform(CodeType::I8, 4.0).with_mix(Some(dctchop::quant::ChannelMix::Opponent)),
+    );
+    let e = spec.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("quant.mix") && e.contains("needs 3 channels"),
+        "{e}"
+    );
+}

@@ -127,6 +127,32 @@ def test_quantized_codec_round_trip(data_npy):
     assert np.abs(codes - scaled).max() <= 0.5 + 1e-3
 
 
+def test_channel_transform_from_python_matches_numpy_and_the_cli(tmp_path, cli, data_npy):
+    # A spec with the opponent transform: its codes are the transform-free ones mixed by the
+    # orthonormal matrix (written out here), and compress_files(mix=...) writes what the CLI does.
+    x = np.load(data_npy)[:4]
+    a, b, c = 1 / np.sqrt(3), 1 / np.sqrt(2), 1 / np.sqrt(6)
+    m = np.array([[a, a, a], [b, 0, -b], [c, -2 * c, c]])
+    mixed = dctchop.Codec(124, 132, 4, quant={"code": "i16", "step": 0.05, "mix": "opponent"})
+    plain = dctchop.Codec(124, 132, 4, quant=("i16", 0.05))
+    want = np.einsum("ck,nk...->nc...", m, plain.compress(x).astype(np.float64))
+    np.testing.assert_allclose(mixed.compress(x), want, rtol=1e-4, atol=1e-2)
+    codes, _ = mixed.compress_codes(x)
+    back = mixed.decompress_codes(codes)
+    unmixed = np.einsum("kc,nk...->nc...", m, codes.astype(np.float64)) * 0.05
+    ref = dctchop.Codec(124, 132, 4).decompress(unmixed.astype(np.float32))
+    np.testing.assert_allclose(back, ref, rtol=1e-4, atol=1e-3)
+    rep = dctchop.compress_files(data_npy, tmp_path / "m", cf=4, batch=4, mix="opponent")
+    assert rep["quant"]["mix"] == "opponent"
+    cli("compress", data_npy, "-o", tmp_path / "n", "--cf", "4", "--batch", "4", "--mix", "opponent", "--quiet")
+    assert Path(dctchop.open(tmp_path / "m").shards[0]).read_bytes() == Path(dctchop.open(tmp_path / "n").shards[0]).read_bytes()
+    got = np.concatenate(list(dctchop.ContainerLoader(tmp_path / "m", batch_size=16)))
+    cli("decompress", tmp_path / "n", "-o", tmp_path / "n.npy")
+    np.testing.assert_array_equal(got, np.load(tmp_path / "n.npy"))
+    with pytest.raises(dctchop.SpecError, match="mix"):
+        dctchop.compress_files(data_npy, tmp_path / "x", mix="ycbcr")
+
+
 def test_compress_files_quantizes_like_the_cli(tmp_path, cli, data_npy):
     # The CLI's defaults (quant auto, zstd) and its targets, from Python keywords.
     rep = dctchop.compress_files(data_npy, tmp_path / "a", cf=4, batch=4)
