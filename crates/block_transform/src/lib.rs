@@ -264,6 +264,8 @@ pub struct Matrices<'a> {
 pub trait Code: Copy + Send + Sync + 'static + sealed::Sealed + Elem {
     /// Largest magnitude produced (127 or 32767).
     const MAX: f32;
+    /// The code as f32 (exact).
+    fn to_f32(self) -> f32;
 }
 
 mod sealed {
@@ -329,6 +331,10 @@ macro_rules! impl_code {
     ($t:ty, $max:expr) => {
         impl Code for $t {
             const MAX: f32 = $max as f32;
+            #[inline(always)]
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
         }
         impl Elem for $t {
             #[inline(always)]
@@ -1009,6 +1015,98 @@ impl Kernel for DiffKernel<'_> {
             worst[l] = worst[l].max(d.abs());
         }
         *self.out = (sse.iter().sum(), worst.iter().copied().fold(0.0, f64::max));
+        0
+    }
+}
+
+/// Mix three channels in place: `data` is `[N, 3, plane]` (any N); at every position p of every
+/// sample, channel r becomes `Σ_k m[3r + k] · channel k` (fused multiply-adds where the ISA has
+/// them), in one vectorized pass.
+pub fn mix3(data: &mut [f32], plane: usize, m: &[f32; 9]) -> Result<(), Error> {
+    if plane == 0 || !data.len().is_multiple_of(3 * plane) {
+        return Err(Error::BadLen {
+            what: "mix3 data (a multiple of 3 planes)",
+            expected: 3 * plane.max(1) * data.len().div_ceil(3 * plane.max(1)),
+            got: data.len(),
+        });
+    }
+    dispatch(Isa::detect(), MixKernel { data, plane, m });
+    Ok(())
+}
+
+/// `src` rounded to codes by [`Code`]'s rule into `dst` (equal lengths); returns how many were
+/// clamped. The kernels' own store, as a whole-buffer pass.
+pub fn store_codes<T: Code>(src: &[f32], dst: &mut [T]) -> Result<usize, Error> {
+    if src.len() != dst.len() {
+        return Err(Error::BadLen {
+            what: "store_codes dst",
+            expected: src.len(),
+            got: dst.len(),
+        });
+    }
+    Ok(dispatch(Isa::detect(), StoreKernel { src, dst }))
+}
+
+/// Codes to f32 (exact), equal lengths.
+pub fn load_codes<T: Code>(src: &[T], dst: &mut [f32]) -> Result<(), Error> {
+    if src.len() != dst.len() {
+        return Err(Error::BadLen {
+            what: "load_codes dst",
+            expected: src.len(),
+            got: dst.len(),
+        });
+    }
+    dispatch(Isa::detect(), LoadKernel { src, dst });
+    Ok(())
+}
+
+struct MixKernel<'a> {
+    data: &'a mut [f32],
+    plane: usize,
+    m: &'a [f32; 9],
+}
+
+impl Kernel for MixKernel<'_> {
+    #[inline(always)]
+    fn run<A: Arith>(self) -> usize {
+        let m = *self.m;
+        for sample in self.data.chunks_exact_mut(3 * self.plane) {
+            let (p0, rest) = sample.split_at_mut(self.plane);
+            let (p1, p2) = rest.split_at_mut(self.plane);
+            for ((a, b), c) in p0.iter_mut().zip(p1.iter_mut()).zip(p2.iter_mut()) {
+                let (x0, x1, x2) = (*a, *b, *c);
+                *a = A::fma(m[2], x2, A::fma(m[1], x1, m[0] * x0));
+                *b = A::fma(m[5], x2, A::fma(m[4], x1, m[3] * x0));
+                *c = A::fma(m[8], x2, A::fma(m[7], x1, m[6] * x0));
+            }
+        }
+        0
+    }
+}
+
+struct StoreKernel<'a, T> {
+    src: &'a [f32],
+    dst: &'a mut [T],
+}
+
+impl<T: Code> Kernel for StoreKernel<'_, T> {
+    #[inline(always)]
+    fn run<A: Arith>(self) -> usize {
+        T::store(self.src, self.dst)
+    }
+}
+
+struct LoadKernel<'a, T> {
+    src: &'a [T],
+    dst: &'a mut [f32],
+}
+
+impl<T: Code> Kernel for LoadKernel<'_, T> {
+    #[inline(always)]
+    fn run<A: Arith>(self) -> usize {
+        for (d, &c) in self.dst.iter_mut().zip(self.src) {
+            *d = c.to_f32();
+        }
         0
     }
 }

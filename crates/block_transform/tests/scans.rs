@@ -1,7 +1,7 @@
-//! The whole-buffer scans (`range`, `diff_stats`) against naive loops, at lengths around the
-//! lane widths and with NaN and infinities.
+//! The whole-buffer scans (`range`, `diff_stats`, `mix3`, `store_codes`, `load_codes`) against
+//! naive loops, at lengths around the lane widths and with NaN and infinities.
 
-use block_transform::{diff_stats, range};
+use block_transform::{diff_stats, load_codes, mix3, range, store_codes};
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed | 1;
@@ -66,4 +66,86 @@ fn diff_stats_equal_naive_f64_sums() {
         assert_eq!(worst, want_worst, "n {n}: the largest difference is exact");
     }
     assert!(diff_stats(&[1.0, 2.0], &[1.0]).is_err());
+}
+
+#[test]
+fn mix3_equals_a_naive_f64_matrix_product() {
+    let m = [0.5f32, -1.25, 2.0, 0.0, 1.0, -0.75, 3.0, 0.125, -2.5];
+    for plane in [1, 7, 16, 17, 100] {
+        for n in [1, 3] {
+            let x = values(3 * plane * n, plane as u64 * 7 + n as u64);
+            let mut y = x.clone();
+            mix3(&mut y, plane, &m).unwrap();
+            for s in 0..n {
+                for p in 0..plane {
+                    for r in 0..3 {
+                        let want: f64 = (0..3)
+                            .map(|k| m[3 * r + k] as f64 * x[(3 * s + k) * plane + p] as f64)
+                            .sum();
+                        let got = y[(3 * s + r) * plane + p] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                            "{got} {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let mut short = vec![0f32; 10];
+    assert!(mix3(&mut short, 3, &m).is_err());
+}
+
+/// The codes rule written out: NaN → 0 (not counted), else round half to even, clamp to ±max.
+fn naive_code(v: f32, max: f64) -> (f64, bool) {
+    if v.is_nan() {
+        return (0.0, false);
+    }
+    let v = v as f64;
+    let f = v.floor();
+    let r = if v - f > 0.5 || (v - f == 0.5 && f % 2.0 != 0.0) {
+        f + 1.0
+    } else {
+        f
+    };
+    (r.clamp(-max, max), r.abs() > max)
+}
+
+#[test]
+fn store_and_load_codes_follow_the_written_out_rule() {
+    let mut x = values(1001, 5);
+    x.extend([
+        0.5,
+        1.5,
+        2.5,
+        -0.5,
+        -1.5,
+        126.5,
+        127.5,
+        -127.5,
+        1e9,
+        -1e9,
+        f32::NAN,
+    ]);
+    x.extend([f32::INFINITY, f32::NEG_INFINITY, 32766.5, 32767.5, -40000.0]);
+    let mut c8 = vec![0i8; x.len()];
+    let mut c16 = vec![0i16; x.len()];
+    let n8 = store_codes(&x, &mut c8).unwrap();
+    let n16 = store_codes(&x, &mut c16).unwrap();
+    let (mut w8, mut w16) = (0, 0);
+    for (i, &v) in x.iter().enumerate() {
+        let (a, h8) = naive_code(v, 127.0);
+        let (b, h16) = naive_code(v, 32767.0);
+        assert_eq!(c8[i] as f64, a, "{v}");
+        assert_eq!(c16[i] as f64, b, "{v}");
+        w8 += h8 as usize;
+        w16 += h16 as usize;
+    }
+    assert_eq!((n8, n16), (w8, w16));
+    let mut back = vec![0f32; x.len()];
+    load_codes(&c16, &mut back).unwrap();
+    assert!(back.iter().zip(&c16).all(|(&f, &c)| f == c as f32));
+    load_codes(&c8, &mut back).unwrap();
+    assert!(back.iter().zip(&c8).all(|(&f, &c)| f == c as f32));
+    assert!(store_codes(&x, &mut c8[1..]).is_err());
 }

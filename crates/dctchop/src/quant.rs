@@ -138,38 +138,24 @@ impl ChannelMix {
         }
     }
 
-    /// Mix (`inverse` = false: `M`) or unmix (`Mᵀ`) in place `data` laid out as
-    /// `[N, C, plane]` (any N), in f32 with the f64 matrix rounded once.
-    pub fn apply(self, data: &mut [f32], plane: usize, inverse: bool) {
+    /// `M` (or `Mᵀ` when `inverse`) row-major in f32, each entry rounded once from f64.
+    pub fn coefficients(self, inverse: bool) -> [f32; 9] {
         let m = self.matrix();
-        let w = |r: usize, k: usize| (if inverse { m[[k, r]] } else { m[[r, k]] }) as f32;
-        let [w00, w01, w02, w10, w11, w12, w20, w21, w22] = [
-            (0, 0),
-            (0, 1),
-            (0, 2),
-            (1, 0),
-            (1, 1),
-            (1, 2),
-            (2, 0),
-            (2, 1),
-            (2, 2),
-        ]
-        .map(|(r, k)| w(r, k));
+        std::array::from_fn(|i| {
+            let (r, k) = (i / 3, i % 3);
+            (if inverse { m[[k, r]] } else { m[[r, k]] }) as f32
+        })
+    }
+
+    /// Mix (`inverse` = false: `M`) or unmix (`Mᵀ`) in place `data` laid out as
+    /// `[N, C, plane]` (any N), in f32 ([`block_transform::mix3`]).
+    pub fn apply(self, data: &mut [f32], plane: usize, inverse: bool) {
         debug_assert_eq!(self.channels(), 3);
-        debug_assert_eq!(data.len() % (3 * plane.max(1)), 0);
-        if plane == 0 {
+        if data.is_empty() {
             return;
         }
-        for sample in data.chunks_exact_mut(3 * plane) {
-            let (p0, rest) = sample.split_at_mut(plane);
-            let (p1, p2) = rest.split_at_mut(plane);
-            for ((a, b), c) in p0.iter_mut().zip(p1.iter_mut()).zip(p2.iter_mut()) {
-                let (x0, x1, x2) = (*a, *b, *c);
-                *a = w00 * x0 + w01 * x1 + w02 * x2;
-                *b = w10 * x0 + w11 * x1 + w12 * x2;
-                *c = w20 * x0 + w21 * x1 + w22 * x2;
-            }
-        }
+        block_transform::mix3(data, plane, &self.coefficients(inverse))
+            .expect("callers pass [N, 3, plane] data of a validated spec");
     }
 }
 

@@ -49,9 +49,9 @@ pub struct NativeRunner {
     planes_per_sample: usize,
     /// The code type a quantized decompress runner takes.
     code: Option<CodeType>,
-    /// The channel transform of a quantized spec, and the coefficients of one channel of one
-    /// sample it mixes at a time.
-    mix: Option<ChannelMix>,
+    /// The channel transform of a quantized spec (`M` and `Mᵀ`, f32), and the coefficients of
+    /// one channel of one sample it mixes at a time.
+    mix: Option<[[f32; 9]; 2]>,
     coefficient_plane: usize,
     /// Mixed coefficients (kept between calls: steady state allocates nothing).
     scratch: Vec<f32>,
@@ -120,7 +120,11 @@ impl NativeRunner {
             output,
             planes_per_sample: spec.channels,
             code,
-            mix: spec.quant.as_ref().and_then(|q| q.mix),
+            mix: spec
+                .quant
+                .as_ref()
+                .and_then(|q| q.mix)
+                .map(|m: ChannelMix| [m.coefficients(false), m.coefficients(true)]),
             coefficient_plane: spec.compressed_shape()[2..].iter().product(),
             scratch: Vec::new(),
         })
@@ -161,8 +165,8 @@ impl NativeRunner {
             Direction::Decompress => self.kernel.decompress(x, planes, y),
         }
         .map_err(err)?;
-        if let (Some(mix), Direction::Compress) = (self.mix, self.direction) {
-            mix.apply(y, self.coefficient_plane, false);
+        if let (Some([m, _]), Direction::Compress) = (&self.mix, self.direction) {
+            block_transform::mix3(y, self.coefficient_plane, m).map_err(err)?;
         }
         Ok(())
     }
@@ -174,13 +178,6 @@ fn grow(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
         v.resize(len, 0.0);
     }
     &mut v[..len]
-}
-
-/// Write `codes` (in logical order) into `out` as f32 (exact for int8/int16).
-fn fill_f32<T: CodeElem>(out: &mut [f32], codes: impl Iterator<Item = T>) {
-    for (o, c) in out.iter_mut().zip(codes) {
-        *o = c.to_f64() as f32;
-    }
 }
 
 impl Runner for NativeRunner {
@@ -216,15 +213,21 @@ impl Runner for NativeRunner {
                 .as_slice_mut()
                 .expect("fresh array"),
         };
-        if let Some(mix) = self.mix {
+        if let Some([_, unmix]) = &self.mix {
             // Codes to floats, unmixed, then the kernel's float path (same folded matrices).
-            let plane = self.coefficient_plane;
             let scratch = grow(&mut self.scratch, codes.shape().iter().product());
             match &codes {
-                CodesView::I8(c) => fill_f32(scratch, c.iter().copied()),
-                CodesView::I16(c) => fill_f32(scratch, c.iter().copied()),
+                CodesView::I8(c) => {
+                    let c = c.as_standard_layout();
+                    block_transform::load_codes(c.as_slice().expect("standard layout"), scratch)
+                }
+                CodesView::I16(c) => {
+                    let c = c.as_standard_layout();
+                    block_transform::load_codes(c.as_slice().expect("standard layout"), scratch)
+                }
             }
-            mix.apply(scratch, plane, true);
+            .map_err(err)?;
+            block_transform::mix3(scratch, self.coefficient_plane, unmix).map_err(err)?;
             self.kernel.decompress(scratch, planes, y).map_err(err)?;
         } else {
             match &codes {
@@ -286,18 +289,25 @@ impl Runner for NativeRunner {
                     .map_err(err)?;
                 Ok((T::owned(out), clamped))
             }
-            if self.mix.is_some() {
-                // The codes of mixed coefficients: the kernel's floats, mixed, rounded here by
-                // the same rule.
-                let len = shape.iter().product();
-                let y = grow(&mut self.scratch, len);
+            if let Some([mix, _]) = &self.mix {
+                // The codes of mixed coefficients: the kernel's floats, mixed, then the kernels'
+                // rounding store.
+                let y = grow(&mut self.scratch, shape.iter().product());
                 self.kernel.compress(x, planes, y).map_err(err)?;
-                if let Some(mix) = self.mix {
-                    mix.apply(y, self.coefficient_plane, false);
+                block_transform::mix3(y, self.coefficient_plane, mix).map_err(err)?;
+                fn store<T: CodeElem + block_transform::Code>(
+                    y: &[f32],
+                    shape: &[usize],
+                ) -> Result<(Codes, usize)> {
+                    let mut out = ArrayD::<T>::default(IxDyn(shape));
+                    let slice = out.as_slice_mut().expect("fresh array");
+                    let clamped = block_transform::store_codes(y, slice).map_err(err)?;
+                    Ok((T::owned(out), clamped))
                 }
-                let y = ndarray::ArrayViewD::from_shape(IxDyn(&shape), &*y)
-                    .expect("shape of len values");
-                return Ok(Codes::quantize(y, code));
+                return match code {
+                    CodeType::I8 => store::<i8>(y, &shape),
+                    CodeType::I16 => store::<i16>(y, &shape),
+                };
             }
             match code {
                 CodeType::I8 => typed::<i8>(&self.kernel, x, planes, &shape),
