@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 
 _Path = Union[str, PathLike[str]]
+# None, (code, step), or {"code", "step", optional "rows", "cols", "mix": "opponent" | None}.
 _Quant = Union[None, Tuple[str, float], Dict[str, Any]]
 
 __version__: str
