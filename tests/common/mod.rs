@@ -65,8 +65,14 @@ pub fn fresh_dir(suite: &str, tag: &str) -> std::path::PathBuf {
 
 /// Run the `dctchop` binary built for this test run.
 pub fn dctchop(args: &[&str]) -> std::process::Output {
+    dctchop_env(args, &[])
+}
+
+/// [`dctchop`] with extra environment variables.
+pub fn dctchop_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_dctchop"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("binary runs")
 }

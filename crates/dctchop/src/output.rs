@@ -258,6 +258,152 @@ impl Drop for TempFile {
     }
 }
 
+/// Bytes below which [`DirectWriter`] writes through the page cache (the environment variable
+/// `DCTCHOP_DIRECT_MIN_BYTES` overrides it, for tests).
+pub const DIRECT_MIN_BYTES: u64 = 64 << 20;
+/// Alignment of `O_DIRECT` buffers, file offsets and lengths (the largest logical block size in
+/// use).
+const DIRECT_ALIGN: usize = 4096;
+/// Bytes per `O_DIRECT` write.
+const DIRECT_CHUNK: usize = 8 << 20;
+
+/// Writes a large output into its [`TempFile`] with `O_DIRECT` where the file system takes it:
+/// whole aligned chunks go from an aligned staging buffer straight to the device, and the tail
+/// (less than one block) goes through the temporary's ordinary descriptor at
+/// [`DirectWriter::finish`]. Anything else — an output under the threshold, another OS, a file
+/// system that refuses `O_DIRECT` when opening or at the first write — is written as before,
+/// through the page cache.
+///
+/// Why: outputs are synced before they are renamed into place (nothing is lost), so a large
+/// output waits for the disk either way. Through the page cache the kernel first copies every
+/// byte into it: on the 2-core VM the project measures on, `dd` wrote 1.5 GB at 0.34 GB/s
+/// buffered and 0.90 GB/s with `oflag=direct`.
+pub struct DirectWriter<'a> {
+    tmp: &'a mut TempFile,
+    direct: Option<File>,
+    buf: Vec<u8>,
+    /// Start of the aligned region of `buf`, and the bytes staged in it.
+    start: usize,
+    staged: usize,
+    /// File offset of the next direct write.
+    pos: u64,
+}
+
+impl<'a> DirectWriter<'a> {
+    /// A writer of `total` bytes into `tmp`, which must be empty.
+    pub fn new(tmp: &'a mut TempFile, total: u64) -> DirectWriter<'a> {
+        let min = std::env::var("DCTCHOP_DIRECT_MIN_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DIRECT_MIN_BYTES);
+        let direct = if total >= min {
+            open_direct(&tmp.tmp)
+        } else {
+            None
+        };
+        let (buf, start) = match direct {
+            Some(_) => {
+                let buf = vec![0u8; DIRECT_CHUNK + DIRECT_ALIGN];
+                let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+                (buf, start)
+            }
+            None => (Vec::new(), 0),
+        };
+        DirectWriter {
+            tmp,
+            direct,
+            buf,
+            start,
+            staged: 0,
+            pos: 0,
+        }
+    }
+
+    /// Whether writes bypass the page cache.
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Write all of `bytes`.
+    pub fn write_all(&mut self, mut bytes: &[u8]) -> Result<()> {
+        if self.direct.is_none() {
+            return self.tmp.write_all(bytes);
+        }
+        while !bytes.is_empty() {
+            let room = DIRECT_CHUNK - self.staged;
+            let take = room.min(bytes.len());
+            let at = self.start + self.staged;
+            self.buf[at..at + take].copy_from_slice(&bytes[..take]);
+            self.staged += take;
+            bytes = &bytes[take..];
+            if self.staged == DIRECT_CHUNK {
+                self.flush_aligned()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the whole blocks staged with `O_DIRECT` and keep the rest staged.
+    fn flush_aligned(&mut self) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let whole = self.staged / DIRECT_ALIGN * DIRECT_ALIGN;
+        if whole == 0 {
+            return Ok(());
+        }
+        let Some(f) = &self.direct else {
+            return Ok(());
+        };
+        let chunk = &self.buf[self.start..self.start + whole];
+        match f.write_all_at(chunk, self.pos) {
+            Ok(()) => {}
+            // Refused at the first write (some file systems only check then): nothing went
+            // through O_DIRECT, so write everything through the page cache from here on.
+            Err(e) if self.pos == 0 && e.raw_os_error() == Some(libc::EINVAL) => {
+                self.direct = None;
+                let staged = self.buf[self.start..self.start + self.staged].to_vec();
+                self.staged = 0;
+                return self.tmp.write_all(&staged);
+            }
+            Err(e) => return Err(self.tmp.io_error(e)),
+        }
+        self.pos += whole as u64;
+        self.buf
+            .copy_within(self.start + whole..self.start + self.staged, self.start);
+        self.staged -= whole;
+        Ok(())
+    }
+
+    /// Write what is staged: whole blocks with `O_DIRECT`, the tail through the page cache.
+    pub fn finish(mut self) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.flush_aligned()?;
+        if self.direct.is_some() && self.staged > 0 {
+            let tail = &self.buf[self.start..self.start + self.staged];
+            let pos = self.pos;
+            let r = self.tmp.file().get_ref().write_all_at(tail, pos);
+            r.map_err(|e| self.tmp.io_error(e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The temporary `path` opened again for writing with `O_DIRECT` (Linux); None where that is
+/// refused or not available.
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_: &Path) -> Option<File> {
+    None
+}
+
 /// Several output files that appear together: each is written to its [`TempFile`], and
 /// [`Commit::finish`] renames them all into place. Every target is checked with
 /// [`check_writable`] when it is added and again just before the renames.

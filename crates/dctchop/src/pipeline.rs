@@ -642,6 +642,9 @@ pub struct DecompressReport {
     pub seconds: f64,
     /// Decompressed f32 bytes per second, in MB/s.
     pub mb_per_s: f64,
+    /// Whether the `.npy` went to the disk with `O_DIRECT`, bypassing the page cache (large
+    /// outputs where the file system allows it; see [`crate::output::DirectWriter`]).
+    pub direct_io: bool,
 }
 
 /// What `decompress` writes, from the output path: `.npy`, `.png` (one sample), else a directory
@@ -789,18 +792,24 @@ pub fn decompress_within(
     let loader = c.loader(batch.max(1), engine)?;
     let mut commit = Commit::new(force);
     let mut done = 0;
+    let mut direct_io = false;
     if kind == OutputKind::Npy {
         // The header, then each batch's bytes in one write, on a writer thread so that the
         // writing (system calls, the page cache) overlaps the decompression of the next batch.
         // Batches circulate between the threads (the loader decompresses into one handed back),
         // so memory stays at about two batches and nothing is allocated per batch.
         let tmp = commit.add(out)?;
-        tmp.write_all(&crate::npy::f32_header(&shape))?;
+        let header = crate::npy::f32_header(&shape);
+        let total = header.len() as u64 + 4 * shape.iter().product::<usize>() as u64;
+        // Large outputs bypass the page cache (see DirectWriter): they are synced before the
+        // rename anyway.
+        let mut tmp = crate::output::DirectWriter::new(tmp, total);
+        tmp.write_all(&header)?;
         let mut loader = loader;
         std::thread::scope(|scope| -> Result<()> {
             let (to_writer, written) = std::sync::mpsc::sync_channel::<Array4<f32>>(1);
             let (recycle, spare) = std::sync::mpsc::channel::<Array4<f32>>();
-            let writer = scope.spawn(move || -> Result<()> {
+            let writer = scope.spawn(move || -> Result<bool> {
                 let mut bytes = Vec::new();
                 for x in written {
                     match x.as_slice() {
@@ -818,7 +827,8 @@ pub fn decompress_within(
                     // The main thread may have stopped (an error): nothing to hand back to.
                     let _ = recycle.send(x);
                 }
-                Ok(())
+                let direct = tmp.is_direct();
+                tmp.finish().map(|()| direct)
             });
             while let Some(x) = loader.next_reusing(spare.try_recv().ok()) {
                 let x = x?;
@@ -830,7 +840,12 @@ pub fn decompress_within(
                 progress(done, n);
             }
             drop(to_writer);
-            writer.join().expect("the npy writer thread does not panic")
+            // Still direct at the end: a file system that refused O_DIRECT at the first write
+            // was written through the page cache.
+            direct_io = writer
+                .join()
+                .expect("the npy writer thread does not panic")?;
+            Ok(())
         })?;
     } else {
         for x in loader {
@@ -855,6 +870,7 @@ pub fn decompress_within(
         original_dtype: h.info.dtype,
         seconds,
         mb_per_s: (shape.iter().product::<usize>() * 4) as f64 / 1e6 / seconds.max(1e-9),
+        direct_io,
     })
 }
 
