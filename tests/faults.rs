@@ -231,7 +231,8 @@ fn a_full_disk_leaves_nothing_behind() {
     // Decompression writes large outputs with O_DIRECT (where the file system takes it):
     // forced here for this small one.
     let direct: &[(&str, &str)] = &[("DCTCHOP_DIRECT_MIN_BYTES", "0")];
-    let runs: [(&str, &[&str], &str, &[(&str, &str)]); 5] = [
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let runs: [(&str, &[&str], &str, Env); 5] = [
         ("compress", &compress, "c", &[]),
         (
             "compress into a directory it creates",
