@@ -287,6 +287,8 @@ pub struct DirectWriter<'a> {
     staged: usize,
     /// File offset of the next direct write.
     pos: u64,
+    /// Tests: refuse the first direct write as some file systems do.
+    refuse_first: bool,
 }
 
 impl<'a> DirectWriter<'a> {
@@ -296,6 +298,11 @@ impl<'a> DirectWriter<'a> {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(DIRECT_MIN_BYTES);
+        Self::with_min(tmp, total, min)
+    }
+
+    /// As [`DirectWriter::new`], with `O_DIRECT` from `min` bytes on.
+    fn with_min(tmp: &'a mut TempFile, total: u64, min: u64) -> DirectWriter<'a> {
         let direct = if total >= min {
             open_direct(&tmp.tmp)
         } else {
@@ -316,6 +323,7 @@ impl<'a> DirectWriter<'a> {
             start,
             staged: 0,
             pos: 0,
+            refuse_first: false,
         }
     }
 
@@ -326,10 +334,10 @@ impl<'a> DirectWriter<'a> {
 
     /// Write all of `bytes`.
     pub fn write_all(&mut self, mut bytes: &[u8]) -> Result<()> {
-        if self.direct.is_none() {
-            return self.tmp.write_all(bytes);
-        }
         while !bytes.is_empty() {
+            if self.direct.is_none() {
+                return self.tmp.write_all(bytes);
+            }
             let room = DIRECT_CHUNK - self.staged;
             let take = room.min(bytes.len());
             let at = self.start + self.staged;
@@ -343,26 +351,24 @@ impl<'a> DirectWriter<'a> {
         Ok(())
     }
 
-    /// Write the whole blocks staged with `O_DIRECT` and keep the rest staged.
+    /// Write the whole blocks staged with `O_DIRECT` and keep the rest staged; after a refusal
+    /// at the first write, everything staged goes through the page cache instead.
     fn flush_aligned(&mut self) -> Result<()> {
-        use std::os::unix::fs::FileExt;
         let whole = self.staged / DIRECT_ALIGN * DIRECT_ALIGN;
+        let Some(f) = &self.direct else {
+            return self.flush_buffered();
+        };
         if whole == 0 {
             return Ok(());
         }
-        let Some(f) = &self.direct else {
-            return Ok(());
-        };
         let chunk = &self.buf[self.start..self.start + whole];
-        match f.write_all_at(chunk, self.pos) {
+        match write_at(f, chunk, self.pos, self.refuse_first) {
             Ok(()) => {}
             // Refused at the first write (some file systems only check then): nothing went
-            // through O_DIRECT, so write everything through the page cache from here on.
+            // through O_DIRECT, so everything goes through the page cache from here on.
             Err(e) if self.pos == 0 && e.raw_os_error() == Some(libc::EINVAL) => {
                 self.direct = None;
-                let staged = self.buf[self.start..self.start + self.staged].to_vec();
-                self.staged = 0;
-                return self.tmp.write_all(&staged);
+                return self.flush_buffered();
             }
             Err(e) => return Err(self.tmp.io_error(e)),
         }
@@ -373,18 +379,46 @@ impl<'a> DirectWriter<'a> {
         Ok(())
     }
 
-    /// Write what is staged: whole blocks with `O_DIRECT`, the tail through the page cache.
-    pub fn finish(mut self) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        self.flush_aligned()?;
-        if self.direct.is_some() && self.staged > 0 {
-            let tail = &self.buf[self.start..self.start + self.staged];
-            let pos = self.pos;
-            let r = self.tmp.file().get_ref().write_all_at(tail, pos);
-            r.map_err(|e| self.tmp.io_error(e))?;
+    /// Write what is staged through the temporary's page-cache descriptor.
+    fn flush_buffered(&mut self) -> Result<()> {
+        if self.staged > 0 {
+            let staged = &self.buf[self.start..self.start + self.staged];
+            self.tmp.write_all(staged)?;
+            self.staged = 0;
         }
         Ok(())
     }
+
+    /// Write what is staged: whole blocks with `O_DIRECT`, the tail through the page cache.
+    /// Returns whether the output went to the disk with `O_DIRECT`.
+    pub fn finish(mut self) -> Result<bool> {
+        self.flush_aligned()?;
+        let Some(_) = &self.direct else {
+            return Ok(false);
+        };
+        if self.staged > 0 {
+            let tail = &self.buf[self.start..self.start + self.staged];
+            let r = write_at(self.tmp.file().get_ref(), tail, self.pos, false);
+            r.map_err(|e| self.tmp.io_error(e))?;
+        }
+        Ok(true)
+    }
+}
+
+/// `buf` written at `pos`; `refuse` simulates a file system that refuses `O_DIRECT` writes
+/// (tests).
+#[cfg(unix)]
+fn write_at(f: &File, buf: &[u8], pos: u64, refuse: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    if refuse && pos == 0 {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    f.write_all_at(buf, pos)
+}
+
+#[cfg(not(unix))]
+fn write_at(_: &File, _: &[u8], _: u64, _: bool) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
 /// The temporary `path` opened again for writing with `O_DIRECT` (Linux); None where that is
@@ -567,6 +601,44 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    /// O_DIRECT writes give the bytes written, in pieces of any size (one call over a whole
+    /// chunk, bytes at a time, an odd tail), also when the file system refuses the first direct
+    /// write and everything falls back to the page cache.
+    #[cfg(unix)]
+    #[test]
+    fn direct_writer_writes_every_byte_in_order() {
+        let d = tmpdir("direct");
+        let data: Vec<u8> = (0..(21usize << 20) + 12_345)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let pieces = [1usize, 127, 4096, 9 << 20, 5, 3 << 20, 1 << 20];
+        for refuse in [false, true] {
+            let target = d.join(format!("x{refuse}"));
+            let mut tmp = TempFile::create(&target).unwrap();
+            let supported = open_direct(&tmp.tmp).is_some();
+            let mut w = DirectWriter::with_min(&mut tmp, data.len() as u64, 0);
+            w.refuse_first = refuse;
+            let (mut at, mut k) = (0, 0);
+            while at < data.len() {
+                let n = pieces[k % pieces.len()].min(data.len() - at);
+                w.write_all(&data[at..at + n]).unwrap();
+                at += n;
+                k += 1;
+            }
+            let direct = w.finish().unwrap();
+            assert_eq!(direct, supported && !refuse, "refuse {refuse}");
+            tmp.sync().unwrap();
+            let got = fs::read(tmp.temp_path()).unwrap();
+            assert!(
+                got == data,
+                "refuse {refuse}: {} of {} bytes",
+                got.len(),
+                data.len()
+            );
+        }
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

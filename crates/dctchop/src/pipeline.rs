@@ -827,8 +827,7 @@ pub fn decompress_within(
                     // The main thread may have stopped (an error): nothing to hand back to.
                     let _ = recycle.send(x);
                 }
-                let direct = tmp.is_direct();
-                tmp.finish().map(|()| direct)
+                tmp.finish()
             });
             while let Some(x) = loader.next_reusing(spare.try_recv().ok()) {
                 let x = x?;

@@ -122,7 +122,7 @@ impl Spec {
             field: "quant.mix",
             value: format!("{mix} for {} channel(s)", self.channels),
             allowed: format!(
-                "the {mix} transform needs {} channels (or none: --mix none)",
+                "the {mix} transform needs {} channels (or no channel transform)",
                 mix.channels()
             ),
         })

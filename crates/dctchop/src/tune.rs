@@ -22,8 +22,10 @@
 //! # The channel transform
 //! With `--mix auto` (the default) and 3 channels, every choice is made with and without the
 //! opponent transform ([`crate::quant::ChannelMix`]): `auto` and a given step keep the one whose
-//! probe codes store smaller (the error is the same: the transform is orthonormal), the targets
-//! search both as part of the envelope.
+//! probe codes store smaller, among those whose probe error is within 5 % of the lower (the
+//! transform is orthonormal, so at one step the errors agree; a step raised to fit `--code i8`
+//! or clamped codes are where they do not), and the targets search both as part of the
+//! envelope.
 //!
 //! # Targets
 //! For every candidate configuration (variant chop and triangle, CF 1..=block, or the ones the
@@ -365,10 +367,12 @@ pub fn given_step(
         };
         points.push((m, fits, point));
     }
-    let (mix_note, pick) = smallest(points);
-    let Some((m, code, point)) = pick else {
+    if points.is_empty() {
         return Err(refused.expect("a refused candidate"));
-    };
+    }
+    let views: Vec<_> = points.iter().map(|(m, _, p)| (*m, p.as_ref())).collect();
+    let (best, mix_note) = smallest(&views);
+    let (m, code, point) = points.swap_remove(best);
     Ok(Choice {
         variant: base.variant,
         cf: base.cf,
@@ -382,36 +386,46 @@ pub fn given_step(
     })
 }
 
-/// Of the candidates (transform, code type, probe point), the one that stores the probe
-/// smallest, and a note (`"; …"`, empty for one candidate) saying what the transform saved or
-/// would have cost.
-#[allow(clippy::type_complexity)]
-fn smallest(
-    mut points: Vec<(Option<ChannelMix>, CodeType, Option<Point>)>,
-) -> (
-    String,
-    Option<(Option<ChannelMix>, CodeType, Option<Point>)>,
-) {
+/// How much larger than the best candidate's probe MSE a channel-transform candidate's may be
+/// and still win on size: the transform is orthonormal, so at one step the errors agree within
+/// noise, but a step raised to fit a code type, or codes clamped, cost error.
+const MIX_MSE_TOLERANCE: f64 = 0.05;
+
+/// Index of the candidate (transform, probe point) that stores the probe smallest among those
+/// whose error is within [`MIX_MSE_TOLERANCE`] of the lowest, and a note (`"; …"`, empty for
+/// one candidate) saying what the transform saved or would have cost.
+fn smallest(points: &[(Option<ChannelMix>, Option<&Point>)]) -> (usize, String) {
     if points.len() < 2 {
-        return (String::new(), points.pop());
+        return (0, String::new());
     }
-    let bytes = |p: &(Option<ChannelMix>, CodeType, Option<Point>)| {
-        p.2.as_ref().map_or(f64::INFINITY, |p| p.bytes_per_sample)
-    };
-    points.sort_by(|a, b| bytes(a).total_cmp(&bytes(b)));
-    let (best, other) = (&points[0], &points[1]);
+    let bytes = |i: usize| points[i].1.map_or(f64::INFINITY, |p| p.bytes_per_sample);
+    let mse = |i: usize| points[i].1.map_or(f64::INFINITY, |p| p.mse);
+    let low = (0..points.len()).map(mse).fold(f64::INFINITY, f64::min);
+    let best = (0..points.len())
+        .filter(|&i| mse(i) <= low * (1.0 + MIX_MSE_TOLERANCE))
+        .min_by(|&a, &b| bytes(a).total_cmp(&bytes(b)))
+        .unwrap_or(0);
+    let other = usize::from(best == 0);
     let name = |m: Option<ChannelMix>| {
         m.map_or("no channel transform".into(), |m| {
             format!("the {m} channel transform")
         })
     };
+    let why = if mse(other) > low * (1.0 + MIX_MSE_TOLERANCE) {
+        format!(
+            ", whose error is {:.2}x higher",
+            mse(other) / low.max(f64::MIN_POSITIVE)
+        )
+    } else {
+        String::new()
+    };
     let note = format!(
-        "; {} stores the probe in {:.1}% of the bytes of {}",
-        name(best.0),
+        "; {} stores the probe in {:.1}% of the bytes of {}{why}",
+        name(points[best].0),
         100.0 * bytes(best) / bytes(other),
-        name(other.0),
+        name(points[other].0),
     );
-    (note, points.into_iter().next())
+    (best, note)
 }
 
 /// The `auto` step (see the module documentation) for `base`'s variant and CF, in `code` when
@@ -425,19 +439,16 @@ pub fn auto(
     engine: &EngineOptions,
 ) -> Result<Choice> {
     let t0 = Instant::now();
-    let mut points = Vec::new();
-    let mut notes = Vec::new();
-    let mut chop_mse = 0.0;
     let mixes = mix.candidates(base.channels);
+    let mut tried = Vec::new();
     for &m in &mixes {
-        let (point, mut n, mse) = auto_one(probe, base, code, m, entropy, engine)?;
-        chop_mse = mse;
-        notes.append(&mut n);
-        points.push((m, point.code, Some(point)));
+        tried.push((m, auto_one(probe, base, code, m, entropy, engine)?));
     }
-    let (mix_note, pick) = smallest(points);
-    let (m, code, point) = pick.expect("at least one candidate");
-    let step = point.as_ref().expect("a trial").step;
+    let views: Vec<_> = tried.iter().map(|(m, (p, _, _))| (*m, Some(p))).collect();
+    let (best, mix_note) = smallest(&views);
+    let (m, (point, notes, chop_mse)) = tried.swap_remove(best);
+    let (code, step) = (point.code, point.step);
+    let point = Some(point);
     Ok(Choice {
         variant: base.variant,
         cf: base.cf,
