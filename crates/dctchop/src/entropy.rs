@@ -86,29 +86,39 @@ impl ChunkCoder {
         let count = codes.len();
         self.bytes.clear();
         self.bytes.resize(count * T::CODE.bytes(), 0);
-        let per_k = n * self.blocks;
-        let mut pos = 0;
+        // Low bytes, then high bytes (i16): one output segment per (channel, k, sample), its
+        // blocks in raster order, written through iterators (no per-byte index arithmetic).
+        let (lo, hi) = self.bytes.split_at_mut(count);
+        let mut segs_lo = lo.chunks_exact_mut(self.blocks);
+        let mut segs_hi = hi.chunks_exact_mut(self.blocks);
         for c in 0..self.channels {
             for (k, idx) in self.index.chunks_exact(self.blocks).enumerate() {
                 let mut prev = T::default();
                 for s in 0..n {
-                    let plane =
-                        &codes[(s * self.channels + c) * self.plane_len..][..self.plane_len];
-                    for &i in idx {
-                        let mut v = plane[i];
+                    let plane = &codes[(s * self.channels + c) * self.plane_len..][..self.plane_len];
+                    let lo = segs_lo.next().expect("one segment per (c, k, s)");
+                    let mut value = |i: usize| {
+                        let v = plane[i];
                         if k == 0 {
                             let d = v.wrapping_sub(prev);
                             prev = v;
-                            v = d;
+                            d.zigzag()
+                        } else {
+                            v.zigzag()
                         }
-                        let v = v.zigzag();
-                        for b in 0..T::CODE.bytes() {
-                            self.bytes[b * count + pos] = v.byte(b);
+                    };
+                    if T::CODE.bytes() == 2 {
+                        let hi = segs_hi.next().expect("one segment per (c, k, s)");
+                        for ((l, h), &i) in lo.iter_mut().zip(hi.iter_mut()).zip(idx) {
+                            let v = value(i);
+                            (*l, *h) = (v.byte(0), v.byte(1));
                         }
-                        pos += 1;
+                    } else {
+                        for (l, &i) in lo.iter_mut().zip(idx) {
+                            *l = value(i).byte(0);
+                        }
                     }
                 }
-                debug_assert_eq!(pos % per_k, 0);
             }
         }
         let z = match &mut self.compressor {
@@ -153,27 +163,33 @@ impl ChunkCoder {
                 ),
             ));
         }
-        let mut pos = 0;
+        let (lo, hi) = self.bytes.split_at(count);
+        let mut segs_lo = lo.chunks_exact(self.blocks);
+        let mut segs_hi = hi.chunks_exact(self.blocks);
         for c in 0..self.channels {
             for (k, idx) in self.index.chunks_exact(self.blocks).enumerate() {
                 let mut prev = T::default();
                 for s in 0..n {
                     let plane =
                         &mut out[(s * self.channels + c) * self.plane_len..][..self.plane_len];
-                    for &i in idx {
-                        let lo = self.bytes[pos];
-                        let hi = if T::CODE.bytes() == 2 {
-                            self.bytes[count + pos]
-                        } else {
-                            0
-                        };
-                        let mut v = T::from_bytes(lo, hi).unzigzag();
+                    let lo = segs_lo.next().expect("one segment per (c, k, s)");
+                    let mut put = |i: usize, v: T| {
+                        let mut v = v.unzigzag();
                         if k == 0 {
                             v = v.wrapping_add(prev);
                             prev = v;
                         }
                         plane[i] = v;
-                        pos += 1;
+                    };
+                    if T::CODE.bytes() == 2 {
+                        let hi = segs_hi.next().expect("one segment per (c, k, s)");
+                        for ((&l, &h), &i) in lo.iter().zip(hi).zip(idx) {
+                            put(i, T::from_bytes(l, h));
+                        }
+                    } else {
+                        for (&l, &i) in lo.iter().zip(idx) {
+                            put(i, T::from_bytes(l, 0));
+                        }
                     }
                 }
             }
@@ -226,6 +242,42 @@ mod tests {
                     assert_eq!(back, v16, "{v} cf {cf} n {n} i16");
                 }
             }
+        }
+    }
+
+    /// The bytes inside a frame follow `freq-dcdelta-zigzag-v1` as docs/container.md words it,
+    /// written out here with plain index arithmetic (the coder's loops must not change the
+    /// format of existing containers).
+    #[test]
+    fn frames_hold_the_documented_code_order() {
+        for v in VARIANTS {
+            let layout = Layout::new(v, 3, (2, 5));
+            let (ch, n) = (2, 3);
+            let mut coder = ChunkCoder::new(&layout, ch, 3).unwrap();
+            let plane = layout.plane_len();
+            let k_max = layout.per_block();
+            let codes: Vec<i16> = pseudo(n * ch * plane, 5).iter().map(|&x| (x * 97) as i16).collect();
+            let frame = coder.encode(&codes, n).unwrap();
+            let got = zstd::decode_all(&frame[..]).unwrap();
+            let mut vals = Vec::new();
+            for c in 0..ch {
+                for k in 0..k_max {
+                    let mut prev = 0i16;
+                    for s in 0..n {
+                        for bi in 0..2 {
+                            for bj in 0..5 {
+                                let x = codes[(s * ch + c) * plane + layout.offset(bi, bj, k)];
+                                let w = if k == 0 { x.wrapping_sub(prev) } else { x };
+                                prev = x;
+                                vals.push(((w << 1) ^ (w >> 15)) as u16);
+                            }
+                        }
+                    }
+                }
+            }
+            let mut want: Vec<u8> = vals.iter().map(|&u| u as u8).collect();
+            want.extend(vals.iter().map(|&u| (u >> 8) as u8));
+            assert_eq!(got, want, "{v}");
         }
     }
 
