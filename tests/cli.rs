@@ -207,6 +207,10 @@ fn bad_input_is_a_clear_error_not_a_panic() {
             "invalid --mix with --quant none",
         ),
         (
+            vec!["decompress", "data/images/chelsea.png", "--dtype", "int4"],
+            "unknown output dtype 'int4': allowed are float32, original",
+        ),
+        (
             vec!["compress", "data/images/chelsea.png", "--mix", "ycbcr"],
             "unknown channel transform 'ycbcr': allowed are auto, none, opponent",
         ),

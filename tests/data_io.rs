@@ -726,6 +726,18 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
             "the opponent transform needs 3 channels",
         ),
         (
+            "--dtype original for PNG output",
+            vec![
+                "decompress".into(),
+                s(&goodq),
+                "-o".into(),
+                s(&out.join("x.png")),
+                "--dtype".into(),
+                "original".into(),
+            ],
+            "--dtype original applies to .npy output",
+        ),
+        (
             "unreachable target",
             vec![
                 "compress".into(),
@@ -949,5 +961,99 @@ fn direct_io_npy_output_equals_the_buffered_one() {
     }
     let (back, _) = dctchop::npy::read_npy_f32(&dir.join("direct.npy")).unwrap();
     assert_eq!(back.shape(), x.shape());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `decompress --dtype original` writes the compressed data's type: for uint8 (an image) and
+/// uint16 (a `.npy`) the float32 decompression rounded half away from zero and clamped to the
+/// type's range (computed here), for float32 the same bytes as the default.
+#[test]
+fn decompress_to_the_original_dtype() {
+    let dir = common::fresh_dir("data_io", "orig_dtype");
+    let img = common::sample_images().join("chelsea.png");
+    let x16 = common::image(3, 2, 40, 56, 4).mapv(|v| (v * 300.0).clamp(0.0, 65535.0));
+    let u16s: Vec<u16> = x16.iter().map(|&v| v as u16).collect();
+    let p16 = dir.join("u16.npy");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p16).unwrap());
+    {
+        use npyz::WriterBuilder;
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[3, 2, 40, 56])
+            .writer(&mut f)
+            .begin_nd()
+            .unwrap();
+        w.extend(u16s.iter().copied()).unwrap();
+        w.finish().unwrap();
+    }
+    drop(f);
+    let pf = dir.join("f32.npy");
+    dctchop::npy::write_npy(
+        &pf,
+        common::image(2, 3, 24, 24, 6).view().into_dyn(),
+        dctchop::Dtype::F32,
+        true,
+    )
+    .unwrap();
+    for (name, input, descr, max) in [
+        ("u8", img, "|u1", 255.0),
+        ("u16", p16, "<u2", 65535.0),
+        ("f32", pf, "<f4", f64::MAX),
+    ] {
+        let stem = dir.join(name);
+        let o = dctchop(&[
+            "compress",
+            input.to_str().unwrap(),
+            "-o",
+            stem.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (flo, orig) = (
+            dir.join(format!("{name}-f.npy")),
+            dir.join(format!("{name}-o.npy")),
+        );
+        let o = dctchop(&[
+            "decompress",
+            stem.to_str().unwrap(),
+            "-o",
+            flo.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = dctchop(&[
+            "decompress",
+            stem.to_str().unwrap(),
+            "-o",
+            orig.to_str().unwrap(),
+            "--dtype",
+            "original",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let bytes = std::fs::read(&orig).unwrap();
+        assert!(
+            String::from_utf8_lossy(&bytes[..128]).contains(&format!("'descr': '{descr}'")),
+            "{name}"
+        );
+        let (f, _) = dctchop::npy::read_npy_f32(&flo).unwrap();
+        if name == "f32" {
+            assert_eq!(bytes, std::fs::read(&flo).unwrap());
+            continue;
+        }
+        // The reader of `compress` decodes the integer file back to f32 (exact for these).
+        let ds = dctchop::input::open(std::slice::from_ref(&orig)).unwrap();
+        let got = ds.reader().unwrap().next_batch(ds.n).unwrap().unwrap();
+        assert_eq!(got.shape(), f.shape());
+        let mut moved = 0;
+        for (&g, &v) in got.iter().zip(f.iter()) {
+            let want = ((v as f64).abs() + 0.5)
+                .floor()
+                .copysign(v as f64)
+                .clamp(0.0, max);
+            assert_eq!(g as f64, want, "{name}: {v}");
+            moved += usize::from(want != v as f64);
+        }
+        assert!(moved > 0, "{name}: nothing was rounded");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

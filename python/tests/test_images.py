@@ -91,3 +91,22 @@ def test_chelsea_psnr_matches_the_cli_report(tmp_path, cli, cf, variant):
     rep2 = dctchop.compress_files(IMAGE, tmp_path / "py", cf=cf, variant=variant)
     assert Path(rep2["shards"][0]).read_bytes() == Path(c.shards[0]).read_bytes()
     assert abs(rep2["psnr_db"] - rep["psnr_db"]) < 1e-9
+
+
+def test_decompress_files_to_the_original_dtype(tmp_path):
+    # An 8-bit image back as uint8: the float32 decompression rounded half away from zero and
+    # clipped to 0..255 (written out here), and equal to the PNG output's pixels.
+    dctchop.compress_files(str(IMAGE), tmp_path / "c")
+    f = tmp_path / "f.npy"
+    o = tmp_path / "o.npy"
+    dctchop.decompress_files(tmp_path / "c", f)
+    rep = dctchop.decompress_files(tmp_path / "c", o, dtype="original")
+    assert rep["dtype"] == "uint8"
+    x, u = np.load(f), np.load(o)
+    assert u.dtype == np.uint8 and u.shape == x.shape
+    want = np.clip(np.sign(x) * np.floor(np.abs(x.astype(np.float64)) + 0.5), 0, 255)
+    np.testing.assert_array_equal(u, want.astype(np.uint8))
+    dctchop.decompress_files(tmp_path / "c", tmp_path / "p.png")
+    np.testing.assert_array_equal(u[0], decode_png(tmp_path / "p.png"))
+    with pytest.raises(dctchop.SpecError, match="dtype"):
+        dctchop.decompress_files(tmp_path / "c", tmp_path / "z.npy", dtype="int4")

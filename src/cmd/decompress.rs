@@ -6,14 +6,20 @@ use std::path::PathBuf;
 
 use crate::args::{fmt_shape, EngineArgs, OutputArgs};
 use crate::progress::Progress;
+use dctchop::pipeline::{DecompressOptions, OutputDtype};
 
 #[derive(Args)]
 pub struct DecompressArgs {
     /// A container: its stem OUT or any shard OUT.NNNNN.safetensors.
     input: PathBuf,
-    /// OUT.npy (float32 [N,C,H,W]), OUT.png (one sample) or a directory (one PNG per sample).
+    /// OUT.npy ([N,C,H,W], float32 unless --dtype original), OUT.png (one sample) or a
+    /// directory (one PNG per sample).
     #[arg(short, long)]
     out: PathBuf,
+    /// Element type of a .npy output: float32, or original (the compressed data's type:
+    /// integers rounded and clamped to their range) [default: float32].
+    #[arg(long, value_name = "float32|original")]
+    dtype: Option<OutputDtype>,
     #[command(flatten)]
     engine: EngineArgs,
     /// Samples per graph run.
@@ -32,27 +38,28 @@ pub fn run(a: DecompressArgs) -> Result<()> {
     let budget = dctchop::budget::Budget::new(a.max_memory_mb)?;
     engine.check()?;
     let mut p = Progress::new(a.output.quiet, "decompress");
-    let r = dctchop::pipeline::decompress_within(
-        &a.input,
-        &a.out,
-        &engine,
-        a.batch,
-        a.output.force,
+    let opts = DecompressOptions {
+        engine,
+        batch: a.batch,
+        force: a.output.force,
         budget,
-        &mut |d, t| p.update(d, t),
-    );
+        dtype: a.dtype.unwrap_or_default(),
+    };
+    let r =
+        dctchop::pipeline::decompress_within(&a.input, &a.out, &opts, &mut |d, t| p.update(d, t));
     p.finish();
     let r = r?;
     if a.output.json {
         println!("{}", serde_json::to_string(&r)?);
     } else if !a.output.quiet {
         println!(
-            "decompressed {} samples {} (original {}) -> {} ({} file(s)), {:.1} MB/s",
+            "decompressed {} samples {} (original {}) -> {} ({} file(s), {}), {:.1} MB/s",
             r.samples,
             fmt_shape(&r.shape),
             r.original_dtype,
             a.out.display(),
             r.outputs.len(),
+            r.dtype,
             r.mb_per_s
         );
     }

@@ -348,10 +348,12 @@ fn compress_files<'py>(
     json_to_py(py, &serde_json::to_value(&rep).expect("report serializes"))
 }
 
-/// Decompress a container into a float32 `.npy`, a PNG or a directory of PNGs, as
-/// `dctchop decompress` does; returns its report (a dict).
+/// Decompress a container into a `.npy` (float32, or the original's type with
+/// `dtype="original"`), a PNG or a directory of PNGs, as `dctchop decompress` does; returns its
+/// report (a dict).
 #[pyfunction]
-#[pyo3(signature = (container, out, *, batch = 16, engine = "auto", threads = None, device = "cpu", force = false))]
+#[pyo3(signature = (container, out, *, batch = 16, engine = "auto", threads = None, device = "cpu", force = false, dtype = "float32"))]
+#[allow(clippy::too_many_arguments)]
 fn decompress_files<'py>(
     py: Python<'py>,
     container: PathBuf,
@@ -361,12 +363,19 @@ fn decompress_files<'py>(
     threads: Option<usize>,
     device: &str,
     force: bool,
+    dtype: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let opts = engine_options(engine, threads, device)?;
+    let opts = dctchop::pipeline::DecompressOptions {
+        engine: engine_options(engine, threads, device)?,
+        batch,
+        force,
+        dtype: dtype
+            .parse()
+            .map_err(|e: String| spec_error(format!("invalid dtype = {dtype:?}: {e}")))?,
+        ..Default::default()
+    };
     let rep = py
-        .detach(|| {
-            dctchop::pipeline::decompress(&container, &out, &opts, batch, force, &mut |_, _| {})
-        })
+        .detach(|| dctchop::pipeline::decompress_within(&container, &out, &opts, &mut |_, _| {}))
         .map_err(err)?;
     json_to_py(py, &serde_json::to_value(&rep).expect("report serializes"))
 }

@@ -95,7 +95,8 @@ impl ChunkCoder {
             for (k, idx) in self.index.chunks_exact(self.blocks).enumerate() {
                 let mut prev = T::default();
                 for s in 0..n {
-                    let plane = &codes[(s * self.channels + c) * self.plane_len..][..self.plane_len];
+                    let plane =
+                        &codes[(s * self.channels + c) * self.plane_len..][..self.plane_len];
                     let lo = segs_lo.next().expect("one segment per (c, k, s)");
                     let mut value = |i: usize| {
                         let v = plane[i];
@@ -256,7 +257,10 @@ mod tests {
             let mut coder = ChunkCoder::new(&layout, ch, 3).unwrap();
             let plane = layout.plane_len();
             let k_max = layout.per_block();
-            let codes: Vec<i16> = pseudo(n * ch * plane, 5).iter().map(|&x| (x * 97) as i16).collect();
+            let codes: Vec<i16> = pseudo(n * ch * plane, 5)
+                .iter()
+                .map(|&x| (x * 97) as i16)
+                .collect();
             let frame = coder.encode(&codes, n).unwrap();
             let got = zstd::decode_all(&frame[..]).unwrap();
             let mut vals = Vec::new();

@@ -645,6 +645,9 @@ pub struct DecompressReport {
     /// Whether the `.npy` went to the disk with `O_DIRECT`, bypassing the page cache (large
     /// outputs where the file system allows it; see [`crate::output::DirectWriter`]).
     pub direct_io: bool,
+    /// Element type of the `.npy` written (float32 unless `--dtype original`; PNGs: the
+    /// original's).
+    pub dtype: SampleType,
 }
 
 /// What `decompress` writes, from the output path: `.npy`, `.png` (one sample), else a directory
@@ -670,6 +673,65 @@ impl OutputKind {
     }
 }
 
+/// The element type of a decompressed `.npy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputDtype {
+    /// float32, what the transform computes.
+    #[default]
+    Float32,
+    /// The original data's type: integers rounded (half away from zero, as the PNG output)
+    /// and clamped to the type's range, float16 rounded to nearest, float64 widened.
+    Original,
+}
+
+impl std::str::FromStr for OutputDtype {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "float32" | "f32" => Ok(OutputDtype::Float32),
+            "original" => Ok(OutputDtype::Original),
+            _ => Err(format!(
+                "unknown output dtype '{s}': allowed are float32, original"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for OutputDtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OutputDtype::Float32 => "float32",
+            OutputDtype::Original => "original",
+        })
+    }
+}
+
+/// How to decompress.
+#[derive(Clone, Debug)]
+pub struct DecompressOptions {
+    pub engine: EngineOptions,
+    /// Samples per graph run.
+    pub batch: usize,
+    pub force: bool,
+    /// Refuse containers whose batch would need more memory.
+    pub budget: Budget,
+    /// Element type of a `.npy` output (PNGs are always in the original bit depth).
+    pub dtype: OutputDtype,
+}
+
+impl Default for DecompressOptions {
+    fn default() -> Self {
+        DecompressOptions {
+            engine: EngineOptions::auto(),
+            batch: 8,
+            force: false,
+            budget: Budget::default(),
+            dtype: OutputDtype::Float32,
+        }
+    }
+}
+
 /// Decompress container `input` (stem or any shard) into `out`: a float32 `.npy` of
 /// `[N, C, H, W]`, a `.png` (one sample), or a directory of `NNNNN.png` (one per sample). PNGs
 /// are written in the original bit depth (uint8 or uint16 data only), rounded and clamped.
@@ -682,15 +744,13 @@ pub fn decompress(
     force: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<DecompressReport> {
-    decompress_within(
-        input,
-        out,
-        engine,
+    let opts = DecompressOptions {
+        engine: engine.clone(),
         batch,
         force,
-        Budget::default(),
-        progress,
-    )
+        ..Default::default()
+    };
+    decompress_within(input, out, &opts, progress)
 }
 
 /// Bytes decompressing one batch of `batch` samples of container `c` needs: the graphs' working
@@ -718,12 +778,10 @@ pub fn decompress_batch_bytes(c: &container::Container, batch: usize) -> u64 {
 pub fn decompress_within(
     input: &Path,
     out: &Path,
-    engine: &EngineOptions,
-    batch: usize,
-    force: bool,
-    budget: Budget,
+    opts: &DecompressOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<DecompressReport> {
+    let (engine, batch, force, budget) = (&opts.engine, opts.batch, opts.force, opts.budget);
     let t0 = Instant::now();
     let c = container::open(input)?;
     let h = &c.header;
@@ -740,6 +798,18 @@ pub fn decompress_within(
         "lower --batch, or raise --max-memory-mb if the machine has the memory",
     )?;
     let kind = OutputKind::of(out);
+    if kind != OutputKind::Npy && opts.dtype != OutputDtype::Float32 {
+        return Err(Error::invalid_input(
+            out,
+            "--dtype original applies to .npy output (PNGs are always in the original bit \
+             depth): drop --dtype or write a .npy",
+        ));
+    }
+    // The .npy's element type.
+    let written = match opts.dtype {
+        OutputDtype::Float32 => SampleType::Float32,
+        OutputDtype::Original => h.info.dtype,
+    };
     if kind != OutputKind::Npy {
         if !matches!(h.info.dtype, SampleType::Uint8 | SampleType::Uint16) {
             return Err(Error::invalid_input(
@@ -799,28 +869,32 @@ pub fn decompress_within(
         // Batches circulate between the threads (the loader decompresses into one handed back),
         // so memory stays at about two batches and nothing is allocated per batch.
         let tmp = commit.add(out)?;
-        let header = crate::npy::f32_header(&shape);
-        let total = header.len() as u64 + 4 * shape.iter().product::<usize>() as u64;
+        let header = crate::npy::header(written, &shape);
+        let total =
+            header.len() as u64 + (written.bytes() * shape.iter().product::<usize>()) as u64;
         // Large outputs bypass the page cache (see DirectWriter): they are synced before the
         // rename anyway.
         let mut tmp = crate::output::DirectWriter::new(tmp, total);
         tmp.write_all(&header)?;
         let mut loader = loader;
         std::thread::scope(|scope| -> Result<()> {
-            let (to_writer, written) = std::sync::mpsc::sync_channel::<Array4<f32>>(1);
+            let (to_writer, batches) = std::sync::mpsc::sync_channel::<Array4<f32>>(1);
             let (recycle, spare) = std::sync::mpsc::channel::<Array4<f32>>();
             let writer = scope.spawn(move || -> Result<bool> {
                 let mut bytes = Vec::new();
-                for x in written {
+                for x in batches {
                     match x.as_slice() {
                         // Little-endian f32 in memory is the .npy's data already.
-                        Some(v) if cfg!(target_endian = "little") => {
+                        Some(v)
+                            if cfg!(target_endian = "little") && written == SampleType::Float32 =>
+                        {
                             tmp.write_all(bytemuck::cast_slice(v))?
                         }
                         _ => {
                             bytes.clear();
                             let v = x.as_standard_layout();
-                            crate::npy::extend_f32_le(&mut bytes, v.as_slice().expect("standard"));
+                            let v = v.as_slice().expect("standard");
+                            crate::npy::extend_le(&mut bytes, v, written);
                             tmp.write_all(&bytes)?;
                         }
                     }
@@ -870,6 +944,11 @@ pub fn decompress_within(
         seconds,
         mb_per_s: (shape.iter().product::<usize>() * 4) as f64 / 1e6 / seconds.max(1e-9),
         direct_io,
+        dtype: if kind == OutputKind::Npy {
+            written
+        } else {
+            h.info.dtype
+        },
     })
 }
 
