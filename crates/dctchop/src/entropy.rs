@@ -84,11 +84,14 @@ impl ChunkCoder {
     pub fn encode<T: CodeElem>(&mut self, codes: &[T], n: usize) -> Result<Vec<u8>> {
         assert_eq!(codes.len(), n * self.sample_len(), "codes of n samples");
         let count = codes.len();
-        self.bytes.clear();
-        self.bytes.resize(count * T::CODE.bytes(), 0);
+        let total = count * T::CODE.bytes();
+        // Every byte is written below: grow only, never zero the buffer again.
+        if self.bytes.len() < total {
+            self.bytes.resize(total, 0);
+        }
         // Low bytes, then high bytes (i16): one output segment per (channel, k, sample), its
         // blocks in raster order, written through iterators (no per-byte index arithmetic).
-        let (lo, hi) = self.bytes.split_at_mut(count);
+        let (lo, hi) = self.bytes[..total].split_at_mut(count);
         let mut segs_lo = lo.chunks_exact_mut(self.blocks);
         let mut segs_hi = hi.chunks_exact_mut(self.blocks);
         for c in 0..self.channels {
@@ -130,7 +133,7 @@ impl ChunkCoder {
                 self.compressor.insert(z)
             }
         };
-        z.compress(&self.bytes).map_err(zstd_err)
+        z.compress(&self.bytes[..total]).map_err(zstd_err)
     }
 
     /// Decompress one frame into the codes of `n` samples (`out`: `[n, C, plane]`). Errors are
@@ -144,8 +147,11 @@ impl ChunkCoder {
     ) -> Result<()> {
         assert_eq!(out.len(), n * self.sample_len(), "room for n samples");
         let count = out.len();
-        self.bytes.clear();
-        self.bytes.resize(count * T::CODE.bytes(), 0);
+        // zstd overwrites what it reports as written (checked below): grow only, never zero
+        // the buffer again.
+        if self.bytes.len() < count * T::CODE.bytes() {
+            self.bytes.resize(count * T::CODE.bytes(), 0);
+        }
         let z = match &mut self.decompressor {
             Some(z) => z,
             None => self
@@ -153,7 +159,7 @@ impl ChunkCoder {
                 .insert(zstd::bulk::Decompressor::new().map_err(zstd_err)?),
         };
         let got = z
-            .decompress_to_buffer(frame, &mut self.bytes[..])
+            .decompress_to_buffer(frame, &mut self.bytes[..count * T::CODE.bytes()])
             .map_err(|e| Error::corrupt(path, format!("damaged zstd frame: {e}")))?;
         if got != count * T::CODE.bytes() {
             return Err(Error::corrupt(
@@ -164,7 +170,7 @@ impl ChunkCoder {
                 ),
             ));
         }
-        let (lo, hi) = self.bytes.split_at(count);
+        let (lo, hi) = self.bytes[..count * T::CODE.bytes()].split_at(count);
         let mut segs_lo = lo.chunks_exact(self.blocks);
         let mut segs_hi = hi.chunks_exact(self.blocks);
         for c in 0..self.channels {
@@ -261,7 +267,16 @@ mod tests {
                 .iter()
                 .map(|&x| (x * 97) as i16)
                 .collect();
+            // A larger chunk first: the coder's buffer is reused, never cleared.
+            let big: Vec<i16> = pseudo(7 * ch * plane, 8)
+                .iter()
+                .map(|&x| x as i16)
+                .collect();
+            coder.encode(&big, 7).unwrap();
             let frame = coder.encode(&codes, n).unwrap();
+            let mut back = vec![0i16; codes.len()];
+            coder.decode(&frame, n, &mut back, "x".as_ref()).unwrap();
+            assert_eq!(back, codes, "{v}");
             let got = zstd::decode_all(&frame[..]).unwrap();
             let mut vals = Vec::new();
             for c in 0..ch {

@@ -53,19 +53,38 @@ fn descr(ty: SampleType) -> &'static str {
 /// away from zero and clamped to the type's range (NaN becomes 0), float16 rounded to nearest,
 /// float64 exact.
 pub fn extend_le(out: &mut Vec<u8>, values: &[f32], ty: SampleType) {
+    // Half away from zero without a libm call per value (`f32::round` is one on baseline
+    // x86-64), in operations that vectorize: truncate toward zero (`as` saturates and maps NaN
+    // to 0), then step away from zero when the dropped fraction (exact: |v| < 2^23 has one,
+    // larger values have none) is at least 0.5; clamp to the type's range.
+    #[inline(always)]
+    fn round_clamp(v: f32, lo: i32, hi: i32) -> i32 {
+        let v = v.clamp(lo as f32 - 1.0, hi as f32 + 1.0);
+        let t = v as i32;
+        let f = v - t as f32;
+        t.wrapping_add(i32::from(f >= 0.5))
+            .wrapping_sub(i32::from(f <= -0.5))
+            .clamp(lo, hi)
+    }
     macro_rules! ints {
         ($t:ty) => {{
-            let (lo, hi) = (<$t>::MIN as i64, <$t>::MAX as i64);
+            let (lo, hi) = (<$t>::MIN as i32, <$t>::MAX as i32);
             let start = out.len();
             let size = std::mem::size_of::<$t>();
             out.resize(start + size * values.len(), 0);
-            for (d, &v) in out[start..].chunks_exact_mut(size).zip(values) {
-                // Half away from zero: v ± 0.5 is exact in f64 and `as` truncates toward zero
-                // (and maps NaN to 0). `f32::round` would be a libm call per value on baseline
-                // x86-64.
-                let v = v as f64;
-                let n = ((v + 0.5f64.copysign(v)) as i64).clamp(lo, hi) as $t;
-                d.copy_from_slice(&n.to_le_bytes());
+            let dst = &mut out[start..];
+            match bytemuck::try_cast_slice_mut::<u8, $t>(dst) {
+                // Typed stores into the (aligned) buffer: a loop that vectorizes.
+                Ok(typed) if cfg!(target_endian = "little") => {
+                    for (d, &v) in typed.iter_mut().zip(values) {
+                        *d = round_clamp(v, lo, hi) as $t;
+                    }
+                }
+                _ => {
+                    for (d, &v) in dst.chunks_exact_mut(size).zip(values) {
+                        d.copy_from_slice(&(round_clamp(v, lo, hi) as $t).to_le_bytes());
+                    }
+                }
             }
         }};
     }

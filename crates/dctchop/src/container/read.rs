@@ -289,9 +289,16 @@ fn raw_codes<T: CodeElem>(bytes: &[u8], shape: &[usize]) -> ArrayD<T> {
 /// Codes are symmetric (`-max..=max`): the one value beyond, `i8::MIN` or `i16::MIN`, is never
 /// written, so it means damage.
 fn check_range(codes: &Codes, path: &Path) -> Result<()> {
+    // Over the contiguous slice when there is one (a vectorized count), else element-wise.
+    fn count<T: Copy + PartialEq>(a: &ArrayD<T>, min: T) -> usize {
+        match a.as_slice_memory_order() {
+            Some(v) => v.iter().map(|&x| usize::from(x == min)).sum(),
+            None => a.iter().filter(|&&x| x == min).count(),
+        }
+    }
     let (bad, code) = match codes {
-        Codes::I8(a) => (a.iter().filter(|&&v| v == i8::MIN).count(), CodeType::I8),
-        Codes::I16(a) => (a.iter().filter(|&&v| v == i16::MIN).count(), CodeType::I16),
+        Codes::I8(a) => (count(a, i8::MIN), CodeType::I8),
+        Codes::I16(a) => (count(a, i16::MIN), CodeType::I16),
     };
     if bad > 0 {
         return Err(Error::corrupt(
