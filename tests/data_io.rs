@@ -364,6 +364,22 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// `shard` (a safetensors file) with one `__metadata__` field set to `value`: the header is
+/// rewritten and padded to 8 bytes, the payload kept (its CRC stays valid).
+fn with_metadata(shard: &[u8], key: &str, value: &str) -> Vec<u8> {
+    let n = u64::from_le_bytes(shard[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&shard[8..8 + n]).unwrap();
+    header["__metadata__"][key] = value.into();
+    let mut hb = serde_json::to_vec(&header).unwrap();
+    while !hb.len().is_multiple_of(8) {
+        hb.push(b' ');
+    }
+    let mut out = (hb.len() as u64).to_le_bytes().to_vec();
+    out.extend(&hb);
+    out.extend(&shard[8 + n..]);
+    out
+}
+
 #[test]
 fn bad_inputs_fail_cleanly_naming_file_and_problem() {
     let dir = tmpdir("bad");
@@ -458,17 +474,11 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
     let last = raw.len() - 1;
     raw[last] = 0x80; // i8::MIN: never written
     std::fs::write(inp.join("range.00000.safetensors"), &raw).unwrap();
-    let hq = u64::from_le_bytes(shardq[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&shardq[8..8 + hq]).unwrap();
-    header["__metadata__"]["quant_step"] = "0.5".into();
-    let mut hb = serde_json::to_vec(&header).unwrap();
-    while !hb.len().is_multiple_of(8) {
-        hb.push(b' ');
-    }
-    let mut bad_step = (hb.len() as u64).to_le_bytes().to_vec();
-    bad_step.extend(&hb);
-    bad_step.extend(&shardq[8 + hq..]);
-    std::fs::write(inp.join("step.00000.safetensors"), &bad_step).unwrap();
+    std::fs::write(
+        inp.join("step.00000.safetensors"),
+        with_metadata(&shardq, "quant_step", "0.5"),
+    )
+    .unwrap();
     // The channel transform and the format version must agree (version 3 = mixed channels).
     let mixq = inp.join("mixq");
     let o = dctchop(&[
@@ -483,30 +493,15 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let shardm = std::fs::read(container::shard_path(&mixq, 0)).unwrap();
     for (name, from, version) in [("v3plain", &shardq, "3"), ("v2mixed", &shardm, "2")] {
-        let hl = u64::from_le_bytes(from[..8].try_into().unwrap()) as usize;
-        let mut header: serde_json::Value = serde_json::from_slice(&from[8..8 + hl]).unwrap();
-        header["__metadata__"]["format_version"] = version.into();
-        let mut hb = serde_json::to_vec(&header).unwrap();
-        while !hb.len().is_multiple_of(8) {
-            hb.push(b' ');
-        }
-        let mut bytes = (hb.len() as u64).to_le_bytes().to_vec();
-        bytes.extend(&hb);
-        bytes.extend(&from[8 + hl..]);
-        std::fs::write(inp.join(format!("{name}.00000.safetensors")), &bytes).unwrap();
+        let bytes = with_metadata(from, "format_version", version);
+        std::fs::write(inp.join(format!("{name}.00000.safetensors")), bytes).unwrap();
     }
     // Metadata that contradicts the spec: original_shape with 5 channels.
-    let hlen = u64::from_le_bytes(shard[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&shard[8..8 + hlen]).unwrap();
-    header["__metadata__"]["original_shape"] = "[2,5,16,16]".into();
-    let mut hb = serde_json::to_vec(&header).unwrap();
-    while !hb.len().is_multiple_of(8) {
-        hb.push(b' ');
-    }
-    let mut bad_meta = (hb.len() as u64).to_le_bytes().to_vec();
-    bad_meta.extend(&hb);
-    bad_meta.extend(&shard[8 + hlen..]);
-    std::fs::write(inp.join("meta.00000.safetensors"), &bad_meta).unwrap();
+    std::fs::write(
+        inp.join("meta.00000.safetensors"),
+        with_metadata(&shard, "original_shape", "[2,5,16,16]"),
+    )
+    .unwrap();
     // An existing output.
     std::fs::write(out.join("taken.npy"), "keep me").unwrap();
     // A FIFO would block a reader forever.
