@@ -730,7 +730,7 @@ fn bad_inputs_fail_cleanly_naming_file_and_problem() {
                 "--dtype".into(),
                 "original".into(),
             ],
-            "--dtype original applies to .npy output",
+            "the dtype 'original' applies to .npy output",
         ),
         (
             "unreachable target",

@@ -50,8 +50,8 @@ fn descr(ty: SampleType) -> &'static str {
 }
 
 /// Append `values` to `out` as the little-endian data of a `ty` `.npy`: integers rounded half
-/// away from zero and clamped to the type's range (NaN becomes 0), float16 rounded to nearest,
-/// float64 exact.
+/// away from zero and clamped to the type's range (NaN becomes 0), float16 clamped to its
+/// finite range (±65504) and rounded to nearest, float64 exact.
 pub fn extend_le(out: &mut Vec<u8>, values: &[f32], ty: SampleType) {
     // Half away from zero without a libm call per value (`f32::round` is one on baseline
     // x86-64), in operations that vectorize: truncate toward zero (`as` saturates and maps NaN
@@ -93,11 +93,12 @@ pub fn extend_le(out: &mut Vec<u8>, values: &[f32], ty: SampleType) {
         SampleType::Uint16 => ints!(u16),
         SampleType::Int16 => ints!(i16),
         SampleType::Int32 => ints!(i32),
-        SampleType::Float16 => out.extend(
-            values
-                .iter()
-                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes()),
-        ),
+        // Clamped to f16's finite range first (as integers are to theirs): a lossy value just
+        // beyond 65504 would otherwise round to infinity.
+        SampleType::Float16 => out.extend(values.iter().flat_map(|&v| {
+            let m = half::f16::MAX.to_f32();
+            half::f16::from_f32(v.clamp(-m, m)).to_le_bytes()
+        })),
         SampleType::Float32 => extend_f32_le(out, values),
         SampleType::Float64 => out.extend(values.iter().flat_map(|&v| (v as f64).to_le_bytes())),
     }
@@ -498,7 +499,9 @@ mod stream_tests {
             };
             for (&g, &v) in got.iter().zip(&values) {
                 let want = match ty {
-                    SampleType::Float16 => half::f16::from_f32(v).to_f32() as f64,
+                    SampleType::Float16 => {
+                        half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_f32() as f64
+                    }
                     SampleType::Float32 | SampleType::Float64 => v as f64,
                     // Half away from zero, written out.
                     _ => ((v as f64).abs() + 0.5)

@@ -390,7 +390,8 @@ impl<'a> DirectWriter<'a> {
     }
 
     /// Write what is staged: whole blocks with `O_DIRECT`, the tail through the page cache.
-    /// Returns whether the output went to the disk with `O_DIRECT`.
+    /// Returns whether any of the output went to the disk with `O_DIRECT` (not for an output
+    /// under one block, which is all tail).
     pub fn finish(mut self) -> Result<bool> {
         self.flush_aligned()?;
         let Some(_) = &self.direct else {
@@ -401,7 +402,7 @@ impl<'a> DirectWriter<'a> {
             let r = write_at(self.tmp.file().get_ref(), tail, self.pos, false);
             r.map_err(|e| self.tmp.io_error(e))?;
         }
-        Ok(true)
+        Ok(self.pos > 0)
     }
 }
 
@@ -638,6 +639,14 @@ mod tests {
                 data.len()
             );
         }
+        // Under one block everything is tail: written, and not reported as O_DIRECT.
+        let target = d.join("small");
+        let mut tmp = TempFile::create(&target).unwrap();
+        let mut w = DirectWriter::with_min(&mut tmp, 100, 0);
+        w.write_all(&data[..100]).unwrap();
+        assert!(!w.finish().unwrap());
+        tmp.sync().unwrap();
+        assert_eq!(fs::read(tmp.temp_path()).unwrap(), &data[..100]);
         fs::remove_dir_all(&d).unwrap();
     }
 

@@ -801,8 +801,8 @@ pub fn decompress_within(
     if kind != OutputKind::Npy && opts.dtype != OutputDtype::Float32 {
         return Err(Error::invalid_input(
             out,
-            "--dtype original applies to .npy output (PNGs are always in the original bit \
-             depth): drop --dtype or write a .npy",
+            "the dtype 'original' applies to .npy output (PNGs are always in the original bit \
+             depth): write a .npy, or keep the dtype float32",
         ));
     }
     // The .npy's element type.

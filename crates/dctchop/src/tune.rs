@@ -398,6 +398,7 @@ fn smallest(points: &[(Option<ChannelMix>, Option<&Point>)]) -> (usize, String) 
     if points.len() < 2 {
         return (0, String::new());
     }
+    debug_assert_eq!(points.len(), 2, "with or without the one transform");
     let bytes = |i: usize| points[i].1.map_or(f64::INFINITY, |p| p.bytes_per_sample);
     let mse = |i: usize| points[i].1.map_or(f64::INFINITY, |p| p.mse);
     let low = (0..points.len()).map(mse).fold(f64::INFINITY, f64::min);
