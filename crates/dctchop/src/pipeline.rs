@@ -191,9 +191,10 @@ fn standard(x: Array4<f32>) -> Array4<f32> {
     }
 }
 
-/// Input bytes (as f32) transformed at once by `compress`: a group of samples that stays in a
-/// core's L2 cache from the scan to the round-trip comparison.
-const GROUP_BYTES: usize = 1 << 20;
+/// Input bytes (as f32) transformed at once by `compress`: a group of samples whose halves stay
+/// in the two cores' L2 caches (2 MiB each here) from the scan to the round-trip comparison, and
+/// few enough hand-offs to the kernel's pool (1 MiB groups measured slower: bench/README.md).
+const GROUP_BYTES: usize = 4 << 20;
 
 /// Sum of squared differences and largest absolute difference of `x` and `back`, in f64.
 fn error_stats(x: &[f32], back: &[f32]) -> (f64, f64) {
@@ -876,8 +877,20 @@ pub fn decompress_within(
         // rename anyway.
         let mut tmp = crate::output::DirectWriter::new(tmp, total);
         tmp.write_all(&header)?;
-        let mut loader = loader;
+        // Three stages on three threads: reading and entropy-decoding the next batch, the
+        // transform of this one (on the kernel's pool), writing the previous one.
+        let (mut stored, mut codec) = loader.into_stages();
         std::thread::scope(|scope| -> Result<()> {
+            let (to_main, stored_batches) = std::sync::mpsc::sync_channel(1);
+            scope.spawn(move || {
+                while let Some(next) = stored.next_stored().transpose() {
+                    let failed = next.is_err();
+                    // Stop after an error, or when the main thread stopped (its error).
+                    if to_main.send(next).is_err() || failed {
+                        break;
+                    }
+                }
+            });
             let (to_writer, batches) = std::sync::mpsc::sync_channel::<Array4<f32>>(1);
             let (recycle, spare) = std::sync::mpsc::channel::<Array4<f32>>();
             let writer = scope.spawn(move || -> Result<bool> {
@@ -903,8 +916,9 @@ pub fn decompress_within(
                 }
                 tmp.finish()
             });
-            while let Some(x) = loader.next_reusing(spare.try_recv().ok()) {
-                let x = x?;
+            for d in stored_batches {
+                let x =
+                    container::Loader::decompress_stored(&mut codec, d?, spare.try_recv().ok())?;
                 let k = x.shape()[0];
                 if to_writer.send(x).is_err() {
                     break; // The writer stopped on an error: it says which below.

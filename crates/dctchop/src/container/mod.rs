@@ -28,7 +28,7 @@ mod read;
 mod write;
 
 pub use parts::{assemble, PartWriter};
-pub use read::{Loader, ShardData, ShardReader};
+pub use read::{Loader, ShardData, ShardReader, StoredBatches};
 pub use write::Writer;
 
 use safetensors::tensor::Metadata;
@@ -62,7 +62,7 @@ pub const HEADER_RESERVE: usize = 16 * 1024;
 /// tables, small enough to stream.
 pub const CHUNK_BYTES: usize = 4 << 20;
 /// The zstd level used unless asked otherwise.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 /// Element type of float coefficients: [`Dtype::F32`] or [`Dtype::F16`].
 pub type Store = Dtype;

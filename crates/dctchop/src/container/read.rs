@@ -203,7 +203,9 @@ impl ShardReader {
                 .as_ref()
                 .is_none_or(|(d, pos)| *pos >= d.samples())
             {
-                self.decoded = Some((self.next_frame()?, 0));
+                // The spent frame's buffer takes the next frame (no fresh pages per frame).
+                let spent = self.decoded.take().map(|(d, _)| d);
+                self.decoded = Some((self.next_frame(spent)?, 0));
             }
             let (d, pos) = self.decoded.as_mut().expect("decoded above");
             let n = (k - have).min(d.samples() - *pos);
@@ -218,7 +220,7 @@ impl ShardReader {
         })
     }
 
-    fn next_frame(&mut self) -> Result<ShardData> {
+    fn next_frame(&mut self, spent: Option<ShardData>) -> Result<ShardData> {
         let (n, len) = self.header.chunks[self.frame];
         self.frame += 1;
         self.read_bytes(len as usize)?;
@@ -233,18 +235,28 @@ impl ShardReader {
             coder: &mut ChunkCoder,
             bytes: &[u8],
             n: usize,
-            count: usize,
-            shape: &[usize],
+            (count, shape): (usize, &[usize]),
+            spent: Option<ArrayD<T>>,
             path: &Path,
         ) -> Result<ArrayD<T>> {
-            let mut out = vec![T::default(); count];
+            let mut out = spent
+                .map(|a| a.into_raw_vec_and_offset().0)
+                .unwrap_or_default();
+            out.clear();
+            out.resize(count, T::default());
             coder.decode(bytes, n, &mut out, path)?;
             Ok(ArrayD::from_shape_vec(IxDyn(shape), out).expect("sizes"))
         }
         let bytes = std::mem::take(&mut self.bytes);
+        let (i8s, i16s) = match spent {
+            Some(ShardData::Codes(Codes::I8(a))) => (Some(a), None),
+            Some(ShardData::Codes(Codes::I16(a))) => (None, Some(a)),
+            _ => (None, None),
+        };
+        let size = (count, &shape[..]);
         let codes = match code {
-            CodeType::I8 => Codes::I8(decode(coder, &bytes, n, count, &shape, &self.path)?),
-            CodeType::I16 => Codes::I16(decode(coder, &bytes, n, count, &shape, &self.path)?),
+            CodeType::I8 => Codes::I8(decode(coder, &bytes, n, size, i8s, &self.path)?),
+            CodeType::I16 => Codes::I16(decode(coder, &bytes, n, size, i16s, &self.path)?),
         };
         self.bytes = bytes;
         check_range(&codes, &self.path)?;
@@ -316,12 +328,20 @@ fn check_range(codes: &Codes, path: &Path) -> Result<()> {
 /// Iterator over a container's samples, decompressed in batches by one compiled
 /// [`crate::Codec`]; memory is one batch (plus one chunk of codes).
 pub struct Loader {
-    container: Container,
+    stored: StoredBatches,
     codec: crate::Codec,
+    done: bool,
+}
+
+/// The first stage of a [`Loader`]: a container's batches as stored (read, CRC-checked and,
+/// for zstd payloads, decoded to codes), not yet decompressed. Split off with
+/// [`Loader::into_stages`] so that a thread can read and decode the next batch while another
+/// decompresses this one.
+pub struct StoredBatches {
+    container: Container,
     batch: usize,
     shard: usize,
     reader: Option<ShardReader>,
-    done: bool,
 }
 
 impl Loader {
@@ -341,11 +361,13 @@ impl Loader {
             .with_batch(batch.min(container.len()).max(1));
         let codec = crate::Codec::new(&spec, opts)?;
         Ok(Loader {
-            container,
+            stored: StoredBatches {
+                container,
+                batch,
+                shard: 0,
+                reader: None,
+            },
             codec,
-            batch,
-            shard: 0,
-            reader: None,
             done: false,
         })
     }
@@ -356,8 +378,37 @@ impl Loader {
         &self.codec
     }
 
-    /// The next up to `batch` stored samples, across shard boundaries.
-    fn next_stored(&mut self) -> Result<Option<ShardData>> {
+    /// The two stages, to run on two threads: `stored.next_stored()` on one, and
+    /// [`Loader::decompress_stored`] with the codec on the other.
+    pub fn into_stages(self) -> (StoredBatches, crate::Codec) {
+        (self.stored, self.codec)
+    }
+
+    /// Decompress one stored batch, into `spare` when it has the batch's shape (a batch handed
+    /// back by the caller: no fresh allocation, no page faults), else into a new array.
+    pub fn decompress_stored(
+        codec: &mut crate::Codec,
+        d: ShardData,
+        spare: Option<Array4<f32>>,
+    ) -> Result<Array4<f32>> {
+        match d {
+            ShardData::Float(y) => codec.decompress(y.view()),
+            ShardData::Codes(c) => {
+                let n = c.view().shape()[0];
+                match spare {
+                    Some(mut out) if out.shape()[0] == n && out.is_standard_layout() => codec
+                        .decompress_codes_into(c.view(), out.view_mut())
+                        .map(|()| out),
+                    _ => codec.decompress_codes(c.view()),
+                }
+            }
+        }
+    }
+}
+
+impl StoredBatches {
+    /// The next up to `batch` stored samples, across shard boundaries; `None` after the last.
+    pub fn next_stored(&mut self) -> Result<Option<ShardData>> {
         let mut parts = Vec::new();
         let mut have = 0;
         while have < self.batch {
@@ -393,21 +444,10 @@ impl Loader {
         if self.done {
             return None;
         }
-        let r = self.next_stored().and_then(|d| {
-            d.map(|d| match d {
-                ShardData::Float(y) => self.codec.decompress(y.view()),
-                ShardData::Codes(c) => {
-                    let n = c.view().shape()[0];
-                    match spare {
-                        Some(mut out) if out.shape()[0] == n && out.is_standard_layout() => self
-                            .codec
-                            .decompress_codes_into(c.view(), out.view_mut())
-                            .map(|()| out),
-                        _ => self.codec.decompress_codes(c.view()),
-                    }
-                }
-            })
-            .transpose()
+        let codec = &mut self.codec;
+        let r = self.stored.next_stored().and_then(|d| {
+            d.map(|d| Loader::decompress_stored(codec, d, spare))
+                .transpose()
         });
         match r {
             Ok(Some(x)) => Some(Ok(x)),
