@@ -1,7 +1,7 @@
-//! The whole-buffer scans (`range`, `diff_stats`, `mix3`, `store_codes`, `load_codes`) against
-//! naive loops, at lengths around the lane widths and with NaN and infinities.
+//! The whole-buffer scans (`range`, `diff_stats`, `mix3`, `store_codes`, `load_codes`,
+//! `store_samples`) against naive loops, at lengths around the lane widths and with NaN and infinities.
 
-use block_transform::{diff_stats, load_codes, mix3, range, store_codes};
+use block_transform::{diff_stats, load_codes, mix3, range, store_codes, store_samples};
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed | 1;
@@ -148,4 +148,46 @@ fn store_and_load_codes_follow_the_written_out_rule() {
     load_codes(&c8, &mut back).unwrap();
     assert!(back.iter().zip(&c8).all(|(&f, &c)| f == c as f32));
     assert!(store_codes(&x, &mut c8[1..]).is_err());
+}
+
+/// The sample rule written out: NaN → 0, else round half away from zero, clamp to `lo..=hi`.
+fn naive_sample(v: f32, lo: f64, hi: f64) -> f64 {
+    if v.is_nan() {
+        return 0.0;
+    }
+    let v = v as f64;
+    let r = v.signum() * (v.abs() + 0.5).floor();
+    r.clamp(lo, hi)
+}
+
+#[test]
+fn store_samples_follows_the_written_out_rule() {
+    let mut x: Vec<f32> = values(1001, 7).iter().map(|v| v * 300.0).collect();
+    x.extend([
+        0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999997, 254.5, 255.5, 256.0, -0.0, 127.5, -128.5,
+        32766.5, 32767.5, -32768.5, -32767.5, 65534.5, 65535.5, 1e9, -1e9,
+    ]);
+    x.extend([
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        8388607.5,
+        16777216.0,
+    ]);
+    let mut u8s = vec![0u8; x.len()];
+    let mut u16s = vec![0u16; x.len()];
+    let mut i16s = vec![0i16; x.len()];
+    store_samples(&x, &mut u8s).unwrap();
+    store_samples(&x, &mut u16s).unwrap();
+    store_samples(&x, &mut i16s).unwrap();
+    for (i, &v) in x.iter().enumerate() {
+        assert_eq!(u8s[i] as f64, naive_sample(v, 0.0, 255.0), "u8 {v}");
+        assert_eq!(u16s[i] as f64, naive_sample(v, 0.0, 65535.0), "u16 {v}");
+        assert_eq!(
+            i16s[i] as f64,
+            naive_sample(v, -32768.0, 32767.0),
+            "i16 {v}"
+        );
+    }
+    assert!(store_samples(&x, &mut u8s[1..]).is_err());
 }

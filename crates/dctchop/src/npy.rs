@@ -67,7 +67,21 @@ pub fn extend_le(out: &mut Vec<u8>, values: &[f32], ty: SampleType) {
             .clamp(lo, hi)
     }
     macro_rules! ints {
-        ($t:ty) => {{
+        ($t:ty) => {
+            ints!($t, |typed: &mut [$t]| {
+                for (d, &v) in typed.iter_mut().zip(values) {
+                    *d = round_clamp(v, <$t>::MIN as i32, <$t>::MAX as i32) as $t;
+                }
+            })
+        };
+        // The same rule as `round_clamp`, in the kernels' vectorized pass (the scalar loop
+        // above does not vectorize on baseline x86-64: saturating casts).
+        (sample $t:ty) => {
+            ints!($t, |typed: &mut [$t]| {
+                block_transform::store_samples(values, typed).expect("equal lengths")
+            })
+        };
+        ($t:ty, $typed:expr) => {{
             let (lo, hi) = (<$t>::MIN as i32, <$t>::MAX as i32);
             let start = out.len();
             let size = std::mem::size_of::<$t>();
@@ -75,11 +89,7 @@ pub fn extend_le(out: &mut Vec<u8>, values: &[f32], ty: SampleType) {
             let dst = &mut out[start..];
             match bytemuck::try_cast_slice_mut::<u8, $t>(dst) {
                 // Typed stores into the (aligned) buffer: a loop that vectorizes.
-                Ok(typed) if cfg!(target_endian = "little") => {
-                    for (d, &v) in typed.iter_mut().zip(values) {
-                        *d = round_clamp(v, lo, hi) as $t;
-                    }
-                }
+                Ok(typed) if cfg!(target_endian = "little") => $typed(typed),
                 _ => {
                     for (d, &v) in dst.chunks_exact_mut(size).zip(values) {
                         d.copy_from_slice(&(round_clamp(v, lo, hi) as $t).to_le_bytes());
@@ -89,9 +99,9 @@ pub fn extend_le(out: &mut Vec<u8>, values: &[f32], ty: SampleType) {
         }};
     }
     match ty {
-        SampleType::Uint8 => ints!(u8),
-        SampleType::Uint16 => ints!(u16),
-        SampleType::Int16 => ints!(i16),
+        SampleType::Uint8 => ints!(sample u8),
+        SampleType::Uint16 => ints!(sample u16),
+        SampleType::Int16 => ints!(sample i16),
         SampleType::Int32 => ints!(i32),
         // Clamped to f16's finite range first (as integers are to theirs): a lossy value just
         // beyond 65504 would otherwise round to infinity.
