@@ -88,3 +88,6 @@ echo "== python package with torch: pytest python/tests/test_torch.py (downstrea
 PY="$(downstream/setup.sh | tail -n 1)"
 "$PY" -m pip install --force-reinstall --no-deps --disable-pip-version-check -q "$wheel"
 DCTCHOP_REQUIRE_TORCH=1 DCTCHOP_BIN="$PWD/target/debug/dctchop" "$PY" -m pytest -q -p no:cacheprovider python/tests/test_torch.py
+
+echo "== conformance suite graphs/ run by PyTorch (graphs/torch_runner.py; CUDA where there is one)"
+"$PY" graphs/verify.py --runtime custom --runner graphs/torch_runner.py:run
