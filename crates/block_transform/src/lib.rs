@@ -921,13 +921,27 @@ pub struct Range {
     pub finite: bool,
 }
 
-/// [`Range`] of `x`, in one vectorized pass.
-pub fn range(x: &[f32]) -> Range {
-    let mut out = Range {
+impl Range {
+    /// The range of an empty buffer.
+    pub const EMPTY: Range = Range {
         lo: f32::INFINITY,
         hi: f32::NEG_INFINITY,
         finite: true,
     };
+
+    /// The range of two buffers together.
+    pub fn merge(self, other: Range) -> Range {
+        Range {
+            lo: self.lo.min(other.lo),
+            hi: self.hi.max(other.hi),
+            finite: self.finite && other.finite,
+        }
+    }
+}
+
+/// [`Range`] of `x`, in one vectorized pass.
+pub fn range(x: &[f32]) -> Range {
+    let mut out = Range::EMPTY;
     dispatch(Isa::detect(), RangeKernel { x, out: &mut out });
     out
 }

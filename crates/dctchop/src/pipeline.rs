@@ -422,7 +422,8 @@ pub fn compress(
         .next_batch(batch)?
         .map(standard)
         .ok_or_else(|| Error::invalid_input(ds.file_of(0), "holds no samples"))?;
-    if !block_transform::range(first.as_slice().expect("standard layout")).finite {
+    let first_range = block_transform::range(first.as_slice().expect("standard layout"));
+    if !first_range.finite {
         let mut rest = std::iter::from_fn(|| reader.next_batch(batch).transpose());
         return Err(non_finite(&ds, &mut rest, &first, 0)?);
     }
@@ -469,7 +470,9 @@ pub fn compress(
     };
     let mut back_buf = Array4::<f32>::zeros((group, ds.channels, ds.height, ds.width));
     let writer = std::thread::scope(|scope| -> Result<container::Writer> {
-        let (to_main, groups) = std::sync::mpsc::sync_channel::<Result<Array4<f32>>>(1);
+        // Each batch comes with its range (and the NaN check), scanned on the reader's thread.
+        let (to_main, groups) =
+            std::sync::mpsc::sync_channel::<Result<(Array4<f32>, block_transform::Range)>>(1);
         let (recycle, spare) = std::sync::mpsc::channel::<Array4<f32>>();
         scope.spawn(move || {
             loop {
@@ -477,9 +480,9 @@ pub fn compress(
                     reader.recycle(x);
                 }
                 let next = reader
-                    .next_batch(read_group)
+                    .next_batch_with_range(read_group)
                     .transpose()
-                    .map(|r| r.map(standard));
+                    .map(|r| r.map(|(x, range)| (standard(x), range)));
                 match next {
                     // The main thread stopped (an error): stop reading.
                     Some(r) => {
@@ -503,20 +506,20 @@ pub fn compress(
             Ok(writer)
         });
         let mut start = 0;
-        let mut groups = std::iter::once(Ok(first)).chain(groups.iter());
+        let mut groups = std::iter::once(Ok((first, first_range))).chain(groups.iter());
         let mut stopped = false;
-        while let Some(x) = groups.next() {
-            let x = x?;
+        while let Some(item) = groups.next() {
+            let (x, range) = item?;
+            if !range.finite {
+                let mut rest = groups.by_ref().map(|r| r.map(|(x, _)| x));
+                return Err(non_finite(&ds, &mut rest, &x, start)?);
+            }
+            lo = lo.min(range.lo as f64);
+            hi = hi.max(range.hi as f64);
             for g0 in (0..x.shape()[0]).step_by(group) {
                 let k = group.min(x.shape()[0] - g0);
                 let xg = x.slice(ndarray::s![g0..g0 + k, .., .., ..]);
                 let xs = xg.as_slice().expect("standard layout");
-                let range = block_transform::range(xs);
-                if !range.finite {
-                    return Err(non_finite(&ds, &mut groups, &x, start)?);
-                }
-                lo = lo.min(range.lo as f64);
-                hi = hi.max(range.hi as f64);
                 let mut back = back_buf.slice_mut(ndarray::s![0..k, .., .., ..]);
                 let msg = if spec.is_quantized() {
                     let (codes, clamped) = codec.compress_codes(xg)?;
