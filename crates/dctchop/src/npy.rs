@@ -523,4 +523,50 @@ mod stream_tests {
             }
         }
     }
+
+    /// The range `compress` takes from the reader (scanned chunk by chunk as the data is
+    /// converted) equals a naive min/max of the batch, across several chunks and batches, and a
+    /// NaN or infinity anywhere clears `finite`.
+    #[test]
+    fn reader_ranges_equal_a_naive_scan() {
+        let n = 3 * 3 * 300 * 301; // over 1 MB of f32 per batch: several conversion chunks
+        let values: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 60001) as f32 * 0.9 - 3000.0)
+            .collect();
+        for ty in crate::input::SAMPLE_TYPES {
+            for poison in [None, Some(f32::NAN), Some(f32::INFINITY)] {
+                let integer = !matches!(
+                    ty,
+                    SampleType::Float16 | SampleType::Float32 | SampleType::Float64
+                );
+                if integer && poison.is_some() {
+                    continue; // integers hold no NaN
+                }
+                let mut v = values.clone();
+                if let Some(p) = poison {
+                    v[n - 5] = p;
+                }
+                let shape = [3usize, 3, 300, 301];
+                let mut bytes = header(ty, &shape);
+                extend_le(&mut bytes, &v, ty);
+                let file = std::env::temp_dir()
+                    .join(format!("dctchop-range-{ty}-{}.npy", std::process::id()));
+                std::fs::write(&file, &bytes).unwrap();
+                let ds = crate::input::open(std::slice::from_ref(&file)).unwrap();
+                let (mut plain, mut ranged) = (ds.reader().unwrap(), ds.reader().unwrap());
+                for _ in 0..2 {
+                    let x = plain.next_batch(2).unwrap().unwrap();
+                    let (y, r) = ranged.next_batch_with_range(2).unwrap().unwrap();
+                    let bits = |a: &ndarray::Array4<f32>| a.map(|v| v.to_bits());
+                    assert_eq!(bits(&x), bits(&y), "{ty} {poison:?}");
+                    let finite = x.iter().all(|v| v.is_finite());
+                    let kept = x.iter().copied().filter(|v| !v.is_nan());
+                    let lo = kept.clone().fold(f32::INFINITY, f32::min);
+                    let hi = kept.fold(f32::NEG_INFINITY, f32::max);
+                    assert_eq!((r.lo, r.hi, r.finite), (lo, hi, finite), "{ty} {poison:?}");
+                }
+                std::fs::remove_file(&file).unwrap();
+            }
+        }
+    }
 }
