@@ -9,7 +9,9 @@
 //!
 //! Options (all optional): `--sizes 64,256,512,1024,2048` `--cf 2,4,7`
 //! `--threads 1,2` `--block 8` `--variants chop,tri` `--ops c,d,ci8,di8`
-//! `--isa generic|avx2|avx512` `--runs 7` `--mib 64`.
+//! `--isa generic|avx2|avx512` `--runs 7` `--mib 64`; the plan's
+//! [`Tuning`](block_transform::Tuning):
+//! `--chunk N` (column chunk) and `--read-ahead-max-w N` (0: no read-ahead).
 //!
 //! `--hot`: instead, a compute-bound table per instruction set: one thread on a
 //! cache-resident 3×128² tensor (minimum of 15 × 20 calls), ns per pixel.
@@ -173,6 +175,14 @@ fn main() {
                     if let Some(isa) = isa {
                         plan.set_isa(isa).unwrap();
                     }
+                    let mut tuning = plan.tuning();
+                    if let Some(v) = arg("--chunk") {
+                        tuning.chunk = v.parse().expect("--chunk N");
+                    }
+                    if let Some(v) = arg("--read-ahead-max-w") {
+                        tuning.read_ahead_max_w = v.parse().expect("--read-ahead-max-w N");
+                    }
+                    plan.set_tuning(tuning);
                     let m = planes * plan.plane_coeffs();
                     let mut y = vec![1.0f32; m];
                     let mut q = vec![1i8; m];
