@@ -750,3 +750,36 @@ fn channel_transform_matrix_is_the_written_out_orthonormal_one() {
         "{e}"
     );
 }
+
+/// `Codec::decompress_codes_compare` (what `compress` reports of its round trip): on every
+/// engine, with and without the channel transform, the output of `decompress_codes_into` and the
+/// squared-difference sum and largest difference against the input summed here in f64.
+#[test]
+fn decompress_compare_equals_decompress_and_a_naive_comparison() {
+    for spec in specs().into_iter().chain(mixed_specs()) {
+        let x = image(spec.batch, spec.channels, spec.height, spec.width, 5);
+        for opts in engines() {
+            let what = format!("{} {}", spec.name(), opts.kind);
+            let mut c = Codec::new(&spec, &opts).unwrap();
+            let (codes, _) = c.compress_codes(x.view()).unwrap();
+            let want = c.decompress_codes(codes.view()).unwrap();
+            let mut got = ndarray::Array4::<f32>::zeros(want.raw_dim());
+            let (sse, worst) = c
+                .decompress_codes_compare(codes.view(), got.view_mut(), x.view())
+                .unwrap();
+            assert_eq!(got, want, "{what}");
+            let (mut s, mut w) = (0.0f64, 0.0f64);
+            for (&a, &b) in x.iter().zip(want.iter()) {
+                let d = a as f64 - b as f64;
+                s += d * d;
+                w = w.max(d.abs());
+            }
+            assert_eq!(worst, w, "{what}");
+            assert!((sse - s).abs() <= 1e-12 * s, "{what}: {sse} vs {s}");
+            // A reference of another shape is an error, not a panic.
+            let short = x.slice(ndarray::s![.., .., 1.., ..]);
+            let e = c.decompress_codes_compare(codes.view(), got.view_mut(), short);
+            assert!(e.is_err(), "{what}");
+        }
+    }
+}

@@ -660,7 +660,7 @@ impl BlockTransform {
     /// `y`: `planes·plane_coeffs()` coefficients → `x`: `planes·H·W` f32.
     pub fn decompress(&self, y: &[f32], planes: usize, x: &mut [f32]) -> Result<(), Error> {
         self.check(x.len(), y.len(), planes)?;
-        self.run_decompress(y, planes, x);
+        self.run_decompress(y, planes, x, None);
         Ok(())
     }
 
@@ -672,8 +672,42 @@ impl BlockTransform {
         x: &mut [f32],
     ) -> Result<(), Error> {
         self.check(x.len(), y.len(), planes)?;
-        self.run_decompress(y, planes, x);
+        self.run_decompress(y, planes, x, None);
         Ok(())
+    }
+
+    /// [`decompress`](Self::decompress) (`T` = `f32`) or [`decompress_codes`](Self::decompress_codes).
+    pub fn decompress_elems<T: Elem>(
+        &self,
+        y: &[T],
+        planes: usize,
+        x: &mut [f32],
+    ) -> Result<(), Error> {
+        self.check(x.len(), y.len(), planes)?;
+        self.run_decompress(y, planes, x, None);
+        Ok(())
+    }
+
+    /// [`decompress_codes`](Self::decompress_codes) (`T` = `f32`: [`decompress`](Self::decompress))
+    /// that also compares each strip with the same strip of `reference` (the layout of `x`) while
+    /// it is in the cache: returns [`diff_stats`]`(reference, x)` (the f64 sum in another order)
+    /// without a pass of its own over the two buffers.
+    pub fn decompress_compare<T: Elem>(
+        &self,
+        y: &[T],
+        planes: usize,
+        x: &mut [f32],
+        reference: &[f32],
+    ) -> Result<(f64, f64), Error> {
+        self.check(x.len(), y.len(), planes)?;
+        if reference.len() != x.len() {
+            return Err(Error::BadLen {
+                what: "reference",
+                expected: x.len(),
+                got: reference.len(),
+            });
+        }
+        Ok(self.run_decompress(y, planes, x, Some(reference)))
     }
 
     fn check(&self, xlen: usize, ylen: usize, planes: usize) -> Result<(), Error> {
@@ -764,11 +798,19 @@ impl BlockTransform {
         clamped.into_inner()
     }
 
-    fn run_decompress<T: Elem>(&self, y: &[T], planes: usize, x: &mut [f32]) {
+    /// Decompress; with a reference, also its diff stats against the output.
+    fn run_decompress<T: Elem>(
+        &self,
+        y: &[T],
+        planes: usize,
+        x: &mut [f32],
+        reference: Option<&[f32]>,
+    ) -> (f64, f64) {
         let strips = planes * self.nbh;
         if strips == 0 {
-            return;
+            return (0.0, 0.0);
         }
+        let stats = Mutex::new((0.0f64, 0.0f64));
         let (per_task, parallel) = self.schedule(strips);
         let work = Mutex::new(Claims {
             next: 0,
@@ -784,6 +826,8 @@ impl BlockTransform {
                         p: self,
                         y,
                         work: &work,
+                        reference,
+                        stats: &stats,
                     },
                 ),
                 8 => dispatch(
@@ -792,6 +836,8 @@ impl BlockTransform {
                         p: self,
                         y,
                         work: &work,
+                        reference,
+                        stats: &stats,
                     },
                 ),
                 16 => dispatch(
@@ -800,6 +846,8 @@ impl BlockTransform {
                         p: self,
                         y,
                         work: &work,
+                        reference,
+                        stats: &stats,
                     },
                 ),
                 _ => dispatch(
@@ -808,6 +856,8 @@ impl BlockTransform {
                         p: self,
                         y,
                         work: &work,
+                        reference,
+                        stats: &stats,
                     },
                 ),
             };
@@ -817,6 +867,7 @@ impl BlockTransform {
         } else {
             body()
         }
+        stats.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -1011,25 +1062,40 @@ struct DiffKernel<'a> {
 impl Kernel for DiffKernel<'_> {
     #[inline(always)]
     fn run<A: Arith>(self) -> usize {
-        const L: usize = 8;
-        let mut sse = [0f64; L];
-        let mut worst = [0f64; L];
-        let (ac, bc) = (self.a.chunks_exact(L), self.b.chunks_exact(L));
-        let (ar, br) = (ac.remainder(), bc.remainder());
-        for (a, b) in ac.zip(bc) {
-            for l in 0..L {
-                let d = a[l] as f64 - b[l] as f64;
-                sse[l] += d * d;
-                worst[l] = worst[l].max(d.abs());
-            }
-        }
-        for (l, (&a, &b)) in ar.iter().zip(br).enumerate() {
-            let d = a as f64 - b as f64;
+        let mut sse = [0f64; DIFF_LANES];
+        let mut worst = [0f64; DIFF_LANES];
+        diff_accumulate(self.a, self.b, &mut sse, &mut worst);
+        *self.out = (sse.iter().sum(), worst.iter().copied().fold(0.0, f64::max));
+        0
+    }
+}
+
+/// f64 lanes of the difference sums.
+const DIFF_LANES: usize = 8;
+
+/// Adds the squared differences of `a` and `b` (equal lengths) to `sse` and their largest
+/// absolute value to `worst`, lane by lane (the sum is rounded per lane; the conversion and the
+/// subtraction are exact).
+#[inline(always)]
+fn diff_accumulate(
+    a: &[f32],
+    b: &[f32],
+    sse: &mut [f64; DIFF_LANES],
+    worst: &mut [f64; DIFF_LANES],
+) {
+    let (ac, bc) = (a.chunks_exact(DIFF_LANES), b.chunks_exact(DIFF_LANES));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (a, b) in ac.zip(bc) {
+        for l in 0..DIFF_LANES {
+            let d = a[l] as f64 - b[l] as f64;
             sse[l] += d * d;
             worst[l] = worst[l].max(d.abs());
         }
-        *self.out = (sse.iter().sum(), worst.iter().copied().fold(0.0, f64::max));
-        0
+    }
+    for (l, (&a, &b)) in ar.iter().zip(br).enumerate() {
+        let d = a as f64 - b as f64;
+        sse[l] += d * d;
+        worst[l] = worst[l].max(d.abs());
     }
 }
 
@@ -1279,6 +1345,9 @@ struct DecompressLoop<'a, 'o, const B: usize, T> {
     p: &'a BlockTransform,
     y: &'a [T],
     work: &'a Mutex<Claims<'o, f32>>,
+    /// Compared with each strip as it is written; the sums go to `stats`.
+    reference: Option<&'a [f32]>,
+    stats: &'a Mutex<(f64, f64)>,
 }
 
 impl<const B: usize, T: Elem> Kernel for DecompressLoop<'_, '_, B, T> {
@@ -1289,13 +1358,23 @@ impl<const B: usize, T: Elem> Kernel for DecompressLoop<'_, '_, B, T> {
         let mut sc = Scratch::<B>::new();
         let r = p.strip_len;
         let len = |a, b| p.image_offset(b) - p.image_offset(a);
+        let (mut sse, mut worst) = ([0f64; DIFF_LANES], [0f64; DIFF_LANES]);
         while let Some((s0, s1, mut out)) = Claims::claim(self.work, len) {
             for s in s0..s1 {
                 let rows = (p.h - (s % p.nbh) * B).min(B);
                 let (o, rest) = out.split_at_mut(rows * p.w);
                 out = rest;
                 decompress_strip::<B, T, A>(p, &m, &self.y[s * r..][..r], s, o, &mut sc);
+                if let Some(reference) = self.reference {
+                    let a = &reference[p.image_offset(s)..][..o.len()];
+                    diff_accumulate(a, o, &mut sse, &mut worst);
+                }
             }
+        }
+        if self.reference.is_some() {
+            let mut g = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            g.0 += sse.iter().sum::<f64>();
+            g.1 = worst.iter().copied().fold(g.1, f64::max);
         }
         0
     }

@@ -519,3 +519,62 @@ fn buffer_alignment_does_not_change_results() {
         }
     }
 }
+
+/// `decompress_compare` writes what `decompress`/`decompress_codes` write and returns the sum of
+/// squared differences and the largest absolute difference against the reference, summed here
+/// naively in f64, at any thread count, padded sizes and both element types.
+#[test]
+fn decompress_compare_equals_decompress_then_a_naive_comparison() {
+    let mut rng = Rng(11);
+    for (planes, h, w) in [(40, 64, 64), (3, 300, 451), (2, 1030, 77), (1, 1, 37)] {
+        let x = rng.vec_f32(planes * h * w, -3.0, 3.0);
+        for (b, c) in [(8, 4), (16, 7)] {
+            for threads in [1, 2, 3] {
+                let plan = BlockTransform::dct(h, w, b, c, Keep::Grid, threads).unwrap();
+                let mut y = vec![0.0; planes * plan.plane_coeffs()];
+                plan.compress(&x, planes, &mut y).unwrap();
+                let mut q = vec![0i16; y.len()];
+                plan.compress_codes(&x, planes, &mut q).unwrap();
+                let naive = |out: &[f32]| {
+                    let mut sse = 0.0f64;
+                    let mut worst = 0.0f64;
+                    for (&a, &b) in x.iter().zip(out) {
+                        let d = a as f64 - b as f64;
+                        sse += d * d;
+                        worst = worst.max(d.abs());
+                    }
+                    (sse, worst)
+                };
+                let mut want = vec![0.0; x.len()];
+                let mut got = vec![0.0; x.len()];
+                plan.decompress(&y, planes, &mut want).unwrap();
+                let stats = plan.decompress_compare(&y, planes, &mut got, &x).unwrap();
+                assert_eq!(got, want, "{planes}x{h}x{w} b={b} threads={threads}");
+                let (sse, worst) = naive(&want);
+                assert_eq!(stats.1, worst);
+                assert!(
+                    (stats.0 - sse).abs() <= 1e-12 * sse.max(1e-300),
+                    "{stats:?} {sse}"
+                );
+                plan.decompress_codes(&q, planes, &mut want).unwrap();
+                let stats = plan.decompress_compare(&q, planes, &mut got, &x).unwrap();
+                assert_eq!(got, want, "codes {planes}x{h}x{w} b={b} threads={threads}");
+                let (sse, worst) = naive(&want);
+                assert_eq!(stats.1, worst);
+                assert!(
+                    (stats.0 - sse).abs() <= 1e-12 * sse.max(1e-300),
+                    "{stats:?} {sse}"
+                );
+            }
+        }
+    }
+    let plan = BlockTransform::dct(8, 8, 8, 4, Keep::Grid, 1).unwrap();
+    let (y, mut out) = (vec![0.0f32; 16], vec![0.0f32; 64]);
+    assert!(matches!(
+        plan.decompress_compare(&y, 1, &mut out, &[0.0; 63]),
+        Err(Error::BadLen {
+            what: "reference",
+            ..
+        })
+    ));
+}

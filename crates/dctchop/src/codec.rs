@@ -167,13 +167,8 @@ impl Codec {
         Ok(out)
     }
 
-    /// Decompress integer codes into `out` (`[N, C, H, W]`, N = the codes' samples), e.g. a
-    /// buffer reused from batch to batch. Only for a quantized spec.
-    pub fn decompress_codes_into(
-        &mut self,
-        codes: CodesView<'_>,
-        out: ArrayViewMut4<'_, f32>,
-    ) -> Result<()> {
+    /// The codes are of this spec's code type.
+    fn check_code_type(&self, codes: &CodesView<'_>) -> Result<()> {
         let q = self.quant()?;
         if q.code != codes.code_type() {
             return Err(Error::InvalidSpec {
@@ -186,6 +181,56 @@ impl Codec {
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// [`Codec::decompress_codes_into`] that also returns the sum of squared differences and
+    /// the largest absolute difference of `out` against `reference` (`[N, C, H, W]` as `out`),
+    /// in f64: what `compress` reports of its round trip. The native engine takes them strip by
+    /// strip as it writes (no pass of their own); other engines compare the finished output.
+    pub fn decompress_codes_compare(
+        &mut self,
+        codes: CodesView<'_>,
+        mut out: ArrayViewMut4<'_, f32>,
+        reference: ArrayView4<'_, f32>,
+    ) -> Result<(f64, f64)> {
+        if reference.shape() != out.shape() {
+            return Err(Error::Shape {
+                what: "round-trip reference [N, C, H, W]".into(),
+                expected: out.shape().to_vec(),
+                got: reference.shape().to_vec(),
+            });
+        }
+        let reference = reference.as_standard_layout();
+        let reference = reference.as_slice().expect("standard layout");
+        if self.decompress.any_batch() && out.is_standard_layout() {
+            self.check_code_type(&codes)?;
+            self.check_decompress_shapes(codes.shape(), out.shape())?;
+            let r = self.decompress.run_codes_compare(
+                codes.clone(),
+                out.view_mut().into_dyn(),
+                reference,
+            );
+            if let Some(r) = r {
+                return r;
+            }
+        }
+        self.decompress_codes_into(codes, out.view_mut())?;
+        let out = out.as_standard_layout();
+        Ok(
+            block_transform::diff_stats(reference, out.as_slice().expect("standard layout"))
+                .expect("equal shapes checked above"),
+        )
+    }
+
+    /// Decompress integer codes into `out` (`[N, C, H, W]`, N = the codes' samples), e.g. a
+    /// buffer reused from batch to batch. Only for a quantized spec.
+    pub fn decompress_codes_into(
+        &mut self,
+        codes: CodesView<'_>,
+        out: ArrayViewMut4<'_, f32>,
+    ) -> Result<()> {
+        self.check_code_type(&codes)?;
         match codes {
             CodesView::I8(a) => {
                 self.decompress_any_into(a, out, |r, x, o| r.run_codes_into(i8::view(x), o))
@@ -196,6 +241,29 @@ impl Codec {
         }
     }
 
+    /// A decompress input of the spec's compressed layout (N ≥ 1 samples) and an output of
+    /// `[N, C, H, W]`.
+    fn check_decompress_shapes(&self, y: &[usize], out: &[usize]) -> Result<()> {
+        let spec = &self.plan.spec;
+        let want = &spec.compressed_shape()[1..];
+        if &y[1..] != want || y[0] == 0 {
+            return Err(Error::Shape {
+                what: format!("decompress input (layout {})", spec.layout_name()),
+                expected: [&[y[0].max(1)][..], want].concat(),
+                got: y.to_vec(),
+            });
+        }
+        let out_want = [y[0], spec.channels, spec.height, spec.width];
+        if out != out_want {
+            return Err(Error::Shape {
+                what: "decompress output [N, C, H, W]".into(),
+                expected: out_want.to_vec(),
+                got: out.to_vec(),
+            });
+        }
+        Ok(())
+    }
+
     /// [`Codec::decompress_any`] into `out`.
     fn decompress_any_into<T: Clone + Default>(
         &mut self,
@@ -204,23 +272,8 @@ impl Codec {
         run: impl Fn(&mut dyn Runner, ArrayViewD<'_, T>, ArrayViewMutD<'_, f32>) -> Result<()>,
     ) -> Result<()> {
         let spec = self.plan.spec.clone();
-        let want = &spec.compressed_shape()[1..];
-        if &y.shape()[1..] != want || y.shape()[0] == 0 {
-            return Err(Error::Shape {
-                what: format!("decompress input (layout {})", spec.layout_name()),
-                expected: [&[y.shape()[0].max(1)][..], want].concat(),
-                got: y.shape().to_vec(),
-            });
-        }
+        self.check_decompress_shapes(y.shape(), out.shape())?;
         let n = y.shape()[0];
-        let out_want = [n, spec.channels, spec.height, spec.width];
-        if out.shape() != out_want {
-            return Err(Error::Shape {
-                what: "decompress output [N, C, H, W]".into(),
-                expected: out_want.to_vec(),
-                got: out.shape().to_vec(),
-            });
-        }
         if self.decompress.any_batch() {
             run(self.decompress.as_mut(), y, out.view_mut().into_dyn())?;
             return Ok(());

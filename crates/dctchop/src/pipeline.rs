@@ -452,11 +452,12 @@ pub fn compress(
     let (mut sse, mut worst) = (0f64, 0f64);
     let mut clamped_total = 0u64;
     // After the first batch (the probe) the data is read and transformed in groups of samples
-    // small enough that the scan, the transform, the round trip behind the reported PSNR and max
-    // error, and their comparison find the group still in the core's cache. Three threads
-    // overlap: a reader (system calls, conversion to f32) one group ahead, this thread (the
-    // transform, on the kernel's pool), and the writer (entropy stage, shard files). Buffers
-    // circulate, so memory stays at a few groups.
+    // small enough that the transform and the round trip behind the reported PSNR and max error
+    // find the group still in the cores' caches; the native engine compares each strip of the
+    // round trip with the input as it writes it. Three threads overlap: a reader (system calls,
+    // conversion to f32, the range and NaN scan) one batch ahead, this thread (the transform,
+    // on the kernel's pool), and the writer (entropy stage, shard files). Buffers circulate, so
+    // memory stays at a few groups.
     // The reader reads several groups at once: fewer, larger system calls. Graph engines run
     // whole batches of the spec's size (a smaller group would be padded to one): for them both
     // are the batch.
@@ -521,20 +522,20 @@ pub fn compress(
                 let xg = x.slice(ndarray::s![g0..g0 + k, .., .., ..]);
                 let xs = xg.as_slice().expect("standard layout");
                 let mut back = back_buf.slice_mut(ndarray::s![0..k, .., .., ..]);
-                let msg = if spec.is_quantized() {
+                let (msg, (gsse, gworst)) = if spec.is_quantized() {
                     let (codes, clamped) = codec.compress_codes(xg)?;
                     clamped_total += clamped as u64;
-                    codec.decompress_codes_into(codes.view(), back.view_mut())?;
-                    Pushed::Codes(codes, clamped as u64)
+                    let stats = codec.decompress_codes_compare(codes.view(), back, xg)?;
+                    (Pushed::Codes(codes, clamped as u64), stats)
                 } else {
                     let mut y = codec.compress(xg)?;
                     if opts.store == Dtype::F16 {
                         y.mapv_inplace(|v| half::f16::from_f32(v).to_f32());
                     }
                     back.assign(&codec.decompress(y.view())?);
-                    Pushed::Floats(y)
+                    let stats = error_stats(xs, back.as_slice().expect("standard layout"));
+                    (Pushed::Floats(y), stats)
                 };
-                let (gsse, gworst) = error_stats(xs, back.as_slice().expect("standard layout"));
                 sse += gsse;
                 worst = worst.max(gworst);
                 if to_writer.send(msg).is_err() {

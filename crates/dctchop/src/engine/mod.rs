@@ -204,6 +204,19 @@ pub trait Runner: Send {
         ))
     }
 
+    /// [`Runner::run_codes_into`] that also returns `(sum of squared differences, largest
+    /// absolute difference)` of `out` against `reference` (in `out`'s layout), in f64, computed
+    /// as the output is written. `None`: not supported here (the caller compares the output).
+    fn run_codes_compare(
+        &mut self,
+        codes: CodesView<'_>,
+        out: ArrayViewMutD<'_, f32>,
+        reference: &[f32],
+    ) -> Option<Result<(f64, f64)>> {
+        let _ = (codes, out, reference);
+        None
+    }
+
     /// A quantized compress runner that can round its output to codes itself (the rule of
     /// [`crate::quant::round_code`]) returns them with the number clamped; `None`: the caller
     /// rounds [`Runner::run`]'s output. `input` holds any number of samples when

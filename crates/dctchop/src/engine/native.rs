@@ -172,6 +172,77 @@ impl NativeRunner {
     }
 }
 
+impl NativeRunner {
+    /// Decompress `codes` into `out`; with a reference (in `out`'s layout), also the sum of
+    /// squared differences and the largest absolute difference, taken strip by strip as the
+    /// kernel writes them (else zeros).
+    fn decode_codes(
+        &mut self,
+        codes: CodesView<'_>,
+        mut out: ArrayViewMutD<'_, f32>,
+        reference: Option<&[f32]>,
+    ) -> Result<(f64, f64)> {
+        check_code("native", self.code, Some(codes.code_type()))?;
+        let n = self.check_io(codes.shape(), out.shape())?;
+        let planes = n * self.planes_per_sample;
+        let mut tmp = None;
+        let y = match out.as_slice_mut() {
+            Some(y) => y,
+            None => tmp
+                .insert(ArrayD::<f32>::zeros(out.raw_dim()))
+                .as_slice_mut()
+                .expect("fresh array"),
+        };
+        fn run<T: block_transform::Elem>(
+            k: &BlockTransform,
+            c: &[T],
+            planes: usize,
+            y: &mut [f32],
+            reference: Option<&[f32]>,
+        ) -> Result<(f64, f64)> {
+            match reference {
+                Some(r) => k.decompress_compare(c, planes, y, r),
+                None => k.decompress_elems(c, planes, y).map(|()| (0.0, 0.0)),
+            }
+            .map_err(err)
+        }
+        let stats = if let Some([_, unmix]) = &self.mix {
+            // Codes to floats, unmixed, then the kernel's float path (same folded matrices).
+            let scratch = grow(&mut self.scratch, codes.shape().iter().product());
+            match &codes {
+                CodesView::I8(c) => {
+                    let c = c.as_standard_layout();
+                    block_transform::load_codes(c.as_slice().expect("standard layout"), scratch)
+                }
+                CodesView::I16(c) => {
+                    let c = c.as_standard_layout();
+                    block_transform::load_codes(c.as_slice().expect("standard layout"), scratch)
+                }
+            }
+            .map_err(err)?;
+            block_transform::mix3(scratch, self.coefficient_plane, unmix).map_err(err)?;
+            run(&self.kernel, scratch, planes, y, reference)?
+        } else {
+            match &codes {
+                CodesView::I8(c) => {
+                    let c = c.as_standard_layout();
+                    let c = c.as_slice().expect("standard layout");
+                    run(&self.kernel, c, planes, y, reference)?
+                }
+                CodesView::I16(c) => {
+                    let c = c.as_standard_layout();
+                    let c = c.as_slice().expect("standard layout");
+                    run(&self.kernel, c, planes, y, reference)?
+                }
+            }
+        };
+        if let Some(t) = tmp {
+            out.assign(&t);
+        }
+        Ok(stats)
+    }
+}
+
 /// The first `len` values of `v`, grown (never shrunk) to hold them.
 fn grow(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if v.len() < len {
@@ -197,57 +268,17 @@ impl Runner for NativeRunner {
         self.code
     }
 
-    fn run_codes_into(
+    fn run_codes_into(&mut self, codes: CodesView<'_>, out: ArrayViewMutD<'_, f32>) -> Result<()> {
+        self.decode_codes(codes, out, None).map(|_| ())
+    }
+
+    fn run_codes_compare(
         &mut self,
         codes: CodesView<'_>,
-        mut out: ArrayViewMutD<'_, f32>,
-    ) -> Result<()> {
-        check_code("native", self.code, Some(codes.code_type()))?;
-        let n = self.check_io(codes.shape(), out.shape())?;
-        let planes = n * self.planes_per_sample;
-        let mut tmp = None;
-        let y = match out.as_slice_mut() {
-            Some(y) => y,
-            None => tmp
-                .insert(ArrayD::<f32>::zeros(out.raw_dim()))
-                .as_slice_mut()
-                .expect("fresh array"),
-        };
-        if let Some([_, unmix]) = &self.mix {
-            // Codes to floats, unmixed, then the kernel's float path (same folded matrices).
-            let scratch = grow(&mut self.scratch, codes.shape().iter().product());
-            match &codes {
-                CodesView::I8(c) => {
-                    let c = c.as_standard_layout();
-                    block_transform::load_codes(c.as_slice().expect("standard layout"), scratch)
-                }
-                CodesView::I16(c) => {
-                    let c = c.as_standard_layout();
-                    block_transform::load_codes(c.as_slice().expect("standard layout"), scratch)
-                }
-            }
-            .map_err(err)?;
-            block_transform::mix3(scratch, self.coefficient_plane, unmix).map_err(err)?;
-            self.kernel.decompress(scratch, planes, y).map_err(err)?;
-        } else {
-            match &codes {
-                CodesView::I8(c) => {
-                    let c = c.as_standard_layout();
-                    let c = c.as_slice().expect("standard layout");
-                    self.kernel.decompress_codes(c, planes, y)
-                }
-                CodesView::I16(c) => {
-                    let c = c.as_standard_layout();
-                    let c = c.as_slice().expect("standard layout");
-                    self.kernel.decompress_codes(c, planes, y)
-                }
-            }
-            .map_err(err)?;
-        }
-        if let Some(t) = tmp {
-            out.assign(&t);
-        }
-        Ok(())
+        out: ArrayViewMutD<'_, f32>,
+        reference: &[f32],
+    ) -> Option<Result<(f64, f64)>> {
+        Some(self.decode_codes(codes, out, Some(reference)))
     }
 
     fn run(&mut self, input: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
