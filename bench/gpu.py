@@ -7,6 +7,8 @@ exports the set used in bench/README.md). Every graph runs with its input and ou
 GPU (no host transfers), through:
   - torch: graphs/torch_runner.py, the graph's MatMul/Gather/Reshape/Cast as torch operations;
   - torch+graph: the same, captured once in a CUDA graph and replayed (no per-op launch cost);
+  - torch+h2d (decompress only): the stored input copied from pinned host memory each run,
+    then the graph: what a training loader pays when only the stored bytes cross the bus;
   - ort: ONNX Runtime's CUDAExecutionProvider with IO binding, when the installed onnxruntime
     has it (else the row says why it is missing).
 Each is timed with CUDA events: the median of --repeats runs after 3 warm-up runs. GB/s counts
@@ -148,6 +150,18 @@ def main() -> int:
             results = {"torch": time_ms(eager, args.repeats)}
             with torch.no_grad():
                 results["torch+graph"] = time_ms(cuda_graph(eager), args.repeats)
+            if direction == "decompress":
+                # A training loader's path: the stored input (codes or coefficients) crosses
+                # the bus from pinned host memory each run, the output stays on the device.
+                host = inp.cpu().pin_memory()
+                dev_in = torch.empty_like(inp)
+
+                def h2d(graph=graph, host=host, dev_in=dev_in):
+                    dev_in.copy_(host, non_blocking=True)
+                    with torch.no_grad():
+                        return graph(dev_in)
+
+                results["torch+h2d"] = time_ms(h2d, args.repeats)
             ort_run, why = ort_runner(path, inp, out["shape"], DT[out["dtype"]])
             if ort_run is not None:
                 run, got = ort_run
