@@ -659,9 +659,7 @@ impl BlockTransform {
 
     /// `y`: `planes·plane_coeffs()` coefficients → `x`: `planes·H·W` f32.
     pub fn decompress(&self, y: &[f32], planes: usize, x: &mut [f32]) -> Result<(), Error> {
-        self.check(x.len(), y.len(), planes)?;
-        self.run_decompress(y, planes, x, None);
-        Ok(())
+        self.decompress_elems(y, planes, x)
     }
 
     /// Like [`decompress`](Self::decompress) from integer codes (converted on load).
@@ -671,9 +669,7 @@ impl BlockTransform {
         planes: usize,
         x: &mut [f32],
     ) -> Result<(), Error> {
-        self.check(x.len(), y.len(), planes)?;
-        self.run_decompress(y, planes, x, None);
-        Ok(())
+        self.decompress_elems(y, planes, x)
     }
 
     /// [`decompress`](Self::decompress) (`T` = `f32`) or [`decompress_codes`](Self::decompress_codes).
