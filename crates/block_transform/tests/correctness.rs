@@ -535,36 +535,27 @@ fn decompress_compare_equals_decompress_then_a_naive_comparison() {
                 plan.compress(&x, planes, &mut y).unwrap();
                 let mut q = vec![0i16; y.len()];
                 plan.compress_codes(&x, planes, &mut q).unwrap();
-                let naive = |out: &[f32]| {
-                    let mut sse = 0.0f64;
-                    let mut worst = 0.0f64;
-                    for (&a, &b) in x.iter().zip(out) {
+                // The compare's output equals `want`; its sums equal a naive f64 comparison.
+                let check = |got: &[f32], want: &[f32], stats: (f64, f64), what: &str| {
+                    assert_eq!(got, want, "{what} {planes}x{h}x{w} b={b} threads={threads}");
+                    let (mut sse, mut worst) = (0.0f64, 0.0f64);
+                    for (&a, &b) in x.iter().zip(want) {
                         let d = a as f64 - b as f64;
                         sse += d * d;
                         worst = worst.max(d.abs());
                     }
-                    (sse, worst)
+                    assert_eq!(stats.1, worst, "{what}");
+                    let close = (stats.0 - sse).abs() <= 1e-12 * sse.max(1e-300);
+                    assert!(close, "{what}: {stats:?} {sse}");
                 };
                 let mut want = vec![0.0; x.len()];
                 let mut got = vec![0.0; x.len()];
                 plan.decompress(&y, planes, &mut want).unwrap();
                 let stats = plan.decompress_compare(&y, planes, &mut got, &x).unwrap();
-                assert_eq!(got, want, "{planes}x{h}x{w} b={b} threads={threads}");
-                let (sse, worst) = naive(&want);
-                assert_eq!(stats.1, worst);
-                assert!(
-                    (stats.0 - sse).abs() <= 1e-12 * sse.max(1e-300),
-                    "{stats:?} {sse}"
-                );
+                check(&got, &want, stats, "floats");
                 plan.decompress_codes(&q, planes, &mut want).unwrap();
                 let stats = plan.decompress_compare(&q, planes, &mut got, &x).unwrap();
-                assert_eq!(got, want, "codes {planes}x{h}x{w} b={b} threads={threads}");
-                let (sse, worst) = naive(&want);
-                assert_eq!(stats.1, worst);
-                assert!(
-                    (stats.0 - sse).abs() <= 1e-12 * sse.max(1e-300),
-                    "{stats:?} {sse}"
-                );
+                check(&got, &want, stats, "codes");
             }
         }
     }
