@@ -329,15 +329,7 @@ impl Reader<'_> {
     pub fn next_batch_with_range(&mut self, max: usize) -> Result<Option<(Array4<f32>, Range)>> {
         let mut range = Range::EMPTY;
         let batch = self.next_batch_inner(max, Some(&mut range))?;
-        Ok(batch.map(|x| {
-            let range = match &self.inner {
-                Inner::Npy(..) => range,
-                _ => block_transform::range(
-                    x.as_standard_layout().as_slice().expect("standard layout"),
-                ),
-            };
-            (x, range)
-        }))
+        Ok(batch.map(|x| (x, range)))
     }
 
     fn next_batch_inner(
@@ -351,9 +343,12 @@ impl Reader<'_> {
             return Ok(None);
         }
         let (c, h, w) = (ds.channels, ds.height, ds.width);
+        // `.npy` reads scan the range as they convert; the other sources after the batch.
+        let mut range = range;
         let batch = match &mut self.inner {
             Inner::Npy(r, elem, path) => {
                 let mut data = self.spare.pop().unwrap_or_default();
+                let scan = range.take();
                 read_elems(
                     r,
                     path,
@@ -361,7 +356,7 @@ impl Reader<'_> {
                     k * c * h * w,
                     &mut data,
                     &mut self.raw,
-                    range,
+                    scan,
                 )?;
                 Array4::from_shape_vec((k, c, h, w), data).expect("sizes checked")
             }
@@ -398,6 +393,10 @@ impl Reader<'_> {
                 h5::read(src, ds.dtype, self.next, k)?
             }
         };
+        if let Some(range) = range {
+            let x = batch.as_standard_layout();
+            *range = block_transform::range(x.as_slice().expect("standard layout"));
+        }
         self.next += k;
         Ok(Some(batch))
     }
