@@ -380,6 +380,112 @@ macro_rules! impl_code {
 impl_code!(i8, 127);
 impl_code!(i16, 32767);
 
+/// Element types of the images the kernels read: compress input and the reference of
+/// [`BlockTransform::decompress_compare`]. `f32`, or integer samples (`u8`, `u16`, `i16`)
+/// converted to f32 (exactly) as they are loaded, so integer data never exists as a float
+/// buffer: a quarter (`u8`) or half of the memory traffic.
+pub trait Pixel: Copy + Send + Sync + 'static + pixel_sealed::Sealed {
+    /// The value as f32 (exact for the integer types).
+    #[doc(hidden)]
+    fn to_f32(self) -> f32;
+    /// Low bits of the value (the read-ahead folds them so its loads are kept).
+    #[doc(hidden)]
+    fn bits(self) -> u32;
+    /// [`Range`] of `x`, vectorized by the caller's instruction set.
+    #[doc(hidden)]
+    fn range_of(x: &[Self]) -> Range;
+}
+
+mod pixel_sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for u8 {}
+    impl Sealed for u16 {}
+    impl Sealed for i16 {}
+}
+
+impl Pixel for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    fn bits(self) -> u32 {
+        self.to_bits()
+    }
+    #[inline(always)]
+    fn range_of(x: &[f32]) -> Range {
+        let mut lo = [f32::INFINITY; LANES];
+        let mut hi = [f32::NEG_INFINITY; LANES];
+        // Counted as a mask (is_finite is one compare of |v| with ∞), no branch.
+        let mut bad = [0u32; LANES];
+        let chunks = x.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for l in 0..LANES {
+                let v = c[l];
+                lo[l] = lo[l].min(v);
+                hi[l] = hi[l].max(v);
+                bad[l] |= u32::from(!v.is_finite());
+            }
+        }
+        for (l, &v) in rest.iter().enumerate() {
+            lo[l] = lo[l].min(v);
+            hi[l] = hi[l].max(v);
+            bad[l] |= u32::from(!v.is_finite());
+        }
+        Range {
+            lo: lo.iter().copied().fold(f32::INFINITY, f32::min),
+            hi: hi.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            finite: bad.iter().all(|&b| b == 0),
+        }
+    }
+}
+
+macro_rules! impl_pixel {
+    ($t:ty) => {
+        impl Pixel for $t {
+            #[inline(always)]
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            #[inline(always)]
+            fn bits(self) -> u32 {
+                self as u32
+            }
+            #[inline(always)]
+            fn range_of(x: &[$t]) -> Range {
+                // In the integer type: one 64-byte register holds 64 / size_of lanes.
+                const N: usize = 64 / std::mem::size_of::<$t>();
+                let (mut lo, mut hi) = ([<$t>::MAX; N], [<$t>::MIN; N]);
+                let chunks = x.chunks_exact(N);
+                let rest = chunks.remainder();
+                for c in chunks {
+                    for l in 0..N {
+                        lo[l] = lo[l].min(c[l]);
+                        hi[l] = hi[l].max(c[l]);
+                    }
+                }
+                for (l, &v) in rest.iter().enumerate() {
+                    lo[l] = lo[l].min(v);
+                    hi[l] = hi[l].max(v);
+                }
+                if x.is_empty() {
+                    return Range::EMPTY;
+                }
+                Range {
+                    lo: lo.iter().copied().min().unwrap_or(<$t>::MIN) as f32,
+                    hi: hi.iter().copied().max().unwrap_or(<$t>::MAX) as f32,
+                    finite: true,
+                }
+            }
+        }
+    };
+}
+impl_pixel!(u8);
+impl_pixel!(u16);
+impl_pixel!(i16);
+
 /// A reusable plan for one image geometry, block size, cf, layout and matrix set.
 ///
 /// Construction precomputes everything (padded matrices, edge index tables,
@@ -638,8 +744,9 @@ impl BlockTransform {
         (self.nbh, self.nbw)
     }
 
-    /// `x`: `planes·H·W` f32 → `y`: `planes·plane_coeffs()` coefficients.
-    pub fn compress(&self, x: &[f32], planes: usize, y: &mut [f32]) -> Result<(), Error> {
+    /// `x`: `planes·H·W` pixels (f32, or integer samples converted on load) → `y`:
+    /// `planes·plane_coeffs()` coefficients.
+    pub fn compress<S: Pixel>(&self, x: &[S], planes: usize, y: &mut [f32]) -> Result<(), Error> {
         self.check(x.len(), y.len(), planes)?;
         self.run_compress(x, planes, y);
         Ok(())
@@ -647,9 +754,9 @@ impl BlockTransform {
 
     /// Like [`compress`](Self::compress) but writes integer codes
     /// `clamp(round_ties_even(y), -MAX, MAX)`; returns how many values were clamped.
-    pub fn compress_codes<T: Code>(
+    pub fn compress_codes<S: Pixel, T: Code>(
         &self,
-        x: &[f32],
+        x: &[S],
         planes: usize,
         y: &mut [T],
     ) -> Result<usize, Error> {
@@ -680,7 +787,7 @@ impl BlockTransform {
         x: &mut [f32],
     ) -> Result<(), Error> {
         self.check(x.len(), y.len(), planes)?;
-        self.run_decompress(y, planes, x, None);
+        self.run_decompress::<T, f32>(y, planes, x, None);
         Ok(())
     }
 
@@ -688,12 +795,12 @@ impl BlockTransform {
     /// that also compares each strip with the same strip of `reference` (the layout of `x`) while
     /// it is in the cache: returns [`diff_stats`]`(reference, x)` (the f64 sum in another order)
     /// without a pass of its own over the two buffers.
-    pub fn decompress_compare<T: Elem>(
+    pub fn decompress_compare<T: Elem, R: Pixel>(
         &self,
         y: &[T],
         planes: usize,
         x: &mut [f32],
-        reference: &[f32],
+        reference: &[R],
     ) -> Result<(f64, f64), Error> {
         self.check(x.len(), y.len(), planes)?;
         if reference.len() != x.len() {
@@ -736,7 +843,7 @@ impl BlockTransform {
         (s / self.nbh) * self.h * self.w + (s % self.nbh) * self.b * self.w
     }
 
-    fn run_compress<T: Elem>(&self, x: &[f32], planes: usize, y: &mut [T]) -> usize {
+    fn run_compress<S: Pixel, T: Elem>(&self, x: &[S], planes: usize, y: &mut [T]) -> usize {
         let strips = planes * self.nbh;
         if strips == 0 {
             return 0;
@@ -753,7 +860,7 @@ impl BlockTransform {
             let n = match self.b {
                 4 => dispatch(
                     self.isa,
-                    CompressLoop::<4, T> {
+                    CompressLoop::<4, S, T> {
                         p: self,
                         x,
                         work: &work,
@@ -761,7 +868,7 @@ impl BlockTransform {
                 ),
                 8 => dispatch(
                     self.isa,
-                    CompressLoop::<8, T> {
+                    CompressLoop::<8, S, T> {
                         p: self,
                         x,
                         work: &work,
@@ -769,7 +876,7 @@ impl BlockTransform {
                 ),
                 16 => dispatch(
                     self.isa,
-                    CompressLoop::<16, T> {
+                    CompressLoop::<16, S, T> {
                         p: self,
                         x,
                         work: &work,
@@ -777,7 +884,7 @@ impl BlockTransform {
                 ),
                 _ => dispatch(
                     self.isa,
-                    CompressLoop::<32, T> {
+                    CompressLoop::<32, S, T> {
                         p: self,
                         x,
                         work: &work,
@@ -795,12 +902,12 @@ impl BlockTransform {
     }
 
     /// Decompress; with a reference, also its diff stats against the output.
-    fn run_decompress<T: Elem>(
+    fn run_decompress<T: Elem, R: Pixel>(
         &self,
         y: &[T],
         planes: usize,
         x: &mut [f32],
-        reference: Option<&[f32]>,
+        reference: Option<&[R]>,
     ) -> (f64, f64) {
         let strips = planes * self.nbh;
         if strips == 0 {
@@ -818,7 +925,7 @@ impl BlockTransform {
             match self.b {
                 4 => dispatch(
                     self.isa,
-                    DecompressLoop::<4, T> {
+                    DecompressLoop::<4, T, R> {
                         p: self,
                         y,
                         work: &work,
@@ -828,7 +935,7 @@ impl BlockTransform {
                 ),
                 8 => dispatch(
                     self.isa,
-                    DecompressLoop::<8, T> {
+                    DecompressLoop::<8, T, R> {
                         p: self,
                         y,
                         work: &work,
@@ -838,7 +945,7 @@ impl BlockTransform {
                 ),
                 16 => dispatch(
                     self.isa,
-                    DecompressLoop::<16, T> {
+                    DecompressLoop::<16, T, R> {
                         p: self,
                         y,
                         work: &work,
@@ -848,7 +955,7 @@ impl BlockTransform {
                 ),
                 _ => dispatch(
                     self.isa,
-                    DecompressLoop::<32, T> {
+                    DecompressLoop::<32, T, R> {
                         p: self,
                         y,
                         work: &work,
@@ -987,7 +1094,7 @@ impl Range {
 }
 
 /// [`Range`] of `x`, in one vectorized pass.
-pub fn range(x: &[f32]) -> Range {
+pub fn range<S: Pixel>(x: &[S]) -> Range {
     let mut out = Range::EMPTY;
     dispatch(Isa::detect(), RangeKernel { x, out: &mut out });
     out
@@ -1015,36 +1122,15 @@ pub fn diff_stats(a: &[f32], b: &[f32]) -> Result<(f64, f64), Error> {
     Ok(out)
 }
 
-struct RangeKernel<'a> {
-    x: &'a [f32],
+struct RangeKernel<'a, S> {
+    x: &'a [S],
     out: &'a mut Range,
 }
 
-impl Kernel for RangeKernel<'_> {
+impl<S: Pixel> Kernel for RangeKernel<'_, S> {
     #[inline(always)]
     fn run<A: Arith>(self) -> usize {
-        let mut lo = [f32::INFINITY; LANES];
-        let mut hi = [f32::NEG_INFINITY; LANES];
-        // Counted as a mask (is_finite is one compare of |v| with ∞), no branch.
-        let mut bad = [0u32; LANES];
-        let chunks = self.x.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for l in 0..LANES {
-                let v = c[l];
-                lo[l] = lo[l].min(v);
-                hi[l] = hi[l].max(v);
-                bad[l] |= u32::from(!v.is_finite());
-            }
-        }
-        for (l, &v) in rest.iter().enumerate() {
-            lo[l] = lo[l].min(v);
-            hi[l] = hi[l].max(v);
-            bad[l] |= u32::from(!v.is_finite());
-        }
-        self.out.lo = lo.iter().copied().fold(f32::INFINITY, f32::min);
-        self.out.hi = hi.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        self.out.finite = bad.iter().all(|&b| b == 0);
+        *self.out = S::range_of(self.x);
         0
     }
 }
@@ -1073,8 +1159,8 @@ const DIFF_LANES: usize = 8;
 /// absolute value to `worst`, lane by lane (the sum is rounded per lane; the conversion and the
 /// subtraction are exact).
 #[inline(always)]
-fn diff_accumulate(
-    a: &[f32],
+fn diff_accumulate<R: Pixel>(
+    a: &[R],
     b: &[f32],
     sse: &mut [f64; DIFF_LANES],
     worst: &mut [f64; DIFF_LANES],
@@ -1083,13 +1169,13 @@ fn diff_accumulate(
     let (ar, br) = (ac.remainder(), bc.remainder());
     for (a, b) in ac.zip(bc) {
         for l in 0..DIFF_LANES {
-            let d = a[l] as f64 - b[l] as f64;
+            let d = a[l].to_f32() as f64 - b[l] as f64;
             sse[l] += d * d;
             worst[l] = worst[l].max(d.abs());
         }
     }
     for (l, (&a, &b)) in ar.iter().zip(br).enumerate() {
-        let d = a as f64 - b as f64;
+        let d = a.to_f32() as f64 - b as f64;
         sse[l] += d * d;
         worst[l] = worst[l].max(d.abs());
     }
@@ -1314,13 +1400,13 @@ impl<const B: usize> Scratch<B> {
     }
 }
 
-struct CompressLoop<'a, 'o, const B: usize, T> {
+struct CompressLoop<'a, 'o, const B: usize, S, T> {
     p: &'a BlockTransform,
-    x: &'a [f32],
+    x: &'a [S],
     work: &'a Mutex<Claims<'o, T>>,
 }
 
-impl<const B: usize, T: Elem> Kernel for CompressLoop<'_, '_, B, T> {
+impl<const B: usize, S: Pixel, T: Elem> Kernel for CompressLoop<'_, '_, B, S, T> {
     #[inline(always)]
     fn run<A: Arith>(self) -> usize {
         let p = self.p;
@@ -1330,23 +1416,23 @@ impl<const B: usize, T: Elem> Kernel for CompressLoop<'_, '_, B, T> {
         let r = p.strip_len;
         while let Some((s0, s1, out)) = Claims::claim(self.work, |a, b| (b - a) * r) {
             for (s, o) in (s0..s1).zip(out.chunks_exact_mut(r)) {
-                clamped += compress_strip::<B, T, A>(p, &m, self.x, s, o, &mut sc);
+                clamped += compress_strip::<B, S, T, A>(p, &m, self.x, s, o, &mut sc);
             }
         }
         clamped
     }
 }
 
-struct DecompressLoop<'a, 'o, const B: usize, T> {
+struct DecompressLoop<'a, 'o, const B: usize, T, R> {
     p: &'a BlockTransform,
     y: &'a [T],
     work: &'a Mutex<Claims<'o, f32>>,
     /// Compared with each strip as it is written; the sums go to `stats`.
-    reference: Option<&'a [f32]>,
+    reference: Option<&'a [R]>,
     stats: &'a Mutex<(f64, f64)>,
 }
 
-impl<const B: usize, T: Elem> Kernel for DecompressLoop<'_, '_, B, T> {
+impl<const B: usize, T: Elem, R: Pixel> Kernel for DecompressLoop<'_, '_, B, T, R> {
     #[inline(always)]
     fn run<A: Arith>(self) -> usize {
         let p = self.p;
@@ -1378,10 +1464,10 @@ impl<const B: usize, T: Elem> Kernel for DecompressLoop<'_, '_, B, T> {
 
 /// Compresses global strip `s` into `out` (its `strip_len` coefficients).
 #[inline(always)]
-fn compress_strip<const B: usize, T: Elem, A: Arith>(
+fn compress_strip<const B: usize, S: Pixel, T: Elem, A: Arith>(
     p: &BlockTransform,
     m: &Mats<'_, B>,
-    x: &[f32],
+    x: &[S],
     s: usize,
     out: &mut [T],
     sc: &mut Scratch<B>,
@@ -1407,7 +1493,7 @@ fn compress_strip<const B: usize, T: Elem, A: Arith>(
     let mut x0 = 0;
     while x0 < p.wd {
         let width = (p.wd - x0).min(p.tune.chunk);
-        row_pass::<B, A>(
+        row_pass::<B, S, A>(
             plane,
             &rows,
             x0,
@@ -1427,12 +1513,12 @@ fn compress_strip<const B: usize, T: Elem, A: Arith>(
         for (k, t) in sc.tail.iter_mut().enumerate() {
             let src = &plane[rows[k]..][..p.w];
             for (d, &col) in t.iter_mut().zip(&p.tail_cols) {
-                *d = src[col];
+                *d = src[col].to_f32();
             }
         }
         let tile_rows: [usize; B] = std::array::from_fn(|k| k * TAIL);
         let tile = sc.tail.as_flattened();
-        row_pass::<B, A>(
+        row_pass::<B, f32, A>(
             tile,
             &tile_rows,
             0,
@@ -1452,36 +1538,42 @@ fn compress_strip<const B: usize, T: Elem, A: Arith>(
 /// `tmp[i][g·16..] = Σ_k ar[i][k] · src[rows[k] + x0 + g·16..]` for `i < c`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn row_pass<const B: usize, A: Arith>(
-    src: &[f32],
+fn row_pass<const B: usize, S: Pixel, A: Arith>(
+    src: &[S],
     rows: &[usize; B],
     x0: usize,
     groups: usize,
     ar: &[[f32; B]; B],
     c: usize,
     tmp: &mut [[f32; CHUNK]; B],
-    ahead: &[f32],
+    ahead: &[S],
     pf: &mut (usize, u32),
 ) {
+    // Elements per 64-byte cache line, and lines the b rows of one lane group span.
+    let line = 64 / std::mem::size_of::<S>();
+    let lines = (B * LANES).div_ceil(line);
     for g in 0..groups {
         let x = x0 + g * LANES;
-        // Read ahead b lines of the next strip per group (as many as this group
-        // consumes): plain loads acting as a software prefetch. Why: this loop
+        // Read ahead as many lines of the next strip per group as this group
+        // consumes: plain loads acting as a software prefetch. Why: this loop
         // reads the b rows interleaved, 64 B of each in turn; when several rows
         // share a 4 KiB page (W < 1024) that pattern defeats the L2 streamer
         // (one ascending stream per page), so without help every line would be
         // a demand miss. The read-ahead is one sequential stream.
         if pf.0 < ahead.len() {
-            for t in 0..B {
-                if let Some(v) = ahead.get(pf.0 + t * LANES) {
-                    pf.1 ^= v.to_bits();
+            for t in 0..lines {
+                if let Some(v) = ahead.get(pf.0 + t * line) {
+                    pf.1 ^= v.bits();
                 }
             }
             pf.0 += B * LANES;
         }
-        // Load the b input rows once; they stay in registers across the c outputs.
-        let xs: [[f32; LANES]; B] =
-            std::array::from_fn(|k| src[rows[k] + x..][..LANES].try_into().unwrap());
+        // Load the b input rows once (integer samples converted here, in registers); they
+        // stay in registers across the c outputs.
+        let xs: [[f32; LANES]; B] = std::array::from_fn(|k| {
+            let r: &[S; LANES] = src[rows[k] + x..][..LANES].try_into().unwrap();
+            std::array::from_fn(|l| r[l].to_f32())
+        });
         for (a, t) in ar[..c].iter().zip(tmp.iter_mut()) {
             // Two independent FMA chains (even/odd k): halves the latency chain,
             // which otherwise bounds small c.

@@ -485,7 +485,7 @@ fn rejects_bad_arguments() {
         plan.compress(&[0.0; 80], 1, &mut y),
         Err(Error::BadLen { what: "x", .. })
     ));
-    plan.compress(&[], 0, &mut []).unwrap();
+    plan.compress::<f32>(&[], 0, &mut []).unwrap();
 }
 
 #[test]
@@ -568,4 +568,54 @@ fn decompress_compare_equals_decompress_then_a_naive_comparison() {
             ..
         })
     ));
+}
+
+/// Integer pixels (`u8`, `u16`, `i16`) are converted exactly as they are loaded, so compress,
+/// compress_codes and decompress_compare of integer samples equal, bit for bit, the same calls on
+/// those samples as f32 (which the tests above check against the f64 reference): every ISA,
+/// both keeps, padded sizes (the right-edge tile, the mirrored last strip), narrow planes (the
+/// read-ahead) and thread counts.
+#[test]
+fn integer_pixels_equal_their_f32_values() {
+    fn check<S: block_transform::Pixel + Default>(to: impl Fn(u64) -> S, from: impl Fn(S) -> f32) {
+        let mut rng = Rng(23);
+        for (planes, h, w) in [(6, 64, 64), (2, 37, 300), (1, 130, 1030), (3, 9, 17)] {
+            let xs: Vec<S> = (0..planes * h * w).map(|_| to(rng.next_u64())).collect();
+            let xf: Vec<f32> = xs.iter().map(|&v| from(v)).collect();
+            for (b, c, tri) in [(8, 4, false), (8, 5, true), (4, 2, false), (16, 7, false)] {
+                for isa in isas() {
+                    for threads in [1, 2] {
+                        let mut plan =
+                            BlockTransform::dct(h, w, b, c, keep(tri, c), threads).unwrap();
+                        plan.set_isa(isa).unwrap();
+                        let what =
+                            format!("{planes}x{h}x{w} b={b} c={c} tri={tri} {isa:?} t={threads}");
+                        let n = planes * plan.plane_coeffs();
+                        let (mut yi, mut yf) = (vec![0f32; n], vec![0f32; n]);
+                        plan.compress(&xs, planes, &mut yi).unwrap();
+                        plan.compress(&xf, planes, &mut yf).unwrap();
+                        assert_eq!(yi, yf, "compress {what}");
+                        let (mut qi, mut qf) = (vec![0i16; n], vec![0i16; n]);
+                        let ci = plan.compress_codes(&xs, planes, &mut qi).unwrap();
+                        let cf = plan.compress_codes(&xf, planes, &mut qf).unwrap();
+                        assert_eq!((qi.clone(), ci), (qf, cf), "compress_codes {what}");
+                        let (mut oi, mut of) = (vec![0f32; xs.len()], vec![0f32; xs.len()]);
+                        let si = plan.decompress_compare(&qi, planes, &mut oi, &xs).unwrap();
+                        let sf = plan.decompress_compare(&qi, planes, &mut of, &xf).unwrap();
+                        assert_eq!(oi, of, "decompress_compare output {what}");
+                        // Threads add their partial sums in the order they finish.
+                        assert_eq!(si.1, sf.1, "decompress_compare max {what}");
+                        let close = (si.0 - sf.0).abs() <= 1e-12 * sf.0;
+                        assert!(close, "decompress_compare sse {what}: {si:?} {sf:?}");
+                        assert!(si.0 > 0.0, "a lossy round trip has an error {what}");
+                    }
+                }
+            }
+        }
+    }
+    check(|r| r as u8, f32::from);
+    check(|r| r as u16, f32::from);
+    check(|r| r as i16, f32::from);
+    // Image-like u8 (smooth, not noise): the same equality where codes are small.
+    check(|r| (128 + (r % 7) as i32 - 3) as u8, f32::from);
 }

@@ -191,3 +191,38 @@ fn store_samples_follows_the_written_out_rule() {
     }
     assert!(store_samples(&x, &mut u8s[1..]).is_err());
 }
+
+/// `range` of integer samples: the naive min and max, always finite, across the integer lane
+/// widths (64 `u8`, 32 `u16`/`i16` per register) and their remainders.
+#[test]
+fn range_of_integer_samples_equals_a_naive_scan() {
+    fn check<S: block_transform::Pixel + Ord + Into<f32>>(sample: impl Fn(u64) -> S) {
+        for n in [0, 1, 31, 32, 33, 63, 64, 65, 127, 1000, 4099] {
+            let mut s = n as u64 * 7 + 1;
+            let x: Vec<S> = (0..n)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    sample(s)
+                })
+                .collect();
+            let r = range(&x);
+            match (x.iter().min(), x.iter().max()) {
+                (Some(&lo), Some(&hi)) => {
+                    assert_eq!(
+                        (r.lo, r.hi, r.finite),
+                        (lo.into(), hi.into(), true),
+                        "n {n}"
+                    )
+                }
+                _ => assert_eq!(r, block_transform::Range::EMPTY),
+            }
+        }
+    }
+    check(|s| s as u8);
+    check(|s| (s % 200) as u8 + 20);
+    check(|s| s as u16);
+    check(|s| s as i16);
+    check(|s| (s % 1000) as i16 - 500);
+}
