@@ -12,6 +12,9 @@
 //! `--isa generic|avx2|avx512` `--runs 7` `--mib 64`; the plan's
 //! [`Tuning`](block_transform::Tuning):
 //! `--chunk N` (column chunk) and `--read-ahead-max-w N` (0: no read-ahead).
+//! Ops: `c`/`d` floats, `ci8`/`di8` int8 codes, `ci16` int16 codes, `cu8i16` int16 codes of
+//! 8-bit samples, `di16` decompress int16 codes, `dci16`/`dci16u8` decompress_compare of int16 codes against the f32 / 8-bit
+//! samples (GB/s and ×copy are of the f32 size in every row).
 //!
 //! `--hot`: instead, a compute-bound table per instruction set: one thread on a
 //! cache-resident 3×128² tensor (minimum of 15 × 20 calls), ns per pixel.
@@ -159,6 +162,8 @@ fn main() {
             .map(|i| ((i % s) as f32 * 0.01).sin() * 0.4 + 0.5 + ((i * 7919) % 97) as f32 * 1e-3)
             .collect();
         let mut xo = vec![1.0f32; len];
+        // The same image as 8-bit samples (ops cu8i16, dci16u8).
+        let x8: Vec<u8> = x.iter().map(|&v| (v * 255.0) as u8).collect();
         let copy = |xo: &mut Vec<f32>| {
             median_time(runs, || {
                 std::hint::black_box(&mut *xo).copy_from_slice(std::hint::black_box(&x))
@@ -186,8 +191,10 @@ fn main() {
                     let m = planes * plan.plane_coeffs();
                     let mut y = vec![1.0f32; m];
                     let mut q = vec![1i8; m];
+                    let mut q16 = vec![1i16; m];
                     plan.compress(&x, planes, &mut y).unwrap();
                     plan.compress_codes(&x, planes, &mut q).unwrap();
+                    plan.compress_codes(&x, planes, &mut q16).unwrap();
                     for op in &ops {
                         let secs = match op.as_str() {
                             "c" => median_time(runs, || plan.compress(&x, planes, &mut y).unwrap()),
@@ -199,6 +206,21 @@ fn main() {
                             }),
                             "di8" => median_time(runs, || {
                                 plan.decompress_codes(&q, planes, &mut xo).unwrap()
+                            }),
+                            "ci16" => median_time(runs, || {
+                                plan.compress_codes(&x, planes, &mut q16).unwrap();
+                            }),
+                            "cu8i16" => median_time(runs, || {
+                                plan.compress_codes(&x8, planes, &mut q16).unwrap();
+                            }),
+                            "di16" => median_time(runs, || {
+                                plan.decompress_codes(&q16, planes, &mut xo).unwrap();
+                            }),
+                            "dci16" => median_time(runs, || {
+                                plan.decompress_compare(&q16, planes, &mut xo, &x).unwrap();
+                            }),
+                            "dci16u8" => median_time(runs, || {
+                                plan.decompress_compare(&q16, planes, &mut xo, &x8).unwrap();
                             }),
                             _ => panic!("unknown op {op}"),
                         };

@@ -391,6 +391,9 @@ pub trait Pixel: Copy + Send + Sync + 'static + pixel_sealed::Sealed {
     /// Low bits of the value (the read-ahead folds them so its loads are kept).
     #[doc(hidden)]
     fn bits(self) -> u32;
+    /// The first [`LANES`] values of `src` as f32: one vector load (and conversion).
+    #[doc(hidden)]
+    fn lanes(src: &[Self]) -> [f32; LANES];
     /// [`Range`] of `x`, vectorized by the caller's instruction set.
     #[doc(hidden)]
     fn range_of(x: &[Self]) -> Range;
@@ -412,6 +415,10 @@ impl Pixel for f32 {
     #[inline(always)]
     fn bits(self) -> u32 {
         self.to_bits()
+    }
+    #[inline(always)]
+    fn lanes(src: &[f32]) -> [f32; LANES] {
+        src[..LANES].try_into().unwrap()
     }
     #[inline(always)]
     fn range_of(x: &[f32]) -> Range {
@@ -452,6 +459,17 @@ macro_rules! impl_pixel {
             #[inline(always)]
             fn bits(self) -> u32 {
                 self as u32
+            }
+            #[inline(always)]
+            fn lanes(src: &[$t]) -> [f32; LANES] {
+                // A plain loop over a fixed-size array: one widening load and one conversion
+                // (array::from_fn here kept the lanes in memory, 2× slower).
+                let s: &[$t; LANES] = src[..LANES].try_into().unwrap();
+                let mut out = [0.0f32; LANES];
+                for l in 0..LANES {
+                    out[l] = s[l] as f32;
+                }
+                out
             }
             #[inline(always)]
             fn range_of(x: &[$t]) -> Range {
@@ -1100,9 +1118,11 @@ pub fn range<S: Pixel>(x: &[S]) -> Range {
     out
 }
 
-/// Sum of squared differences and largest absolute difference of `a` and `b` (equal lengths),
-/// in f64: the conversion and the subtraction are exact, the sum is rounded per lane.
-pub fn diff_stats(a: &[f32], b: &[f32]) -> Result<(f64, f64), Error> {
+/// Sum of squared differences and largest absolute difference of `a` and `b` (equal lengths):
+/// each difference is rounded to f32 (relative error ≤ 2⁻²⁴), squares are summed per lane in f32
+/// over at most [`DIFF_F32_RUN`]·16 values, then in f64, so the sum is within about 10⁻⁵ of the
+/// exact one (relative) at f32 speed.
+pub fn diff_stats<R: Pixel>(a: &[R], b: &[f32]) -> Result<(f64, f64), Error> {
     if a.len() != b.len() {
         return Err(Error::BadLen {
             what: "diff_stats b",
@@ -1135,49 +1155,69 @@ impl<S: Pixel> Kernel for RangeKernel<'_, S> {
     }
 }
 
-struct DiffKernel<'a> {
-    a: &'a [f32],
+struct DiffKernel<'a, R> {
+    a: &'a [R],
     b: &'a [f32],
     out: &'a mut (f64, f64),
 }
 
-impl Kernel for DiffKernel<'_> {
+impl<R: Pixel> Kernel for DiffKernel<'_, R> {
     #[inline(always)]
     fn run<A: Arith>(self) -> usize {
         let mut sse = [0f64; DIFF_LANES];
-        let mut worst = [0f64; DIFF_LANES];
+        let mut worst = [0f32; DIFF_LANES];
         diff_accumulate(self.a, self.b, &mut sse, &mut worst);
-        *self.out = (sse.iter().sum(), worst.iter().copied().fold(0.0, f64::max));
+        *self.out = (
+            sse.iter().sum(),
+            worst.iter().copied().fold(0.0, f32::max) as f64,
+        );
         0
     }
 }
 
-/// f64 lanes of the difference sums.
-const DIFF_LANES: usize = 8;
+/// Lanes of the difference sums.
+const DIFF_LANES: usize = LANES;
+/// Lane groups whose squares are summed in f32 before the sums move to f64: bounds the f32
+/// rounding of a lane's partial sum to about 256 ulp, i.e. 1.5·10⁻⁵ relative, in the worst case.
+/// (Summing in f64 throughout cost as much as the decompression itself.)
+pub const DIFF_F32_RUN: usize = 256;
 
 /// Adds the squared differences of `a` and `b` (equal lengths) to `sse` and their largest
-/// absolute value to `worst`, lane by lane (the sum is rounded per lane; the conversion and the
-/// subtraction are exact).
+/// absolute value to `worst`, lane by lane (see [`diff_stats`] for the rounding).
 #[inline(always)]
 fn diff_accumulate<R: Pixel>(
     a: &[R],
     b: &[f32],
     sse: &mut [f64; DIFF_LANES],
-    worst: &mut [f64; DIFF_LANES],
+    worst: &mut [f32; DIFF_LANES],
 ) {
-    let (ac, bc) = (a.chunks_exact(DIFF_LANES), b.chunks_exact(DIFF_LANES));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (a, b) in ac.zip(bc) {
-        for l in 0..DIFF_LANES {
-            let d = a[l].to_f32() as f64 - b[l] as f64;
-            sse[l] += d * d;
-            worst[l] = worst[l].max(d.abs());
+    const RUN: usize = DIFF_F32_RUN * DIFF_LANES;
+    for (a, b) in a.chunks(RUN).zip(b.chunks(RUN)) {
+        // Fresh register accumulators per run (a select, not f32::max: NaN cannot occur in a
+        // round trip of finite data, and max's NaN rule costs a compare and a blend).
+        let mut run = [0f32; DIFF_LANES];
+        let mut top = *worst;
+        let (ac, bc) = (a.chunks_exact(DIFF_LANES), b.chunks_exact(DIFF_LANES));
+        let (ar, br) = (ac.remainder(), bc.remainder());
+        for (a, b) in ac.zip(bc) {
+            let a = R::lanes(a);
+            let b: &[f32; DIFF_LANES] = b.try_into().unwrap();
+            for l in 0..DIFF_LANES {
+                let d = a[l] - b[l];
+                run[l] += d * d;
+                let m = d.abs();
+                top[l] = if m > top[l] { m } else { top[l] };
+            }
         }
-    }
-    for (l, (&a, &b)) in ar.iter().zip(br).enumerate() {
-        let d = a.to_f32() as f64 - b as f64;
-        sse[l] += d * d;
-        worst[l] = worst[l].max(d.abs());
+        for (l, (&a, &b)) in ar.iter().zip(br).enumerate() {
+            let d = (a.to_f32() - b).abs();
+            run[l] += d * d;
+            top[l] = if d > top[l] { d } else { top[l] };
+        }
+        for l in 0..DIFF_LANES {
+            sse[l] += run[l] as f64;
+        }
+        *worst = top;
     }
 }
 
@@ -1440,7 +1480,7 @@ impl<const B: usize, T: Elem, R: Pixel> Kernel for DecompressLoop<'_, '_, B, T, 
         let mut sc = Scratch::<B>::new();
         let r = p.strip_len;
         let len = |a, b| p.image_offset(b) - p.image_offset(a);
-        let (mut sse, mut worst) = ([0f64; DIFF_LANES], [0f64; DIFF_LANES]);
+        let (mut sse, mut worst) = ([0f64; DIFF_LANES], [0f32; DIFF_LANES]);
         while let Some((s0, s1, mut out)) = Claims::claim(self.work, len) {
             for s in s0..s1 {
                 let rows = (p.h - (s % p.nbh) * B).min(B);
@@ -1456,7 +1496,7 @@ impl<const B: usize, T: Elem, R: Pixel> Kernel for DecompressLoop<'_, '_, B, T, 
         if self.reference.is_some() {
             let mut g = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             g.0 += sse.iter().sum::<f64>();
-            g.1 = worst.iter().copied().fold(g.1, f64::max);
+            g.1 = worst.iter().map(|&w| w as f64).fold(g.1, f64::max);
         }
         0
     }
@@ -1570,10 +1610,12 @@ fn row_pass<const B: usize, S: Pixel, A: Arith>(
         }
         // Load the b input rows once (integer samples converted here, in registers); they
         // stay in registers across the c outputs.
-        let xs: [[f32; LANES]; B] = std::array::from_fn(|k| {
-            let r: &[S; LANES] = src[rows[k] + x..][..LANES].try_into().unwrap();
-            std::array::from_fn(|l| r[l].to_f32())
-        });
+        // (A loop, not array::from_fn: its closure was not inlined into the
+        // target-feature function, which cost 2× with a conversion in it.)
+        let mut xs = [[0.0f32; LANES]; B];
+        for (k, v) in xs.iter_mut().enumerate() {
+            *v = S::lanes(&src[rows[k] + x..]);
+        }
         for (a, t) in ar[..c].iter().zip(tmp.iter_mut()) {
             // Two independent FMA chains (even/odd k): halves the latency chain,
             // which otherwise bounds small c.

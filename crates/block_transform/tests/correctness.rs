@@ -522,7 +522,8 @@ fn buffer_alignment_does_not_change_results() {
 
 /// `decompress_compare` writes what `decompress`/`decompress_codes` write and returns the sum of
 /// squared differences and the largest absolute difference against the reference, summed here
-/// naively in f64, at any thread count, padded sizes and both element types.
+/// naively in f64, within `diff_stats`' documented rounding, at any thread count, padded sizes
+/// and both element types.
 #[test]
 fn decompress_compare_equals_decompress_then_a_naive_comparison() {
     let mut rng = Rng(11);
@@ -544,8 +545,10 @@ fn decompress_compare_equals_decompress_then_a_naive_comparison() {
                         sse += d * d;
                         worst = worst.max(d.abs());
                     }
-                    assert_eq!(stats.1, worst, "{what}");
-                    let close = (stats.0 - sse).abs() <= 1e-12 * sse.max(1e-300);
+                    // diff_stats' rounding: differences in f32, squares summed in f32 runs.
+                    let max_close = (stats.1 - worst).abs() <= worst * f32::EPSILON as f64;
+                    assert!(max_close, "{what}: max {} vs {worst}", stats.1);
+                    let close = (stats.0 - sse).abs() <= 2e-5 * sse.max(1e-300);
                     assert!(close, "{what}: {stats:?} {sse}");
                 };
                 let mut want = vec![0.0; x.len()];
