@@ -462,6 +462,14 @@ impl Commit {
         Ok(self.files.last_mut().expect("pushed"))
     }
 
+    /// Add a temporary already written (and synced, if it was closed: [`TempFile::sync`] only
+    /// syncs an open file).
+    pub fn add_temp(&mut self, file: TempFile) -> Result<()> {
+        check_writable(&file.target, self.force)?;
+        self.files.push(file);
+        Ok(())
+    }
+
     /// Add a file with the given contents (written and closed at once, so many files can be
     /// added without holding a descriptor or a buffer each).
     pub fn add_bytes(&mut self, target: &Path, bytes: &[u8]) -> Result<()> {

@@ -27,6 +27,28 @@ struct ShardTemp {
     clamped: u64,
 }
 
+/// Bytes left free at the start of each shard's payload temporary for its header: when the
+/// header fits there it is written in place and the temporary renamed, with no copy of the
+/// payload (a 26 MB copy took 37 ms of a 0.4 s compress). The metadata is 1–2 KB plus the zstd
+/// chunk lists (two numbers per frame); the spaces that pad it to the reserved size cost under
+/// 0.1 % of a shard that large. Small shards reserve nothing and are copied once (cheap), so
+/// they stay as small as they can be.
+fn header_reserve(
+    shard_samples: usize,
+    sample_bytes: usize,
+    chunk_samples: usize,
+    header_room: usize,
+) -> u64 {
+    if shard_samples * sample_bytes < 32 << 20 {
+        return 0;
+    }
+    let frames = shard_samples.div_ceil(chunk_samples.max(1));
+    // Within the header room shards are sized with, so a shard stays within --shard-bytes.
+    (4096 + 24 * frames + header_room)
+        .next_multiple_of(4096)
+        .min(super::HEADER_RESERVE) as u64
+}
+
 /// Codes waiting to fill a chunk (one zstd frame).
 enum Pending {
     I8(Vec<i8>),
@@ -52,6 +74,8 @@ pub struct Writer {
     created: CreatedDirs,
     /// Extra spaces after each shard's JSON header (see [`Writer::with_header_room`]).
     header_room: usize,
+    /// Where each shard's payload starts in its temporary ([`header_reserve`]).
+    reserved: u64,
 }
 
 impl Writer {
@@ -108,6 +132,12 @@ impl Writer {
             pending_clamped: 0,
             created,
             header_room: 0,
+            reserved: header_reserve(
+                per_shard.min(total),
+                per_sample_bytes(spec, payload),
+                chunk_samples,
+                0,
+            ),
         })
     }
 
@@ -116,7 +146,23 @@ impl Writer {
     /// written by several workers get their final headers that way ([`super::parts`]).
     pub fn with_header_room(mut self, bytes: usize) -> Writer {
         self.header_room = bytes;
+        self.reserved = header_reserve(
+            self.per_shard.min(self.total),
+            per_sample_bytes(&self.spec, self.payload),
+            self.chunk_samples,
+            bytes,
+        );
         self
+    }
+
+    /// Samples the writer gathers before it entropy-codes them as one zstd frame (1 when it
+    /// writes each push as it comes).
+    pub fn frame_samples(&self) -> usize {
+        if self.coder.is_some() {
+            self.chunk_samples
+        } else {
+            1
+        }
     }
 
     pub fn shard_count(&self) -> usize {
@@ -151,8 +197,13 @@ impl Writer {
             .is_none_or(|s| s.samples == self.per_shard);
         if full {
             let i = self.shards.len();
+            let mut file = TempFile::create(&shard_path(&self.stem, i))?;
+            // The payload goes after the space its header will take (a hole until then).
+            use std::io::Seek;
+            let at = std::io::SeekFrom::Start(self.reserved);
+            file.file().seek(at).map_err(|e| file.io_error(e))?;
             self.shards.push(ShardTemp {
-                file: TempFile::create(&shard_path(&self.stem, i))?,
+                file,
                 crc: crc32fast::Hasher::new(),
                 samples: 0,
                 bytes: 0,
@@ -341,6 +392,7 @@ impl Writer {
         let count = shards.len();
         for (i, (mut s, crc)) in shards.into_iter().zip(&crcs).enumerate() {
             s.file.close()?;
+            let s_samples = s.samples;
             let path = shard_path(&self.stem, i);
             let meta = self.metadata(
                 info,
@@ -355,14 +407,34 @@ impl Writer {
             );
             let mut header = header_bytes(meta, self.payload, &self.spec, &s);
             header.resize(header.len() + self.header_room.next_multiple_of(8), b' ');
-            let out = commit.add(&path)?;
-            out.write_all(&(header.len() as u64).to_le_bytes())?;
-            out.write_all(&header)?;
-            let mut src =
-                File::open(s.file.temp_path()).map_err(|e| Error::io(s.file.target(), e))?;
-            std::io::copy(&mut src, out.file()).map_err(|e| Error::io(&path, e))?;
-            first += s.samples;
-            drop(s); // removes the payload temporary
+            let reserved = self.reserved as usize;
+            if 8 + header.len() <= reserved {
+                // In place: the header, padded with spaces to the reserved size, over the hole
+                // before the payload; the temporary becomes the shard.
+                header.resize(reserved - 8, b' ');
+                let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+                bytes.extend_from_slice(&header);
+                let io = |e| Error::io(&path, e);
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(s.file.temp_path())
+                    .map_err(io)?;
+                std::io::Write::write_all(&mut f, &bytes).map_err(io)?;
+                f.sync_all().map_err(io)?;
+                commit.add_temp(s.file)?;
+            } else {
+                let out = commit.add(&path)?;
+                out.write_all(&(header.len() as u64).to_le_bytes())?;
+                out.write_all(&header)?;
+                let mut src =
+                    File::open(s.file.temp_path()).map_err(|e| Error::io(s.file.target(), e))?;
+                use std::io::Seek;
+                src.seek(std::io::SeekFrom::Start(self.reserved))
+                    .map_err(|e| Error::io(s.file.target(), e))?;
+                std::io::copy(&mut src, out.file()).map_err(|e| Error::io(&path, e))?;
+                drop(s); // removes the payload temporary
+            }
+            first += s_samples;
             paths.push(path);
         }
         for (path, bytes) in extra {
@@ -534,5 +606,87 @@ fn remove_stale_shards(stem: &Path, count: usize) {
         } else {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::{CodeType, Quant};
+    use crate::{Codec, EngineOptions};
+    use ndarray::Array4;
+
+    /// A shard written with its header in the reserved room (no payload copy) reads back and
+    /// verifies like one written by copying, with the payload at the reserved offset; a header
+    /// too long for the room falls back to the copy, byte for byte the file of no reservation.
+    #[test]
+    fn header_in_place_or_copied_gives_the_same_container() {
+        let dir = std::env::temp_dir().join(format!("dctchop-reserve-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = Spec::new(24, 40, 4)
+            .with_channels(2)
+            .with_batch(3)
+            .with_quant(Quant::uniform(CodeType::I16, 0.05));
+        let x = Array4::from_shape_fn((7, 2, 24, 40), |(s, c, i, j)| {
+            ((s * 13 + c * 5 + i * 3 + j) % 29) as f32 * 0.37
+        });
+        let mut codec = Codec::new(&spec, &EngineOptions::native()).unwrap();
+        let (codes, _) = codec.compress_codes(x.view()).unwrap();
+        let payload = Payload::Codes {
+            code: CodeType::I16,
+            entropy: Entropy::Zstd { level: 1 },
+        };
+        let info = DatasetInfo {
+            dtype: crate::input::SampleType::Float32,
+            shape: [7, 2, 24, 40],
+            min: 0.0,
+            max: 28.0 * 0.37,
+        };
+        let write = |name: &str, reserved: u64| {
+            let stem = dir.join(name);
+            let mut w = Writer::create(&stem, &spec, payload, 7, 1 << 30, false, &[]).unwrap();
+            w.reserved = reserved;
+            w.push_codes(codes.view(), 0).unwrap();
+            let shards = w.finish(&info, &[], None).unwrap();
+            let c = super::super::open(&stem).unwrap();
+            c.verify().unwrap();
+            let back: Vec<_> = c
+                .loader(4, &EngineOptions::native())
+                .unwrap()
+                .map(|b| b.unwrap())
+                .collect();
+            let leftovers = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .contains(".tmp")
+                })
+                .count();
+            assert_eq!(leftovers, 0, "{name}: no temporary left");
+            (std::fs::read(&shards[0]).unwrap(), back)
+        };
+        let (copied, want) = write("copied", 0);
+        let (in_place, got) = write("in_place", 8192);
+        assert_eq!(got, want);
+        assert_eq!(in_place.len(), 8192 + (copied.len() - header_end(&copied)));
+        assert_eq!(
+            header_end(&in_place),
+            8192,
+            "the payload starts at the reserved offset"
+        );
+        assert_eq!(&in_place[8192..], &copied[header_end(&copied)..]);
+        let (fell_back, got) = write("fell_back", 64);
+        assert_eq!(got, want);
+        assert_eq!(fell_back, copied, "a header longer than the room: the copy");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Where a safetensors file's data starts.
+    fn header_end(file: &[u8]) -> usize {
+        8 + u64::from_le_bytes(file[..8].try_into().unwrap()) as usize
     }
 }
