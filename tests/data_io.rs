@@ -76,6 +76,31 @@ fn read_all(ds: &input::Dataset) -> Array4<f32> {
     ndarray::concatenate(ndarray::Axis(0), &views).unwrap()
 }
 
+/// Every batch of `Reader::next_pixels_with_range` (2 samples at a time) as f32, the variant the
+/// batches came as, and their merged range.
+fn read_all_pixels(ds: &input::Dataset) -> (Array4<f32>, &'static str, input::Range) {
+    use dctchop::pixels::Pixels;
+    let mut r = ds.reader().unwrap();
+    let (mut parts, mut kinds) = (Vec::new(), Vec::new());
+    let mut range = input::Range::EMPTY;
+    while let Some((b, batch_range)) = r.next_pixels_with_range(2).unwrap() {
+        kinds.push(match &b {
+            Pixels::F32(_) => "F32",
+            Pixels::U8(_) => "U8",
+            Pixels::U16(_) => "U16",
+            Pixels::I16(_) => "I16",
+        });
+        range = range.merge(batch_range);
+        parts.push(b.clone().into_f32());
+        r.recycle_pixels(b);
+    }
+    kinds.dedup();
+    assert_eq!(kinds.len(), 1, "one kind for every batch: {kinds:?}");
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    let all = ndarray::concatenate(ndarray::Axis(0), &views).unwrap();
+    (all, kinds[0], range)
+}
+
 #[test]
 fn npy_every_dtype_order_and_rank_reads_as_f32() {
     let dir = tmpdir("npy");
@@ -124,8 +149,75 @@ fn npy_every_dtype_order_and_rank_reads_as_f32() {
                 let got = read_all(&ds);
                 let want = Array4::from_shape_vec(as4, want).unwrap();
                 assert_eq!(got, want, "{}", path.display());
+                // As Pixels: the same values, in their own type where the reader keeps it.
+                let (got, kind, range) = read_all_pixels(&ds);
+                assert_eq!(got, want, "{}", path.display());
+                let kept = match (f, fortran) {
+                    ("u8", false) => "U8",
+                    ("u16", false) => "U16",
+                    ("i16", false) => "I16",
+                    _ => "F32",
+                };
+                assert_eq!(kind, kept, "{}", path.display());
+                let lo = want.iter().copied().fold(f32::INFINITY, f32::min);
+                let hi = want.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                assert_eq!((range.lo, range.hi, range.finite), (lo, hi, true));
             }
         }
+    }
+}
+
+/// Big-endian `.npy` files (`>u2`, `>i2`, `>f4`, `>f8`) read as their values; the reader
+/// converts them to f32 rather than handing over integers in the wrong byte order.
+#[test]
+fn npy_big_endian_reads_as_its_values() {
+    let dir = tmpdir("npy-be");
+    let shape = [3usize, 2, 5, 7];
+    let n: usize = shape.iter().product();
+    let base = smooth(1, 1, 1, n);
+    let file = |descr: &str, data: Vec<u8>| {
+        let mut h =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (3, 2, 5, 7), }}");
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((h.len() as u16).to_le_bytes());
+        bytes.extend(h.as_bytes());
+        bytes.extend(data);
+        let path = dir.join(format!("{}.npy", descr.replace('>', "be-")));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let u16s: Vec<u16> = base.iter().map(|&x| (x * 250.0) as u16).collect();
+    let i16s: Vec<i16> = base.iter().map(|&x| (x * 100.0 - 12000.0) as i16).collect();
+    let f32s: Vec<f32> = base.iter().map(|&x| x as f32 / 3.0).collect();
+    let f64s: Vec<f64> = base.iter().map(|&x| x / 7.0).collect();
+    let cases = [
+        (
+            file(">u2", u16s.iter().flat_map(|v| v.to_be_bytes()).collect()),
+            u16s.iter().map(|&v| v as f32).collect::<Vec<f32>>(),
+        ),
+        (
+            file(">i2", i16s.iter().flat_map(|v| v.to_be_bytes()).collect()),
+            i16s.iter().map(|&v| v as f32).collect(),
+        ),
+        (
+            file(">f4", f32s.iter().flat_map(|v| v.to_be_bytes()).collect()),
+            f32s.clone(),
+        ),
+        (
+            file(">f8", f64s.iter().flat_map(|v| v.to_be_bytes()).collect()),
+            f64s.iter().map(|&v| v as f32).collect(),
+        ),
+    ];
+    for (path, want) in cases {
+        let ds = input::open(std::slice::from_ref(&path)).unwrap();
+        let want = Array4::from_shape_vec(shape, want).unwrap();
+        assert_eq!(read_all(&ds), want, "{}", path.display());
+        let (got, kind, _) = read_all_pixels(&ds);
+        assert_eq!((got, kind), (want, "F32"), "{}", path.display());
     }
 }
 
@@ -179,6 +271,72 @@ fn images_keep_original_units_and_channels() {
     std::fs::write(d2.join("notes.txt"), "ignored").unwrap();
     let ds = input::open(&[d2]).unwrap();
     assert_eq!(ds.shape(), [3, 3, h as usize, w as usize]);
+}
+
+/// `compress` of uint8, uint16 and int16 `.npy` files with the default (quantized) options, which
+/// hand the native engine the samples in their own type: the container decompresses to what the
+/// codec gives for the same values as f32, and the reported PSNR and max error are those
+/// recomputed here from the decompressed data (several batches after the probe, a mixed-channel
+/// choice possible, odd sizes).
+#[test]
+fn integer_npy_compress_equals_the_codec_on_f32_values() {
+    let dir = tmpdir("int-npy");
+    let (n, c, h, w) = (9, 3, 37, 45);
+    let base = smooth(n, c, h, w);
+    let u8s: Vec<u8> = base.iter().map(|&x| x.round() as u8).collect();
+    let u16s: Vec<u16> = base.iter().map(|&x| (x * 250.0) as u16).collect();
+    let i16s: Vec<i16> = base.iter().map(|&x| (x * 100.0 - 12000.0) as i16).collect();
+    write_npy(&dir.join("u8.npy"), &[n, c, h, w], &u8s, false);
+    write_npy(&dir.join("u16.npy"), &[n, c, h, w], &u16s, false);
+    write_npy(&dir.join("i16.npy"), &[n, c, h, w], &i16s, false);
+    let cases = [
+        ("u8", u8s.iter().map(|&v| v as f32).collect::<Vec<f32>>()),
+        ("u16", u16s.iter().map(|&v| v as f32).collect()),
+        ("i16", i16s.iter().map(|&v| v as f32).collect()),
+    ];
+    for (name, values) in cases {
+        let x = Array4::from_shape_vec((n, c, h, w), values).unwrap();
+        let src = dir.join(format!("{name}.npy"));
+        let stem = dir.join(name);
+        let o = CompressOptions {
+            batch: 2,
+            ..CompressOptions::default()
+        };
+        let rep =
+            pipeline::compress(std::slice::from_ref(&src), &stem, &o, &mut |_, _| {}).unwrap();
+        assert!(rep.quant.is_some(), "{name}: quantized by default");
+        let cont = container::open(&stem).unwrap();
+        let spec = cont.header.spec.clone();
+        let mut codec = Codec::new(&spec, &EngineOptions::native()).unwrap();
+        let (codes, clamped) = codec.compress_codes(x.view()).unwrap();
+        let want = codec.decompress_codes(codes.view()).unwrap();
+        let mut got = Vec::new();
+        for b in cont.loader(4, &EngineOptions::native()).unwrap() {
+            got.extend(b.unwrap().iter().copied());
+        }
+        assert_eq!(got, want.iter().copied().collect::<Vec<_>>(), "{name}");
+        assert_eq!(
+            rep.quant.as_ref().unwrap().clamped,
+            clamped as u64,
+            "{name}"
+        );
+        let back = want.clone().into_dyn();
+        common::assert_reported_psnr(rep.psnr_db, &x, &back);
+        let worst = x
+            .iter()
+            .zip(want.iter())
+            .fold(0f64, |m, (&a, &b)| m.max((a as f64 - b as f64).abs()));
+        assert!(
+            (rep.max_error - worst).abs() <= worst * f32::EPSILON as f64,
+            "{name}: {} vs {worst}",
+            rep.max_error
+        );
+        assert_eq!((rep.value_min, rep.value_max), {
+            let lo = x.iter().copied().fold(f32::INFINITY, f32::min) as f64;
+            let hi = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            (lo, hi)
+        });
+    }
 }
 
 /// Float coefficients (container v1): these tests size shards by coefficient bytes.

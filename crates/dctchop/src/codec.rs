@@ -20,6 +20,7 @@ use ndarray::{
 use crate::engine::{compile, EngineOptions, Runner};
 use crate::error::{Error, Result};
 use crate::graph::Direction;
+use crate::pixels::PixelsView;
 use crate::plan::{mirror_index, Plan};
 use crate::quant::{CodeElem, Codes, CodesView, Quant};
 use crate::spec::Spec;
@@ -97,19 +98,34 @@ impl Codec {
         Ok(out)
     }
 
-    /// Compress `x` (any N ≥ 1) into integer codes: [`Codec::compress`], then the rounding rule
-    /// of [`crate::quant`] on the host. Returns the codes (of the spec's code type) and how many
-    /// values were clamped to ±max. Only for a quantized spec.
-    pub fn compress_codes(&mut self, x: ArrayView4<'_, f32>) -> Result<(Codes, usize)> {
+    /// Compress `x` (any N ≥ 1; f32, or integer samples: `ArrayView4<u8>`, `<u16>`, `<i16>`
+    /// or a [`PixelsView`]) into integer codes: [`Codec::compress`], then the rounding rule of
+    /// [`crate::quant`] on the host. Returns the codes (of the spec's code type) and how many
+    /// values were clamped to ±max. Only for a quantized spec. The native engine reads integer
+    /// samples as they are (converted exactly as it loads them); other engines get them as f32.
+    pub fn compress_codes<'a>(&mut self, x: impl Into<PixelsView<'a>>) -> Result<(Codes, usize)> {
+        let x = x.into();
         let code = self.quant()?.code;
-        if self.compress.any_batch() && x.shape()[1..] == self.plan.spec.input_shape()[1..] {
+        let native = matches!(x, PixelsView::F32(_)) || self.compress.takes_integer_pixels();
+        if self.compress.any_batch()
+            && native
+            && x.shape()[1..] == self.plan.spec.input_shape()[1..]
+        {
             // The native engine rounds in its store (the same rule), one pass fewer.
-            if let Some(done) = self.compress.compress_codes(x.into_dyn(), code) {
+            if let Some(done) = self.compress.compress_codes(x, code) {
                 return done;
             }
         }
-        let scaled = self.compress(x)?;
+        let scaled = self.compress(x.to_f32().view())?;
         Ok(Codes::quantize(scaled.view(), code))
+    }
+
+    /// Whether the compress engine reads integer samples itself ([`Codec::compress_codes`] and
+    /// [`Codec::decompress_codes_compare`] then take them without a conversion to f32).
+    pub fn takes_integer_pixels(&self) -> bool {
+        self.compress.any_batch()
+            && self.compress.takes_integer_pixels()
+            && self.decompress.takes_integer_pixels()
     }
 
     /// The spec's quantization, or the error for a method that needs one.
@@ -188,12 +204,13 @@ impl Codec {
     /// the largest absolute difference of `out` against `reference` (`[N, C, H, W]` as `out`),
     /// in f64: what `compress` reports of its round trip. The native engine takes them strip by
     /// strip as it writes (no pass of their own); other engines compare the finished output.
-    pub fn decompress_codes_compare(
+    pub fn decompress_codes_compare<'a>(
         &mut self,
         codes: CodesView<'_>,
         mut out: ArrayViewMut4<'_, f32>,
-        reference: ArrayView4<'_, f32>,
+        reference: impl Into<PixelsView<'a>>,
     ) -> Result<(f64, f64)> {
+        let reference = reference.into();
         if reference.shape() != out.shape() {
             return Err(Error::Shape {
                 what: "round-trip reference [N, C, H, W]".into(),
@@ -201,9 +218,9 @@ impl Codec {
                 got: reference.shape().to_vec(),
             });
         }
-        let reference = reference.as_standard_layout();
-        let reference = reference.as_slice().expect("standard layout");
-        if self.decompress.any_batch() && out.is_standard_layout() {
+        let native =
+            matches!(reference, PixelsView::F32(_)) || self.decompress.takes_integer_pixels();
+        if self.decompress.any_batch() && native && out.is_standard_layout() {
             self.check_code_type(&codes)?;
             self.check_decompress_shapes(codes.shape(), out.shape())?;
             let r = self.decompress.run_codes_compare(
@@ -217,10 +234,12 @@ impl Codec {
         }
         self.decompress_codes_into(codes, out.view_mut())?;
         let out = out.as_standard_layout();
-        Ok(
-            block_transform::diff_stats(reference, out.as_slice().expect("standard layout"))
-                .expect("equal shapes checked above"),
-        )
+        let out = out.as_slice().expect("standard layout");
+        let stats = crate::pixels::each_pixels!(PixelsView, reference, a => {
+            let a = a.as_standard_layout();
+            block_transform::diff_stats(a.as_slice().expect("standard layout"), out)
+        });
+        Ok(stats.expect("equal shapes checked above"))
     }
 
     /// Decompress integer codes into `out` (`[N, C, H, W]`, N = the codes' samples), e.g. a

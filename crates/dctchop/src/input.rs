@@ -15,15 +15,21 @@
 //!   (N, C, H, W), or with LAYOUT `nhw`, `hwc`, `nhwc` (N, H, W), (H, W, C), (N, H, W, C).
 //!   Read in hyperslabs of whole samples along N (one batch in memory at a time).
 //!
+//! [`Reader::next_pixels_with_range`] leaves `.npy` samples of uint8, and of uint16 and int16 in
+//! the machine's byte order, in their own type ([`Pixels`]), for the native engine to read as
+//! they are.
+//!
 //! Non-finite values (NaN, ±Inf) are not checked here; the compress pipeline rejects them.
 
-use block_transform::Range;
+/// The range (and NaN check) of a batch, as the readers return it.
+pub use block_transform::Range;
 use ndarray::{Array4, ShapeBuilder};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::pixels::Pixels;
 
 #[cfg(feature = "hdf5")]
 mod h5;
@@ -269,6 +275,7 @@ impl Dataset {
             next: 0,
             inner,
             spare: Vec::new(),
+            spare_ints: IntSpares::default(),
             raw: Vec::new(),
         })
     }
@@ -300,6 +307,8 @@ pub struct Reader<'a> {
     /// A batch handed back by [`Reader::recycle`], refilled by the next `.npy` read: a fresh
     /// multi-MB allocation per batch costs page faults and zeroing every time.
     spare: Vec<Vec<f32>>,
+    /// The same for batches of integer samples ([`Reader::recycle_pixels`]).
+    spare_ints: IntSpares,
     /// The raw bytes of a `.npy` read, reused.
     raw: Vec<u8>,
 }
@@ -317,6 +326,56 @@ impl Reader<'_> {
         if offset.is_none_or(|o| o == 0) && self.spare.len() < SPARE_BATCHES {
             self.spare.push(v);
         }
+    }
+
+    /// [`Reader::recycle`] for any [`Pixels`].
+    pub fn recycle_pixels(&mut self, batch: Pixels) {
+        fn keep<T>(spare: &mut Vec<Vec<T>>, a: Array4<T>) {
+            let (v, offset) = a.into_raw_vec_and_offset();
+            if offset.is_none_or(|o| o == 0) && spare.len() < SPARE_BATCHES {
+                spare.push(v);
+            }
+        }
+        match batch {
+            Pixels::F32(a) => self.recycle(a),
+            Pixels::U8(a) => keep(&mut self.spare_ints.u8, a),
+            Pixels::U16(a) => keep(&mut self.spare_ints.u16, a),
+            Pixels::I16(a) => keep(&mut self.spare_ints.i16, a),
+        }
+    }
+
+    /// [`Reader::next_batch_with_range`], but samples of a `.npy` of uint8, or of uint16 or
+    /// int16 in the machine's byte order, stay in their type (read straight from the file, no
+    /// conversion); anything else comes as f32.
+    pub fn next_pixels_with_range(&mut self, max: usize) -> Result<Option<(Pixels, Range)>> {
+        let ds = self.ds;
+        let k = max.min(ds.n - self.next);
+        let n = k * ds.channels * ds.height * ds.width;
+        let shape = (k, ds.channels, ds.height, ds.width);
+        if let Inner::Npy(r, elem, path) = &mut self.inner {
+            let native = elem.big_endian == cfg!(target_endian = "big");
+            let batch = match elem.ty {
+                _ if k == 0 => return Ok(None),
+                SampleType::Uint8 => Some(read_ints(r, path, n, &mut self.spare_ints.u8)?)
+                    .map(|(v, range)| (Pixels::U8(shaped(shape, v)), range)),
+                SampleType::Uint16 if native => {
+                    Some(read_ints(r, path, n, &mut self.spare_ints.u16)?)
+                        .map(|(v, range)| (Pixels::U16(shaped(shape, v)), range))
+                }
+                SampleType::Int16 if native => {
+                    Some(read_ints(r, path, n, &mut self.spare_ints.i16)?)
+                        .map(|(v, range)| (Pixels::I16(shaped(shape, v)), range))
+                }
+                _ => None,
+            };
+            if batch.is_some() {
+                self.next += k;
+                return Ok(batch);
+            }
+        }
+        Ok(self
+            .next_batch_with_range(max)?
+            .map(|(x, range)| (Pixels::F32(x), range)))
     }
 
     /// The next up to `max` samples as `[k, C, H, W]`, or None at the end.
@@ -402,6 +461,58 @@ impl Reader<'_> {
     }
 }
 
+/// Batches of integer samples handed back for reuse, per type.
+#[derive(Default)]
+struct IntSpares {
+    u8: Vec<Vec<u8>>,
+    u16: Vec<Vec<u16>>,
+    i16: Vec<Vec<i16>>,
+}
+
+fn shaped<T>(shape: (usize, usize, usize, usize), v: Vec<T>) -> Array4<T> {
+    Array4::from_shape_vec(shape, v).expect("sizes checked")
+}
+
+/// Samples of an integer type read, and range-scanned, at a time by
+/// [`Reader::next_pixels_with_range`]: still in the L2 cache for the scan.
+const INT_CHUNK_BYTES: usize = 1 << 20;
+
+/// `n` samples of `T` (in the machine's byte order) straight from the file into a spare buffer
+/// (or a new one), with their range.
+fn read_ints<T: bytemuck::Pod + block_transform::Pixel>(
+    r: &mut BufReader<File>,
+    path: &Path,
+    n: usize,
+    spare: &mut Vec<Vec<T>>,
+) -> Result<(Vec<T>, Range)> {
+    let mut out = spare.pop().unwrap_or_default();
+    // Every element is overwritten below: keep what a recycled buffer holds, zero only growth.
+    if out.len() >= n {
+        out.truncate(n);
+    } else {
+        out.resize(n, T::zeroed());
+    }
+    let mut range = Range::EMPTY;
+    let chunk = (INT_CHUNK_BYTES / std::mem::size_of::<T>()).max(1);
+    for part in out.chunks_mut(chunk) {
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(part);
+        // As in read_elems: straight from the file when the BufReader holds nothing.
+        let read = if r.buffer().is_empty() {
+            r.get_mut().read_exact(bytes)
+        } else {
+            r.read_exact(bytes)
+        };
+        read.map_err(|e| {
+            Error::corrupt(
+                path,
+                format!("data ends early (file truncated or changed while reading): {e}"),
+            )
+        })?;
+        range = range.merge(block_transform::range(part));
+    }
+    Ok((out, range))
+}
+
 /// Read `n` elements into `out` (cleared first; its capacity is reused), through `buf`.
 fn read_elems(
     r: &mut BufReader<File>,
@@ -416,8 +527,13 @@ fn read_elems(
         // Native float32: straight from the file into the f32 buffer, one copy instead of
         // three (BufReader's buffer, `buf`, the decoded values). The BufReader is bypassed, so
         // it must hold nothing (it never does on this path: nothing else reads through it).
-        out.clear();
-        out.resize(n, 0.0);
+        // Every element is overwritten below: keep what a recycled buffer holds, zero only
+        // growth.
+        if out.len() >= n {
+            out.truncate(n);
+        } else {
+            out.resize(n, 0.0);
+        }
         let direct = r.buffer().is_empty();
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out[..]);
         let read = if direct {

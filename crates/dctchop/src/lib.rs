@@ -48,6 +48,7 @@ pub mod layout;
 pub mod npy;
 pub mod output;
 pub mod pipeline;
+pub mod pixels;
 pub mod plan;
 #[cfg(test)]
 mod props;

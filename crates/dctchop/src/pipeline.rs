@@ -14,6 +14,7 @@ use crate::graph::Direction;
 use crate::input;
 use crate::input::SampleType;
 use crate::output::{Commit, CreatedDirs};
+use crate::pixels::{Pixels, PixelsView};
 use crate::quant::{ChannelMix, CodeType, MixChoice};
 use crate::spec::Dtype;
 use crate::spec::{Spec, Tile, Variant};
@@ -470,20 +471,29 @@ pub fn compress(
         (batch, batch)
     };
     let mut back_buf = Array4::<f32>::zeros((group, ds.channels, ds.height, ds.width));
+    // Integer samples (uint8, ...) stay integers where the engine reads them itself: a quarter
+    // of the bytes to read, hand over, transform and compare for uint8.
+    let integer_pixels = spec.is_quantized() && codec.takes_integer_pixels();
     let writer = std::thread::scope(|scope| -> Result<container::Writer> {
         // Each batch comes with its range (and the NaN check), scanned on the reader's thread.
         let (to_main, groups) =
-            std::sync::mpsc::sync_channel::<Result<(Array4<f32>, block_transform::Range)>>(1);
-        let (recycle, spare) = std::sync::mpsc::channel::<Array4<f32>>();
+            std::sync::mpsc::sync_channel::<Result<(Pixels, block_transform::Range)>>(1);
+        let (recycle, spare) = std::sync::mpsc::channel::<Pixels>();
         scope.spawn(move || {
             loop {
                 while let Ok(x) = spare.try_recv() {
-                    reader.recycle(x);
+                    reader.recycle_pixels(x);
                 }
-                let next = reader
-                    .next_batch_with_range(read_group)
+                let next = if integer_pixels {
+                    reader.next_pixels_with_range(read_group)
+                } else {
+                    reader
+                        .next_batch_with_range(read_group)
+                        .map(|b| b.map(|(x, range)| (Pixels::F32(x), range)))
+                };
+                let next = next
                     .transpose()
-                    .map(|r| r.map(|(x, range)| (standard(x), range)));
+                    .map(|r| r.map(|(x, range)| (x.standard(), range)));
                 match next {
                     // The main thread stopped (an error): stop reading.
                     Some(r) => {
@@ -495,7 +505,10 @@ pub fn compress(
                 }
             }
         });
-        let (to_writer, pushed) = std::sync::mpsc::sync_channel::<Pushed>(2);
+        // The writer codes a whole zstd frame at once (tens of ms): room for a frame's worth
+        // of groups keeps the transform going meanwhile instead of taking turns with it.
+        let depth = writer.frame_samples().div_ceil(group) + 1;
+        let (to_writer, pushed) = std::sync::mpsc::sync_channel::<Pushed>(depth);
         let mut writer = writer;
         let writing = scope.spawn(move || -> Result<container::Writer> {
             for p in pushed {
@@ -507,20 +520,20 @@ pub fn compress(
             Ok(writer)
         });
         let mut start = 0;
-        let mut groups = std::iter::once(Ok((first, first_range))).chain(groups.iter());
+        let first = (Pixels::F32(first), first_range);
+        let mut groups = std::iter::once(Ok(first)).chain(groups.iter());
         let mut stopped = false;
         while let Some(item) = groups.next() {
             let (x, range) = item?;
             if !range.finite {
-                let mut rest = groups.by_ref().map(|r| r.map(|(x, _)| x));
-                return Err(non_finite(&ds, &mut rest, &x, start)?);
+                let mut rest = groups.by_ref().map(|r| r.map(|(x, _)| x.into_f32()));
+                return Err(non_finite(&ds, &mut rest, &x.into_f32(), start)?);
             }
             lo = lo.min(range.lo as f64);
             hi = hi.max(range.hi as f64);
             for g0 in (0..x.shape()[0]).step_by(group) {
                 let k = group.min(x.shape()[0] - g0);
-                let xg = x.slice(ndarray::s![g0..g0 + k, .., .., ..]);
-                let xs = xg.as_slice().expect("standard layout");
+                let xg = x.view().samples(g0..g0 + k);
                 let mut back = back_buf.slice_mut(ndarray::s![0..k, .., .., ..]);
                 let (msg, (gsse, gworst)) = if spec.is_quantized() {
                     let (codes, clamped) = codec.compress_codes(xg)?;
@@ -528,6 +541,10 @@ pub fn compress(
                     let stats = codec.decompress_codes_compare(codes.view(), back, xg)?;
                     (Pushed::Codes(codes, clamped as u64), stats)
                 } else {
+                    let PixelsView::F32(xg) = xg else {
+                        unreachable!("integer samples are read only for quantized specs")
+                    };
+                    let xs = xg.as_slice().expect("standard layout");
                     let mut y = codec.compress(xg)?;
                     if opts.store == Dtype::F16 {
                         y.mapv_inplace(|v| half::f16::from_f32(v).to_f32());

@@ -16,6 +16,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::graph::Direction;
+use crate::pixels::PixelsView;
 use crate::plan::Plan;
 use crate::quant::CodeType;
 pub use crate::quant::CodesView;
@@ -211,19 +212,25 @@ pub trait Runner: Send {
         &mut self,
         codes: CodesView<'_>,
         out: ArrayViewMutD<'_, f32>,
-        reference: &[f32],
+        reference: PixelsView<'_>,
     ) -> Option<Result<(f64, f64)>> {
         let _ = (codes, out, reference);
         None
     }
 
+    /// Whether [`Runner::compress_codes`] and [`Runner::run_codes_compare`] read integer
+    /// samples themselves (else the caller converts them to f32 first).
+    fn takes_integer_pixels(&self) -> bool {
+        false
+    }
+
     /// A quantized compress runner that can round its output to codes itself (the rule of
     /// [`crate::quant::round_code`]) returns them with the number clamped; `None`: the caller
     /// rounds [`Runner::run`]'s output. `input` holds any number of samples when
-    /// [`Runner::any_batch`].
+    /// [`Runner::any_batch`], and integer samples when [`Runner::takes_integer_pixels`].
     fn compress_codes(
         &mut self,
-        input: ArrayViewD<'_, f32>,
+        input: PixelsView<'_>,
         code: CodeType,
     ) -> Option<Result<(crate::quant::Codes, usize)>> {
         let _ = (input, code);

@@ -28,6 +28,7 @@ use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 use super::{check_code, CodesView, EngineOptions, Runner};
 use crate::error::{Error, Result};
 use crate::graph::Direction;
+use crate::pixels::{each_pixels, PixelsView};
 use crate::plan::{fold_steps, forward_tile, Fold, Plan};
 use crate::quant::{ChannelMix, CodeElem, CodeType, Codes};
 
@@ -180,7 +181,7 @@ impl NativeRunner {
         &mut self,
         codes: CodesView<'_>,
         mut out: ArrayViewMutD<'_, f32>,
-        reference: Option<&[f32]>,
+        reference: Option<PixelsView<'_>>,
     ) -> Result<(f64, f64)> {
         check_code("native", self.code, Some(codes.code_type()))?;
         let n = self.check_io(codes.shape(), out.shape())?;
@@ -198,10 +199,13 @@ impl NativeRunner {
             c: &[T],
             planes: usize,
             y: &mut [f32],
-            reference: Option<&[f32]>,
+            reference: Option<PixelsView<'_>>,
         ) -> Result<(f64, f64)> {
             match reference {
-                Some(r) => k.decompress_compare(c, planes, y, r),
+                Some(r) => each_pixels!(PixelsView, r, a => {
+                    let a = a.as_standard_layout();
+                    k.decompress_compare(c, planes, y, a.as_slice().expect("standard layout"))
+                }),
                 None => k.decompress_elems(c, planes, y).map(|()| (0.0, 0.0)),
             }
             .map_err(err)
@@ -243,6 +247,59 @@ impl NativeRunner {
     }
 }
 
+impl NativeRunner {
+    /// [`Runner::compress_codes`] of the samples `x` (of shape `shape`).
+    fn compress_codes_of<S: block_transform::Pixel>(
+        &mut self,
+        shape: &[usize],
+        x: &[S],
+        code: CodeType,
+    ) -> Result<(Codes, usize)> {
+        let n = self.samples(shape, &self.input, "input")?;
+        let planes = n * self.planes_per_sample;
+        let mut shape = self.output.clone();
+        shape[0] = n;
+        // The kernel's store rounds half to even and clamps to ±max, the rule of
+        // quant::round_code (NaN, which compress refuses upstream, becomes 0 uncounted).
+        fn typed<S: block_transform::Pixel, T: CodeElem + block_transform::Code>(
+            k: &BlockTransform,
+            x: &[S],
+            planes: usize,
+            shape: &[usize],
+        ) -> Result<(Codes, usize)> {
+            let mut out = ArrayD::<T>::default(IxDyn(shape));
+            let clamped = k
+                .compress_codes(x, planes, out.as_slice_mut().expect("fresh array"))
+                .map_err(err)?;
+            Ok((T::owned(out), clamped))
+        }
+        if let Some([mix, _]) = &self.mix {
+            // The codes of mixed coefficients: the kernel's floats, mixed, then the kernels'
+            // rounding store.
+            let y = grow(&mut self.scratch, shape.iter().product());
+            self.kernel.compress(x, planes, y).map_err(err)?;
+            block_transform::mix3(y, self.coefficient_plane, mix).map_err(err)?;
+            fn store<T: CodeElem + block_transform::Code>(
+                y: &[f32],
+                shape: &[usize],
+            ) -> Result<(Codes, usize)> {
+                let mut out = ArrayD::<T>::default(IxDyn(shape));
+                let slice = out.as_slice_mut().expect("fresh array");
+                let clamped = block_transform::store_codes(y, slice).map_err(err)?;
+                Ok((T::owned(out), clamped))
+            }
+            return match code {
+                CodeType::I8 => store::<i8>(y, &shape),
+                CodeType::I16 => store::<i16>(y, &shape),
+            };
+        }
+        match code {
+            CodeType::I8 => typed::<S, i8>(&self.kernel, x, planes, &shape),
+            CodeType::I16 => typed::<S, i16>(&self.kernel, x, planes, &shape),
+        }
+    }
+}
+
 /// The first `len` values of `v`, grown (never shrunk) to hold them.
 fn grow(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if v.len() < len {
@@ -276,7 +333,7 @@ impl Runner for NativeRunner {
         &mut self,
         codes: CodesView<'_>,
         out: ArrayViewMutD<'_, f32>,
-        reference: &[f32],
+        reference: PixelsView<'_>,
     ) -> Option<Result<(f64, f64)>> {
         Some(self.decode_codes(codes, out, Some(reference)))
     }
@@ -291,61 +348,22 @@ impl Runner for NativeRunner {
         Ok(out)
     }
 
+    fn takes_integer_pixels(&self) -> bool {
+        true
+    }
+
     fn compress_codes(
         &mut self,
-        input: ArrayViewD<'_, f32>,
+        input: PixelsView<'_>,
         code: CodeType,
     ) -> Option<Result<(Codes, usize)>> {
         if self.direction != Direction::Compress {
             return None;
         }
-        let mut run = || -> Result<(Codes, usize)> {
-            let n = self.samples(input.shape(), &self.input, "input")?;
-            let planes = n * self.planes_per_sample;
-            let mut shape = self.output.clone();
-            shape[0] = n;
-            let standard = input.as_standard_layout();
-            let x = standard.as_slice().expect("standard layout");
-            // The kernel's store rounds half to even and clamps to ±max, the rule of
-            // quant::round_code (NaN, which compress refuses upstream, becomes 0 uncounted).
-            fn typed<T: CodeElem + block_transform::Code>(
-                k: &BlockTransform,
-                x: &[f32],
-                planes: usize,
-                shape: &[usize],
-            ) -> Result<(Codes, usize)> {
-                let mut out = ArrayD::<T>::default(IxDyn(shape));
-                let clamped = k
-                    .compress_codes(x, planes, out.as_slice_mut().expect("fresh array"))
-                    .map_err(err)?;
-                Ok((T::owned(out), clamped))
-            }
-            if let Some([mix, _]) = &self.mix {
-                // The codes of mixed coefficients: the kernel's floats, mixed, then the kernels'
-                // rounding store.
-                let y = grow(&mut self.scratch, shape.iter().product());
-                self.kernel.compress(x, planes, y).map_err(err)?;
-                block_transform::mix3(y, self.coefficient_plane, mix).map_err(err)?;
-                fn store<T: CodeElem + block_transform::Code>(
-                    y: &[f32],
-                    shape: &[usize],
-                ) -> Result<(Codes, usize)> {
-                    let mut out = ArrayD::<T>::default(IxDyn(shape));
-                    let slice = out.as_slice_mut().expect("fresh array");
-                    let clamped = block_transform::store_codes(y, slice).map_err(err)?;
-                    Ok((T::owned(out), clamped))
-                }
-                return match code {
-                    CodeType::I8 => store::<i8>(y, &shape),
-                    CodeType::I16 => store::<i16>(y, &shape),
-                };
-            }
-            match code {
-                CodeType::I8 => typed::<i8>(&self.kernel, x, planes, &shape),
-                CodeType::I16 => typed::<i16>(&self.kernel, x, planes, &shape),
-            }
-        };
-        Some(run())
+        Some(each_pixels!(PixelsView, input, a => {
+            let a = a.as_standard_layout();
+            self.compress_codes_of(a.shape(), a.as_slice().expect("standard layout"), code)
+        }))
     }
 
     /// Times runs into one output allocated outside the timed loop, as ORT's IO binding does:
