@@ -3,7 +3,8 @@
 //! matrices and its layout's kept coefficients.
 //!
 //! # What it computes
-//! Every plane (one channel of one sample, `H×W` row-major f32) is cut into
+//! Every plane (one channel of one sample, `H×W` row-major f32, or integer samples — `u8`,
+//! `u16`, `i16`, see [`Pixel`] — converted to f32 as they are loaded) is cut into
 //! `b×b` blocks (`b ∈ {4, 8, 16, 32}`), padded at the bottom/right edges by
 //! half-sample symmetric mirroring ([`mirror`]). For each block `X`:
 //!
