@@ -127,6 +127,22 @@ def test_quantized_codec_round_trip(data_npy):
     assert np.abs(codes - scaled).max() <= 0.5 + 1e-3
 
 
+@pytest.mark.parametrize("dtype,scale", [("uint8", 1.0), ("uint16", 250.0), ("int16", 100.0)])
+def test_compress_codes_reads_integer_arrays_as_their_values(data_npy, dtype, scale):
+    # An integer array goes to the native engine as it is (no float32 copy): the codes equal
+    # those of the same values as float32, with and without the channel transform.
+    x = np.load(data_npy)[:3]
+    lo, hi = float(x.min()), float(x.max())
+    top = {"uint8": 255, "uint16": 65535, "int16": 32767}[dtype]
+    xi = np.clip(np.round((x - lo) / (hi - lo) * 255 * scale), 0, top).astype(dtype)
+    for quant in [("i16", 0.7 * scale), {"code": "i16", "step": 0.7 * scale, "mix": "opponent"}]:
+        codec = dctchop.Codec(124, 132, 4, quant=quant)
+        codes, clamped = codec.compress_codes(xi)
+        want, want_clamped = codec.compress_codes(xi.astype(np.float32))
+        np.testing.assert_array_equal(codes, want)
+        assert clamped == want_clamped
+
+
 def test_channel_transform_from_python_matches_numpy_and_the_cli(tmp_path, cli, data_npy):
     # A spec with the opponent transform: its codes are the transform-free ones mixed by the
     # orthonormal matrix (written out here), and compress_files(mix=...) writes what the CLI does.

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 
 use dctchop::container::{self, Payload, ShardData};
 use dctchop::graph::Direction;
+use dctchop::pixels::PixelsView;
 use dctchop::quant::{Codes, CodesView};
 use dctchop::{ErrorKind, Plan};
 use ndarray::{ArrayViewD, Ix4};
@@ -89,6 +90,52 @@ fn check_ndim(shape: &[usize], ndim: usize, what: &str, layout: &str) -> PyResul
         )));
     }
     Ok(())
+}
+
+/// Samples given from Python: uint8, uint16 and int16 arrays read in place, anything else as
+/// float32 ([`as_f32`]).
+enum PyPixels<'py> {
+    F32(PyReadonlyArrayDyn<'py, f32>),
+    U8(PyReadonlyArrayDyn<'py, u8>),
+    U16(PyReadonlyArrayDyn<'py, u16>),
+    I16(PyReadonlyArrayDyn<'py, i16>),
+}
+
+impl<'py> PyPixels<'py> {
+    fn extract(x: &Bound<'py, PyAny>, what: &str) -> PyResult<PyPixels<'py>> {
+        if let Ok(a) = x.cast::<PyArrayDyn<u8>>() {
+            return Ok(PyPixels::U8(a.readonly()));
+        }
+        if let Ok(a) = x.cast::<PyArrayDyn<u16>>() {
+            return Ok(PyPixels::U16(a.readonly()));
+        }
+        if let Ok(a) = x.cast::<PyArrayDyn<i16>>() {
+            return Ok(PyPixels::I16(a.readonly()));
+        }
+        as_f32(x, what).map(PyPixels::F32)
+    }
+
+    fn shape(&self) -> &[usize] {
+        match self {
+            PyPixels::F32(a) => a.shape(),
+            PyPixels::U8(a) => a.shape(),
+            PyPixels::U16(a) => a.shape(),
+            PyPixels::I16(a) => a.shape(),
+        }
+    }
+
+    /// The 4-D view (the shape checked by the caller).
+    fn view(&self) -> PixelsView<'_> {
+        fn four<T>(a: ArrayViewD<'_, T>) -> ndarray::ArrayView4<'_, T> {
+            a.into_dimensionality::<Ix4>().expect("checked 4-D")
+        }
+        match self {
+            PyPixels::F32(a) => PixelsView::F32(four(a.as_array())),
+            PyPixels::U8(a) => PixelsView::U8(four(a.as_array())),
+            PyPixels::U16(a) => PixelsView::U16(four(a.as_array())),
+            PyPixels::I16(a) => PixelsView::I16(four(a.as_array())),
+        }
+    }
 }
 
 /// Codes given from Python: an int8 or int16 array, read in place.
@@ -233,13 +280,14 @@ impl Codec {
         Ok(x.into_pyarray(py).into_any())
     }
 
-    /// Compress `x` into integer codes (quantized specs): returns `(codes, clamped)`.
+    /// Compress `x` into integer codes (quantized specs): returns `(codes, clamped)`. uint8,
+    /// uint16 and int16 arrays are read as they are (no float32 copy); anything else is
+    /// converted to float32.
     fn compress_codes<'py>(&self, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
         let py = x.py();
-        let a = as_f32(x, "compress input")?;
-        let v = a.as_array();
-        check_ndim(v.shape(), 4, "compress input", "[N, C, H, W]")?;
-        let v = v.into_dimensionality::<Ix4>().expect("checked 4-D");
+        let a = PyPixels::extract(x, "compress input")?;
+        check_ndim(a.shape(), 4, "compress input", "[N, C, H, W]")?;
+        let v = a.view();
         let (codes, clamped) = py.detach(|| self.lock().compress_codes(v)).map_err(err)?;
         PyTuple::new(
             py,
