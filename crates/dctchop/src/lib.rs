@@ -15,7 +15,9 @@
 //! - [`quant`]: code types, steps and the rounding rule of quantized graphs (the one place).
 //! - [`export`]: writing graph pairs and sidecars.
 //! - [`output`]: writing files without losing anything (temporaries, atomic commits, --force).
-//! - [`input`]: reading `.npy` files and images (PNG, JPEG, TIFF) as f32 batches.
+//! - [`input`]: reading `.npy` files and images (PNG, JPEG, TIFF) as f32 batches (or integer
+//!   `.npy` samples as they are: [`pixels`]).
+//! - [`pixels`]: batches of original samples in their own type (f32, u8, u16, i16).
 //! - [`container`]: the sharded safetensors container of coefficients, and its batch [`container::Loader`].
 //! - [`pipeline`]: files in, files out: `compress` into a container, `decompress` to .npy/PNG.
 //! - [`budget`]: the memory budget (`--max-memory-mb`) checked before large allocations.
