@@ -456,7 +456,8 @@ pub fn compress(
     // small enough that the transform and the round trip behind the reported PSNR and max error
     // find the group still in the cores' caches; the native engine compares each strip of the
     // round trip with the input as it writes it. Three threads overlap: a reader (system calls,
-    // conversion to f32, the range and NaN scan) one batch ahead, this thread (the transform,
+    // conversion to f32 unless the engine reads integer samples itself, the range and NaN
+    // scan) one batch ahead, this thread (the transform,
     // on the kernel's pool), and the writer (entropy stage, shard files). Buffers circulate, so
     // memory stays at a few groups.
     // The reader reads several groups at once: fewer, larger system calls. Graph engines run
