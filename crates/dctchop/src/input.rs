@@ -486,31 +486,40 @@ fn read_ints<T: bytemuck::Pod + block_transform::Pixel>(
     spare: &mut Vec<Vec<T>>,
 ) -> Result<(Vec<T>, Range)> {
     let mut out = spare.pop().unwrap_or_default();
-    // Every element is overwritten below: keep what a recycled buffer holds, zero only growth.
-    if out.len() >= n {
-        out.truncate(n);
-    } else {
-        out.resize(n, T::zeroed());
-    }
+    resize_for_overwrite(&mut out, n, T::zeroed());
     let mut range = Range::EMPTY;
     let chunk = (INT_CHUNK_BYTES / std::mem::size_of::<T>()).max(1);
     for part in out.chunks_mut(chunk) {
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(part);
-        // As in read_elems: straight from the file when the BufReader holds nothing.
-        let read = if r.buffer().is_empty() {
-            r.get_mut().read_exact(bytes)
-        } else {
-            r.read_exact(bytes)
-        };
-        read.map_err(|e| {
-            Error::corrupt(
-                path,
-                format!("data ends early (file truncated or changed while reading): {e}"),
-            )
-        })?;
+        read_exact_from(r, path, bytemuck::cast_slice_mut(part))?;
         range = range.merge(block_transform::range(part));
     }
     Ok((out, range))
+}
+
+/// Fill `bytes` from the file: straight from it while the BufReader holds nothing (it never
+/// does on the whole-buffer paths, where nothing else reads through it), else through it.
+fn read_exact_from(r: &mut BufReader<File>, path: &Path, bytes: &mut [u8]) -> Result<()> {
+    let read = if r.buffer().is_empty() {
+        r.get_mut().read_exact(bytes)
+    } else {
+        r.read_exact(bytes)
+    };
+    read.map_err(|e| {
+        Error::corrupt(
+            path,
+            format!("data ends early (file truncated or changed while reading): {e}"),
+        )
+    })
+}
+
+/// `out` resized to `n` elements, all about to be overwritten: what a recycled buffer holds is
+/// kept, only growth is zeroed.
+fn resize_for_overwrite<T: Copy>(out: &mut Vec<T>, n: usize, zero: T) {
+    if out.len() >= n {
+        out.truncate(n);
+    } else {
+        out.resize(n, zero);
+    }
 }
 
 /// Read `n` elements into `out` (cleared first; its capacity is reused), through `buf`.
@@ -525,28 +534,9 @@ fn read_elems(
 ) -> Result<()> {
     if elem.ty == SampleType::Float32 && elem.big_endian == cfg!(target_endian = "big") {
         // Native float32: straight from the file into the f32 buffer, one copy instead of
-        // three (BufReader's buffer, `buf`, the decoded values). The BufReader is bypassed, so
-        // it must hold nothing (it never does on this path: nothing else reads through it).
-        // Every element is overwritten below: keep what a recycled buffer holds, zero only
-        // growth.
-        if out.len() >= n {
-            out.truncate(n);
-        } else {
-            out.resize(n, 0.0);
-        }
-        let direct = r.buffer().is_empty();
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out[..]);
-        let read = if direct {
-            r.get_mut().read_exact(bytes)
-        } else {
-            r.read_exact(bytes)
-        };
-        read.map_err(|e| {
-            Error::corrupt(
-                path,
-                format!("data ends early (file truncated or changed while reading): {e}"),
-            )
-        })?;
+        // three (BufReader's buffer, `buf`, the decoded values).
+        resize_for_overwrite(out, n, 0.0);
+        read_exact_from(r, path, bytemuck::cast_slice_mut(&mut out[..]))?;
         if let Some(range) = range {
             *range = range.merge(block_transform::range(out));
         }
@@ -555,9 +545,8 @@ fn read_elems(
     out.clear();
     out.reserve(n);
     let size = elem.ty.bytes();
-    // Whole read buffers straight from the file (as above: the BufReader holds nothing here),
-    // decoded from there: no copy through the BufReader.
-    let direct = r.buffer().is_empty();
+    // Whole read buffers straight from the file, decoded from there: no copy through the
+    // BufReader.
     // With a range to scan, chunks whose f32 values are still in the L2 cache when scanned.
     let chunk = if range.is_some() {
         DECODE_CHUNK_BYTES
@@ -569,17 +558,7 @@ fn read_elems(
     let mut left = n * size;
     while left > 0 {
         let take = left.min(buf.len());
-        let read = if direct {
-            r.get_mut().read_exact(&mut buf[..take])
-        } else {
-            r.read_exact(&mut buf[..take])
-        };
-        read.map_err(|e| {
-            Error::corrupt(
-                path,
-                format!("data ends early (file truncated or changed while reading): {e}"),
-            )
-        })?;
+        read_exact_from(r, path, &mut buf[..take])?;
         let from = out.len();
         elem.decode(&buf[..take], out);
         if range.is_some() {
