@@ -18,4 +18,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(mut r) = ds.reader() {
         while let Ok(Some(_)) = r.next_batch(4) {}
     }
+    // The path compress takes: integer samples kept in their type, batches recycled.
+    if let Ok(mut r) = ds.reader() {
+        while let Ok(Some((batch, _))) = r.next_pixels_with_range(4) {
+            r.recycle_pixels(batch);
+        }
+    }
 });
