@@ -201,8 +201,9 @@ impl Codec {
     }
 
     /// [`Codec::decompress_codes_into`] that also returns the sum of squared differences and
-    /// the largest absolute difference of `out` against `reference` (`[N, C, H, W]` as `out`),
-    /// in f64: what `compress` reports of its round trip. The native engine takes them strip by
+    /// the largest absolute difference of `out` against `reference` (`[N, C, H, W]` as `out`; f32
+    /// or integer samples), with [`block_transform::diff_stats`]' rounding: what `compress`
+    /// reports of its round trip. The native engine takes them strip by
     /// strip as it writes (no pass of their own); other engines compare the finished output.
     pub fn decompress_codes_compare<'a>(
         &mut self,
@@ -235,9 +236,8 @@ impl Codec {
         self.decompress_codes_into(codes, out.view_mut())?;
         let out = out.as_standard_layout();
         let out = out.as_slice().expect("standard layout");
-        let stats = crate::pixels::each_pixels!(PixelsView, reference, a => {
-            let a = a.as_standard_layout();
-            block_transform::diff_stats(a.as_slice().expect("standard layout"), out)
+        let stats = crate::pixels::each_pixel_slice!(reference, r => {
+            block_transform::diff_stats(r, out)
         });
         Ok(stats.expect("equal shapes checked above"))
     }

@@ -34,7 +34,25 @@ macro_rules! each_pixels {
         }
     };
 }
-pub(crate) use each_pixels;
+
+/// `$body` with `$s` bound to the samples of the view `$v` as a contiguous slice (of whichever
+/// element type it holds; copied only when the view is not in standard layout).
+macro_rules! each_pixel_slice {
+    ($v:expr, $s:ident => $body:expr) => {
+        match $v {
+            $crate::pixels::PixelsView::F32(a) => $crate::pixels::each_pixel_slice!(@ a, $s, $body),
+            $crate::pixels::PixelsView::U8(a) => $crate::pixels::each_pixel_slice!(@ a, $s, $body),
+            $crate::pixels::PixelsView::U16(a) => $crate::pixels::each_pixel_slice!(@ a, $s, $body),
+            $crate::pixels::PixelsView::I16(a) => $crate::pixels::each_pixel_slice!(@ a, $s, $body),
+        }
+    };
+    (@ $a:ident, $s:ident, $body:expr) => {{
+        let a = $a.as_standard_layout();
+        let $s = a.as_slice().expect("standard layout");
+        $body
+    }};
+}
+pub(crate) use each_pixel_slice;
 
 impl Pixels {
     pub fn view(&self) -> PixelsView<'_> {
@@ -107,29 +125,16 @@ impl<'a> PixelsView<'a> {
     }
 }
 
-impl<'a> From<ArrayView4<'a, f32>> for PixelsView<'a> {
-    fn from(a: ArrayView4<'a, f32>) -> Self {
-        PixelsView::F32(a)
-    }
+macro_rules! view_from {
+    ($($t:ty => $v:ident),*) => {$(
+        impl<'a> From<ArrayView4<'a, $t>> for PixelsView<'a> {
+            fn from(a: ArrayView4<'a, $t>) -> Self {
+                PixelsView::$v(a)
+            }
+        }
+    )*};
 }
-
-impl<'a> From<ArrayView4<'a, u8>> for PixelsView<'a> {
-    fn from(a: ArrayView4<'a, u8>) -> Self {
-        PixelsView::U8(a)
-    }
-}
-
-impl<'a> From<ArrayView4<'a, u16>> for PixelsView<'a> {
-    fn from(a: ArrayView4<'a, u16>) -> Self {
-        PixelsView::U16(a)
-    }
-}
-
-impl<'a> From<ArrayView4<'a, i16>> for PixelsView<'a> {
-    fn from(a: ArrayView4<'a, i16>) -> Self {
-        PixelsView::I16(a)
-    }
-}
+view_from!(f32 => F32, u8 => U8, u16 => U16, i16 => I16);
 
 impl<'a> From<&'a Pixels> for PixelsView<'a> {
     fn from(p: &'a Pixels) -> Self {

@@ -27,28 +27,6 @@ struct ShardTemp {
     clamped: u64,
 }
 
-/// Bytes left free at the start of each shard's payload temporary for its header: when the
-/// header fits there it is written in place and the temporary renamed, with no copy of the
-/// payload (a 26 MB copy took 37 ms of a 0.4 s compress). The metadata is 1–2 KB plus the zstd
-/// chunk lists (two numbers per frame); the spaces that pad it to the reserved size cost under
-/// 0.1 % of a shard that large. Small shards reserve nothing and are copied once (cheap), so
-/// they stay as small as they can be.
-fn header_reserve(
-    shard_samples: usize,
-    sample_bytes: usize,
-    chunk_samples: usize,
-    header_room: usize,
-) -> u64 {
-    if shard_samples * sample_bytes < 32 << 20 {
-        return 0;
-    }
-    let frames = shard_samples.div_ceil(chunk_samples.max(1));
-    // Within the header room shards are sized with, so a shard stays within --shard-bytes.
-    (4096 + 24 * frames + header_room)
-        .next_multiple_of(4096)
-        .min(super::HEADER_RESERVE) as u64
-}
-
 /// Codes waiting to fill a chunk (one zstd frame).
 enum Pending {
     I8(Vec<i8>),
@@ -74,7 +52,7 @@ pub struct Writer {
     created: CreatedDirs,
     /// Extra spaces after each shard's JSON header (see [`Writer::with_header_room`]).
     header_room: usize,
-    /// Where each shard's payload starts in its temporary ([`header_reserve`]).
+    /// Where each shard's payload starts in its temporary ([`Writer::with_header_reserve`]).
     reserved: u64,
 }
 
@@ -132,13 +110,9 @@ impl Writer {
             pending_clamped: 0,
             created,
             header_room: 0,
-            reserved: header_reserve(
-                per_shard.min(total),
-                per_sample_bytes(spec, payload),
-                chunk_samples,
-                0,
-            ),
-        })
+            reserved: 0,
+        }
+        .with_header_reserve())
     }
 
     /// Pad every shard's header with `bytes` more spaces (rounded up to a multiple of 8), so the
@@ -146,12 +120,27 @@ impl Writer {
     /// written by several workers get their final headers that way ([`super::parts`]).
     pub fn with_header_room(mut self, bytes: usize) -> Writer {
         self.header_room = bytes;
-        self.reserved = header_reserve(
-            self.per_shard.min(self.total),
-            per_sample_bytes(&self.spec, self.payload),
-            self.chunk_samples,
-            bytes,
-        );
+        self.with_header_reserve()
+    }
+
+    /// Sets the bytes left free at the start of each shard's payload temporary for its header:
+    /// when the header fits there it is written in place and the temporary renamed, with no copy
+    /// of the payload (a 26 MB copy took 37 ms of a 0.4 s compress). The metadata is 1–2 KB plus
+    /// the zstd chunk lists (two numbers per frame); the spaces that pad it to the reserved size
+    /// cost under 0.1 % of a shard that large. Small shards reserve nothing and are copied once
+    /// (cheap), so they stay as small as they can be.
+    fn with_header_reserve(mut self) -> Writer {
+        let shard_samples = self.per_shard.min(self.total);
+        self.reserved = if shard_samples * per_sample_bytes(&self.spec, self.payload) < 32 << 20 {
+            0
+        } else {
+            let frames = shard_samples.div_ceil(self.chunk_samples.max(1));
+            // Within the header room shards are sized with, so a shard stays within
+            // --shard-bytes.
+            (4096 + 24 * frames + self.header_room)
+                .next_multiple_of(4096)
+                .min(super::HEADER_RESERVE) as u64
+        };
         self
     }
 

@@ -28,7 +28,7 @@ use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 use super::{check_code, CodesView, EngineOptions, Runner};
 use crate::error::{Error, Result};
 use crate::graph::Direction;
-use crate::pixels::{each_pixels, PixelsView};
+use crate::pixels::{each_pixel_slice, PixelsView};
 use crate::plan::{fold_steps, forward_tile, Fold, Plan};
 use crate::quant::{ChannelMix, CodeElem, CodeType, Codes};
 
@@ -202,10 +202,7 @@ impl NativeRunner {
             reference: Option<PixelsView<'_>>,
         ) -> Result<(f64, f64)> {
             match reference {
-                Some(r) => each_pixels!(PixelsView, r, a => {
-                    let a = a.as_standard_layout();
-                    k.decompress_compare(c, planes, y, a.as_slice().expect("standard layout"))
-                }),
+                Some(r) => each_pixel_slice!(r, r => k.decompress_compare(c, planes, y, r)),
                 None => k.decompress_elems(c, planes, y).map(|()| (0.0, 0.0)),
             }
             .map_err(err)
@@ -245,9 +242,7 @@ impl NativeRunner {
         }
         Ok(stats)
     }
-}
 
-impl NativeRunner {
     /// [`Runner::compress_codes`] of the samples `x` (of shape `shape`).
     fn compress_codes_of<S: block_transform::Pixel>(
         &mut self,
@@ -360,10 +355,8 @@ impl Runner for NativeRunner {
         if self.direction != Direction::Compress {
             return None;
         }
-        Some(each_pixels!(PixelsView, input, a => {
-            let a = a.as_standard_layout();
-            self.compress_codes_of(a.shape(), a.as_slice().expect("standard layout"), code)
-        }))
+        let shape = input.shape().to_vec();
+        Some(each_pixel_slice!(input, x => self.compress_codes_of(&shape, x, code)))
     }
 
     /// Times runs into one output allocated outside the timed loop, as ORT's IO binding does:
