@@ -11,7 +11,8 @@
 //! `--threads 1,2` `--block 8` `--variants chop,tri` `--ops c,d,ci8,di8`
 //! `--isa generic|avx2|avx512` `--runs 7` `--mib 64`; the plan's
 //! [`Tuning`](block_transform::Tuning):
-//! `--chunk N` (column chunk) and `--read-ahead-max-w N` (0: no read-ahead).
+//! `--chunk N` (column chunk), `--read-ahead-max-w N` (0: no read-ahead),
+//! `--read-ahead-bytes N` and `--write-ahead-bytes N` (0: no write-ahead).
 //! Ops: `c`/`d` floats, `ci8`/`di8` int8 codes, `ci16` int16 codes, `cu8i16` int16 codes of
 //! 8-bit samples, `di16` decompress int16 codes, `dci16`/`dci16u8` decompress_compare of int16 codes against the f32 / 8-bit
 //! samples (GB/s and ×copy are of the f32 size in every row).
@@ -186,6 +187,12 @@ fn main() {
                     }
                     if let Some(v) = arg("--read-ahead-max-w") {
                         tuning.read_ahead_max_w = v.parse().expect("--read-ahead-max-w N");
+                    }
+                    if let Some(v) = arg("--write-ahead-bytes") {
+                        tuning.write_ahead_bytes = v.parse().expect("--write-ahead-bytes N");
+                    }
+                    if let Some(v) = arg("--read-ahead-bytes") {
+                        tuning.read_ahead_bytes = v.parse().expect("--read-ahead-bytes N");
                     }
                     plan.set_tuning(tuning);
                     let m = planes * plan.plane_coeffs();

@@ -52,9 +52,12 @@
 //! edge (`≤ 32` columns) is gathered into / scattered from a small stack tile.
 //! The interior path has no per-element branches.
 //!
-//! For narrow images (`W < 512`) compress reads the next strip ahead while it
-//! works on the current one (see `row_pass`): the row pass reads `b` rows
-//! interleaved, which defeats the L2 streamer when rows share a 4 KiB page.
+//! For narrow images (`W < 1024`) compress prefetches the input at least
+//! [`READ_AHEAD_BYTES`] ahead while it works on the current strip (see
+//! `row_pass`): the row pass reads `b` rows interleaved, which defeats the L2
+//! streamer when rows share a 4 KiB page. Decompress prefetches its output
+//! [`WRITE_AHEAD_BYTES`] ahead of every store, at every width, so the stores'
+//! line fills are under way before the stores reach them.
 //!
 //! # SIMD
 //! Kernels are plain safe Rust over fixed-size arrays (`[f32; 16]` lane groups,
@@ -63,8 +66,9 @@
 //! AVX2+FMA and AVX-512 — and the best one for the running CPU is chosen at
 //! plan construction ([`Isa::detect`]), so the binary runs on any x86-64
 //! without `-C target-cpu`. The only `unsafe` in the crate is the call into
-//! those `#[target_feature]` functions (after run-time detection) and the
-//! lifetime erasure in the thread pool; both are justified where they occur.
+//! those `#[target_feature]` functions (after run-time detection), the
+//! prefetch instruction (`prefetch_l2`) and the lifetime erasure in the thread
+//! pool; each is justified where it occurs.
 //!
 //! # Threading
 //! The strips of all planes form one global list (`planes·nbh` strips), cut into
@@ -101,10 +105,16 @@ const TAIL: usize = 32;
 /// Row stride of the staging buffer: a chunk's `nb·c ≤ CHUNK` values plus the
 /// `b`-lane overhang of the overlapping stores.
 const STAGE_W: usize = CHUNK + 32;
-/// Compress reads the next strip ahead for images narrower than this (see
-/// `row_pass`): measured 10–20% faster at 64² and 256², neutral at 512², slower
-/// from 1024² (rows in their own pages, where the hardware prefetcher works).
-const READ_AHEAD_MAX_W: usize = 512;
+/// Compress prefetches its input for images narrower than this (see
+/// `row_pass`). From 1024 on each row has pages of its own, where the
+/// hardware prefetcher keeps up and the prefetches only cost load slots
+/// (bench/README.md has the measurements).
+const READ_AHEAD_MAX_W: usize = 1024;
+/// Least distance of the compress read-ahead: it runs whole strips ahead, at
+/// least this many bytes (one strip from 256² up; 8 strips at 64²).
+pub const READ_AHEAD_BYTES: usize = 16 * 1024;
+/// Decompress prefetches the output this many bytes ahead of each store.
+pub const WRITE_AHEAD_BYTES: usize = 16 * 1024;
 /// Target pixels per task: ~5–10 µs of work, far above the ~50 ns claim cost.
 pub const TASK_PIXELS: usize = 16 * 1024;
 /// Below this many (padded) pixels a call runs on the calling thread only:
@@ -555,6 +565,10 @@ pub struct Tuning {
     /// Compress reads the next strip ahead (see `row_pass`) for images
     /// narrower than this; 0 disables.
     pub read_ahead_max_w: usize,
+    /// Least distance of the compress read-ahead in bytes (whole strips, at least one).
+    pub read_ahead_bytes: usize,
+    /// Decompress prefetches its output this many bytes ahead; 0 disables.
+    pub write_ahead_bytes: usize,
 }
 
 impl std::fmt::Debug for BlockTransform {
@@ -677,6 +691,8 @@ impl BlockTransform {
             tune: Tuning {
                 chunk: 128.max(group),
                 read_ahead_max_w: READ_AHEAD_MAX_W,
+                read_ahead_bytes: READ_AHEAD_BYTES,
+                write_ahead_bytes: WRITE_AHEAD_BYTES,
             },
             pool: Pool::new(threads),
         })
@@ -1522,9 +1538,12 @@ fn compress_strip<const B: usize, S: Pixel, T: Elem, A: Arith>(
     } else {
         std::array::from_fn(|k| mirror(r0 + k, p.h) * p.w)
     };
-    // Read-ahead region: the next strip in memory (possibly the next plane's).
+    // Read-ahead region: the strip `k` strips on in memory (possibly in a later
+    // plane), walked at the pace this strip is consumed.
     let ahead = if p.w < p.tune.read_ahead_max_w {
-        let a = p.image_offset(s + 1).min(x.len());
+        let strip_bytes = B * p.w * std::mem::size_of::<S>();
+        let k = p.tune.read_ahead_bytes.div_ceil(strip_bytes).max(1);
+        let a = p.image_offset(s + k).min(x.len());
         &x[a..(a + B * p.w).min(x.len())]
     } else {
         &[]
@@ -1595,16 +1614,15 @@ fn row_pass<const B: usize, S: Pixel, A: Arith>(
     let lines = (B * LANES).div_ceil(line);
     for g in 0..groups {
         let x = x0 + g * LANES;
-        // Read ahead as many lines of the next strip per group as this group
-        // consumes: plain loads acting as a software prefetch. Why: this loop
-        // reads the b rows interleaved, 64 B of each in turn; when several rows
-        // share a 4 KiB page (W < 1024) that pattern defeats the L2 streamer
-        // (one ascending stream per page), so without help every line would be
-        // a demand miss. The read-ahead is one sequential stream.
+        // Read ahead as many lines per group as this group consumes. Why: this
+        // loop reads the b rows interleaved, 64 B of each in turn; when several
+        // rows share a 4 KiB page (W < 1024) that pattern defeats the L2
+        // streamer (one ascending stream per page), so without help every line
+        // would be a demand miss. The read-ahead is one sequential stream.
         if pf.0 < ahead.len() {
             for t in 0..lines {
                 if let Some(v) = ahead.get(pf.0 + t * line) {
-                    pf.1 ^= v.bits();
+                    read_ahead(v, &mut pf.1);
                 }
             }
             pf.0 += B * LANES;
@@ -1629,6 +1647,39 @@ fn row_pass<const B: usize, S: Pixel, A: Arith>(
             }
             let acc: [f32; LANES] = std::array::from_fn(|l| e[l] + o[l]);
             t[g * LANES..][..LANES].copy_from_slice(&acc);
+        }
+    }
+}
+
+/// Starts bringing the line holding `v` into the cache: a prefetch into L2 on
+/// x86_64 (L1 stays free for the strip being worked on); elsewhere a plain
+/// load, folded into `sink` so that it is not optimised away.
+#[inline(always)]
+fn read_ahead<S: Pixel>(v: &S, sink: &mut u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let _ = sink;
+        prefetch_l2((v as *const S).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        *sink ^= v.bits();
+    }
+}
+
+/// `prefetcht1` of the line at `p`: any address, it only moves data towards the core.
+#[inline(always)]
+#[allow(unused_variables)]
+fn prefetch_l2(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+        // SAFETY: `_mm_prefetch` needs only SSE, which every x86_64 CPU has; a
+        // prefetch never faults (not even on an unmapped address) and changes
+        // no memory, so no address can make it unsound.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T1>(p.cast())
         }
     }
 }
@@ -1707,14 +1758,34 @@ fn decompress_strip<const B: usize, T: Elem, A: Arith>(
     while x0 < p.wd {
         let width = (p.wd - x0).min(p.tune.chunk);
         width_pass::<B, T, A>(p, m, ys, width / B, x0 / B, &mut sc.stage, &mut sc.tmp);
-        height_pass::<B, A>(&sc.tmp, p.c, width / LANES, m.brt, rows, out, p.w, x0);
+        height_pass::<B, A>(
+            &sc.tmp,
+            p.c,
+            width / LANES,
+            m.brt,
+            rows,
+            out,
+            p.w,
+            x0,
+            p.tune.write_ahead_bytes / 4,
+        );
         x0 += width;
     }
     if p.wd < p.wp {
         let tw = p.wp - p.wd;
         width_pass::<B, T, A>(p, m, ys, tw / B, p.wd / B, &mut sc.stage, &mut sc.tmp);
         let tile = sc.tail.as_flattened_mut();
-        height_pass::<B, A>(&sc.tmp, p.c, tw.div_ceil(LANES), m.brt, rows, tile, TAIL, 0);
+        height_pass::<B, A>(
+            &sc.tmp,
+            p.c,
+            tw.div_ceil(LANES),
+            m.brt,
+            rows,
+            tile,
+            TAIL,
+            0,
+            0,
+        );
         // Crop: only columns < W of the valid rows are written.
         let vw = p.w - p.wd;
         for (k, t) in sc.tail[..rows].iter().enumerate() {
@@ -1780,6 +1851,7 @@ fn height_pass<const B: usize, A: Arith>(
     out: &mut [f32],
     stride: usize,
     x0: usize,
+    ahead: usize,
 ) {
     // Row-major store order (one output row at a time): the hardware prefetcher
     // sees a single ascending stream per page.
@@ -1802,6 +1874,11 @@ fn height_pass<const B: usize, A: Arith>(
                 }
             }
             o[x..][..LANES].copy_from_slice(&acc);
+            // The output `ahead` floats on (a later strip, possibly another
+            // thread's or past the buffer: a prefetch is harmless anywhere).
+            if ahead > 0 {
+                prefetch_l2(o[x..].as_ptr().wrapping_add(ahead).cast());
+            }
         }
     }
 }
