@@ -66,21 +66,55 @@ if nat:
         print(f"| {side(r)}² | {fnum(r, 'compress_ns_per_pixel'):.3f} | {fnum(r, 'decompress_ns_per_pixel'):.3f} |")
     print(f"\nmax/min: compress {max(c) / min(c):.2f}×, decompress {max(dd) / min(dd):.2f}×\n")
 
-thr = [r for r in rows if r["file"] == "native_threads.csv"]
-if thr:
-    print("## One thread against two, 1024², CF 4\n")
-    print("| engine | threads | comp GB/s | dec GB/s | c/copy | d/copy |\n|---|---|---|---|---|---|")
-    for r in thr:
-        print(f"| {r['engine']} | {r['threads']} | {fnum(r, 'compress_gbps'):.2f} | {fnum(r, 'decompress_gbps'):.2f} | "
-              f"{fnum(r, 'compress_vs_memcpy'):.2f} | {fnum(r, 'decompress_vs_memcpy'):.2f} |")
-    for e in sorted({r["engine"] for r in thr}):
-        one = [r for r in thr if r["engine"] == e and r["threads"] == "1"]
-        two = [r for r in thr if r["engine"] == e and r["threads"] == "2"]
-        if one and two:
-            print(f"\n{e}: 2 threads / 1 thread = compress "
-                  f"{fnum(two[0], 'compress_gbps') / fnum(one[0], 'compress_gbps'):.2f}×, decompress "
-                  f"{fnum(two[0], 'decompress_gbps') / fnum(one[0], 'decompress_gbps'):.2f}×")
+flat = [r for r in rows if r["file"].startswith("native_flat")]
+if flat:
+    passes = sorted({r["file"][len("native_flat"):].split("_")[0] for r in flat})
+    sizes = sorted({side(r) for r in flat})
+    print("## Time per pixel at equal bytes, native chop CF 4 (issue 11: flat within 1.3×)\n")
+    print("Batches of 79-101 MB at every size (64² × 2000 … 2048² × 2), so that every size streams")
+    print("from memory; the sizes measured in turn, three times over.\n")
+    print("| op | " + " | ".join(f"{s}²" for s in sizes) + " | max/min |")
+    print("|---|" + "---|" * (len(sizes) + 1))
+    for op, key in (("compress", "compress_ns_per_pixel"), ("decompress", "decompress_ns_per_pixel")):
+        per = {}
+        for p in passes:
+            got = {side(r): fnum(r, key) for r in flat if r["file"].startswith(f"native_flat{p}_")}
+            if len(got) == len(sizes):
+                per[p] = [got[s] for s in sizes]
+                v = per[p]
+                print(f"| {op}, pass {p} | " + " | ".join(f"{x:.3f}" for x in v)
+                      + f" | {max(v) / min(v):.2f}× |")
+        if per:
+            med = [sorted(col)[len(col) // 2] for col in zip(*per.values())]
+            print(f"| {op}, median of passes | " + " | ".join(f"{x:.3f}" for x in med)
+                  + f" | **{max(med) / min(med):.2f}×** |")
     print()
+
+thr = [r for r in rows if r["file"].startswith("native_threads")]
+if thr:
+    print("## One thread against two, 1024², CF 4 (issue 11: 2 threads ≥ 1.7× one)\n")
+    print("Three passes; each pass measures one and two threads back to back.\n")
+    print("| pass | engine | threads | comp GB/s | dec GB/s | c/copy | d/copy |\n|---|---|---|---|---|---|---|")
+    for r in sorted(thr, key=lambda r: (r["file"], r["engine"], int(r["threads"]))):
+        p = r["file"][len("native_threads"):-4] or "1"
+        print(f"| {p} | {r['engine']} | {r['threads']} | {fnum(r, 'compress_gbps'):.2f} | "
+              f"{fnum(r, 'decompress_gbps'):.2f} | {fnum(r, 'compress_vs_memcpy'):.2f} | "
+              f"{fnum(r, 'decompress_vs_memcpy'):.2f} |")
+    print()
+    for e in sorted({r["engine"] for r in thr}):
+        ratios = {"compress": [], "decompress": []}
+        for f in sorted({r["file"] for r in thr}):
+            one = [r for r in thr if r["file"] == f and r["engine"] == e and r["threads"] == "1"]
+            two = [r for r in thr if r["file"] == f and r["engine"] == e and r["threads"] == "2"]
+            if one and two:
+                for op in ratios:
+                    ratios[op].append(fnum(two[0], f"{op}_gbps") / fnum(one[0], f"{op}_gbps"))
+        if ratios["compress"]:
+            parts = []
+            for op, v in ratios.items():
+                med = sorted(v)[len(v) // 2]
+                parts.append(f"{op} {' / '.join(f'{x:.2f}' for x in v)} (median **{med:.2f}×**)")
+            print(f"{e}: 2 threads / 1 thread per pass: " + "; ".join(parts) + "\n")
 
 codes = [r for r in rows if r["file"].startswith("native_codes_")]
 if codes:

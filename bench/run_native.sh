@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 11's acceptance grid: the native engine beside ONNX Runtime and tract in one run, CF 2/4/7,
-# chop and triangle, 64² to 2048², batches of about 20-100 MB; one thread against two at 1024²;
+# chop and triangle, 64² to 2048², batches of about 20-100 MB; time per pixel at equal bytes from
+# 64² to 2048² (three passes); one thread against two at 1024²;
 # decompression from int8/int16 codes. CSVs in bench/results/native_*.csv, then a markdown summary
 # (bench/native_summary.py). Usage: bash bench/run_native.sh [--quick]
 set -euo pipefail
@@ -25,7 +26,19 @@ for s in $sizes; do
   run "native_${res}" --res "$res" --batch "$batch" --cf 2,4,7 --variant chop,triangle \
       --engine native,ort,tract
 done
-run native_threads --res 1024 --batch 8 --cf 4 --threads 1,2 --engine native,ort
+# Time per pixel from 64² to 2048² at equal bytes (~80-100 MB per batch), native CF 4, three passes
+# over the sizes so that the VM's drift shows beside the size effect.
+flat="64:2000 128:500 256:100 512:25 1024:8 2048:2"
+if [ "${1:-}" = --quick ]; then flat="64:200 2048:1"; fi
+for pass in 1 2 3; do
+  for s in $flat; do
+    res=${s%%:*}; batch=${s##*:}
+    run "native_flat${pass}_${res}" --res "$res" --batch "$batch" --cf 4 --engine native
+  done
+done
+for pass in 1 2 3; do
+  run "native_threads${pass}" --res 1024 --batch 8 --cf 4 --threads 1,2 --engine native,ort
+done
 run native_codes_256 --res 256 --batch 100 --cf 4 --codes none,i8,i16 --engine native,ort
 run native_codes_1024 --res 1024 --batch 8 --cf 4 --codes none,i8,i16 --engine native,ort
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/native_machine.txt"
