@@ -108,10 +108,10 @@ const STAGE_W: usize = CHUNK + 32;
 /// Compress prefetches its input for images narrower than this (see
 /// `row_pass`). From 1024 on each row has pages of its own, where the
 /// hardware prefetcher keeps up and the prefetches only cost load slots
-/// (bench/README.md has the measurements).
+/// (crates/block_transform/README.md has the measurements).
 const READ_AHEAD_MAX_W: usize = 1024;
 /// Least distance of the compress read-ahead: it runs whole strips ahead, at
-/// least this many bytes (one strip from 256² up; 8 strips at 64²).
+/// least this many bytes (f32 samples: 8 strips at 64², 2 at 256², one from 512²).
 pub const READ_AHEAD_BYTES: usize = 16 * 1024;
 /// Decompress prefetches the output this many bytes ahead of each store.
 pub const WRITE_AHEAD_BYTES: usize = 16 * 1024;
@@ -562,8 +562,7 @@ pub struct BlockTransform {
 pub struct Tuning {
     /// Column chunk width, a multiple of `max(16, b)`, at most [`CHUNK`].
     pub chunk: usize,
-    /// Compress reads the next strip ahead (see `row_pass`) for images
-    /// narrower than this; 0 disables.
+    /// Compress reads ahead (see `row_pass`) for images narrower than this; 0 disables.
     pub read_ahead_max_w: usize,
     /// Least distance of the compress read-ahead in bytes (whole strips, at least one).
     pub read_ahead_bytes: usize,
@@ -1767,7 +1766,7 @@ fn decompress_strip<const B: usize, T: Elem, A: Arith>(
             out,
             p.w,
             x0,
-            p.tune.write_ahead_bytes / 4,
+            p.tune.write_ahead_bytes / std::mem::size_of::<f32>(),
         );
         x0 += width;
     }
