@@ -26,8 +26,13 @@
 //! Once vectorised the transform is close to memory bound, so the design goal
 //! is to touch every input byte once and every output byte once, with nothing
 //! full-size in between. The unit of work is a *strip*: one block row (`b`
-//! image rows × `W`) of one plane. A strip is processed in column chunks of 128
-//! columns (at most [`CHUNK`]), all scratch on the stack and L1 resident:
+//! image rows × `W`) of one plane. A strip is processed in column chunks: whole
+//! rows up to [`CHUNK`] = 1024 columns, narrower where the `c×chunk`
+//! intermediate would not fit in [`CHUNK_BYTES`] (an L1 data cache; only
+//! `c > 8` needs that). Whole rows matter for memory, not for arithmetic: each
+//! row of a strip is then read or written as one piece, so the hardware
+//! prefetcher follows one ascending stream per row instead of `b` interleaved
+//! short ones (decompress at 256² was 13–25 % slower with 128-column chunks):
 //!
 //! * **compress**: (1) *row pass* — `T[i][x] = Σ_k A_rows[i][k]·X[k][x]`
 //!   (`c×chunk`), vectorised over 16 contiguous columns, the `b` input rows of a
@@ -49,7 +54,7 @@
 //! Mirror padding is handled by index mapping only at the edges: rows are
 //! mapped once per strip (an array of `b` row offsets, consecutive for interior
 //! strips), and the at most one partially valid/padded column group at the right
-//! edge (`≤ 32` columns) is gathered into / scattered from a small stack tile.
+//! edge (`≤ 32` columns) is gathered into / scattered from a small scratch tile.
 //! The interior path has no per-element branches.
 //!
 //! For narrow images (`W < 1024`) compress prefetches the input at least
@@ -81,9 +86,11 @@
 //! little work run inline on the caller.
 //!
 //! # Allocation
-//! `compress*`/`decompress*` allocate nothing: scratch is on the stack (per
-//! thread, created once per call) and the pool is created with the plan (see
-//! `tests/alloc.rs`).
+//! `compress*`/`decompress*` allocate nothing: the plan owns one scratch buffer
+//! per pool thread (66 KiB for `b = 8`), lent to each thread of a call and
+//! neither allocated nor zeroed per call, and the pool is created with the plan
+//! (see `tests/alloc.rs`). Only calls made concurrently on one plan from several
+//! threads of the caller can find the buffers lent out; they allocate their own.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -94,14 +101,21 @@ use pool::Pool;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Widest column chunk processed at once (floats); sizes the stack scratch.
-/// Plans use 128 (`max(128, b)`): the `c×128` intermediate stays L1 resident
-/// and 256 measured no faster (see the README).
-pub const CHUNK: usize = 256;
+/// Widest column chunk processed at once (floats); sizes the scratch. Plans
+/// take whole rows up to this width, as far as the `c×chunk` intermediate fits
+/// in [`CHUNK_BYTES`]: fewer, longer row pieces per strip keep the hardware
+/// prefetcher on one stream per row (crates/block_transform/README.md).
+pub const CHUNK: usize = 1024;
+/// Budget of the `c×chunk` intermediate (an L1 data cache).
+pub const CHUNK_BYTES: usize = 32 * 1024;
 /// SIMD lane group: 16 f32 = one AVX-512 register / two AVX2 registers.
 const LANES: usize = 16;
 /// Widest right-edge tile (columns not covered by whole lane groups + padding).
 const TAIL: usize = 32;
+/// Row stride of the `c×chunk` intermediate: one cache line more than
+/// [`CHUNK`], so that its rows (4 KiB apart otherwise) fall in different L1
+/// sets from each other and from the image rows of a strip.
+const TMP_W: usize = CHUNK + 16;
 /// Row stride of the staging buffer: a chunk's `nb·c ≤ CHUNK` values plus the
 /// `b`-lane overhang of the overlapping stores.
 const STAGE_W: usize = CHUNK + 32;
@@ -114,7 +128,7 @@ const READ_AHEAD_MAX_W: usize = 1024;
 /// least this many bytes (f32 samples: 8 strips at 64², 2 at 256², one from 512²).
 pub const READ_AHEAD_BYTES: usize = 16 * 1024;
 /// Decompress prefetches the output this many bytes ahead of each store.
-pub const WRITE_AHEAD_BYTES: usize = 16 * 1024;
+pub const WRITE_AHEAD_BYTES: usize = 4 * 1024;
 /// Target pixels per task: ~5–10 µs of work, far above the ~50 ns claim cost.
 pub const TASK_PIXELS: usize = 16 * 1024;
 /// Below this many (padded) pixels a call runs on the calling thread only:
@@ -553,6 +567,9 @@ pub struct BlockTransform {
     bc: Vec<f32>,
     isa: Isa,
     tune: Tuning,
+    /// One scratch buffer per thread of a call (`scratch_len(b)` floats each),
+    /// allocated with the plan and lent to the threads for each call.
+    scratch: Mutex<Vec<Vec<f32>>>,
     pool: Pool,
 }
 
@@ -688,11 +705,12 @@ impl BlockTransform {
             bc,
             isa: Isa::detect(),
             tune: Tuning {
-                chunk: 128.max(group),
+                chunk: default_chunk(c, group),
                 read_ahead_max_w: READ_AHEAD_MAX_W,
                 read_ahead_bytes: READ_AHEAD_BYTES,
                 write_ahead_bytes: WRITE_AHEAD_BYTES,
             },
+            scratch: Mutex::new((0..threads).map(|_| vec![0.0; scratch_len(b)]).collect()),
             pool: Pool::new(threads),
         })
     }
@@ -1435,23 +1453,65 @@ impl<'a, const B: usize> Mats<'a, B> {
     }
 }
 
-/// Per-thread stack scratch (≤ 40 KiB for b = 32), created once per call.
-struct Scratch<const B: usize> {
-    /// `c×chunk` intermediate (row-pass output / width-pass output).
-    tmp: [[f32; CHUNK]; B],
-    /// Staging for coefficients (compress output / decompress code conversion).
-    stage: [[f32; STAGE_W]; B],
-    /// Right-edge tile: `b` rows × ≤ 32 columns.
-    tail: [[f32; TAIL]; B],
+/// Column chunk of a plan with `c` kept rows: whole rows up to [`CHUNK`],
+/// while the `c×chunk` intermediate fits in [`CHUNK_BYTES`].
+fn default_chunk(c: usize, group: usize) -> usize {
+    let fits = CHUNK_BYTES / (c * std::mem::size_of::<f32>());
+    (fits / group * group).clamp(group, CHUNK)
 }
 
-impl<const B: usize> Scratch<B> {
+/// Floats of one thread's scratch buffer for block size `b` (2128 per block row).
+fn scratch_len(b: usize) -> usize {
+    b * (TMP_W + STAGE_W + TAIL) + LINE_F32
+}
+
+/// f32 values per cache line: scratch views start at a line boundary, so that
+/// the kernels' 16-lane loads and stores never straddle two lines.
+const LINE_F32: usize = 16;
+
+/// One thread's scratch for a call, viewed in a buffer the plan owns (so a
+/// call neither allocates nor zeroes it).
+struct Scratch<'s, const B: usize> {
+    /// `c×chunk` intermediate (row-pass output / width-pass output).
+    tmp: &'s mut [[f32; TMP_W]; B],
+    /// Staging for coefficients (compress output / decompress code conversion).
+    stage: &'s mut [[f32; STAGE_W]; B],
+    /// Right-edge tile: `b` rows × ≤ 32 columns.
+    tail: &'s mut [[f32; TAIL]; B],
+}
+
+impl<'s, const B: usize> Scratch<'s, B> {
     #[inline(always)]
-    fn new() -> Self {
+    fn new(buf: &'s mut [f32]) -> Self {
+        let misalign = (buf.as_ptr() as usize / std::mem::size_of::<f32>()) % LINE_F32;
+        let buf = &mut buf[(LINE_F32 - misalign) % LINE_F32..];
+        let (tmp, rest) = buf.split_at_mut(B * TMP_W);
+        let (stage, tail) = rest.split_at_mut(B * STAGE_W);
         Scratch {
-            tmp: [[0.0; CHUNK]; B],
-            stage: [[0.0; STAGE_W]; B],
-            tail: [[0.0; TAIL]; B],
+            tmp: tmp.as_chunks_mut().0.try_into().expect("scratch_len"),
+            stage: stage.as_chunks_mut().0.try_into().expect("scratch_len"),
+            tail: tail[..B * TAIL]
+                .as_chunks_mut()
+                .0
+                .try_into()
+                .expect("scratch_len"),
+        }
+    }
+}
+
+impl BlockTransform {
+    /// Lends a scratch buffer to one thread of a call. There is one per pool
+    /// thread; only calls made concurrently from several threads of the caller
+    /// can run out, and they get a fresh buffer.
+    fn take_scratch(&self) -> Vec<f32> {
+        let mut free = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        free.pop().unwrap_or_else(|| vec![0.0; scratch_len(self.b)])
+    }
+
+    fn give_back_scratch(&self, buf: Vec<f32>) {
+        let mut free = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < self.pool.threads() {
+            free.push(buf);
         }
     }
 }
@@ -1467,7 +1527,8 @@ impl<const B: usize, S: Pixel, T: Elem> Kernel for CompressLoop<'_, '_, B, S, T>
     fn run<A: Arith>(self) -> usize {
         let p = self.p;
         let m = Mats::<B>::new(p);
-        let mut sc = Scratch::<B>::new();
+        let mut buf = p.take_scratch();
+        let mut sc = Scratch::<B>::new(&mut buf);
         let mut clamped = 0;
         let r = p.strip_len;
         while let Some((s0, s1, out)) = Claims::claim(self.work, |a, b| (b - a) * r) {
@@ -1475,6 +1536,7 @@ impl<const B: usize, S: Pixel, T: Elem> Kernel for CompressLoop<'_, '_, B, S, T>
                 clamped += compress_strip::<B, S, T, A>(p, &m, self.x, s, o, &mut sc);
             }
         }
+        p.give_back_scratch(buf);
         clamped
     }
 }
@@ -1493,7 +1555,8 @@ impl<const B: usize, T: Elem, R: Pixel> Kernel for DecompressLoop<'_, '_, B, T, 
     fn run<A: Arith>(self) -> usize {
         let p = self.p;
         let m = Mats::<B>::new(p);
-        let mut sc = Scratch::<B>::new();
+        let mut buf = p.take_scratch();
+        let mut sc = Scratch::<B>::new(&mut buf);
         let r = p.strip_len;
         let len = |a, b| p.image_offset(b) - p.image_offset(a);
         let (mut sse, mut worst) = ([0f64; DIFF_LANES], [0f32; DIFF_LANES]);
@@ -1509,6 +1572,7 @@ impl<const B: usize, T: Elem, R: Pixel> Kernel for DecompressLoop<'_, '_, B, T, 
                 }
             }
         }
+        p.give_back_scratch(buf);
         if self.reference.is_some() {
             let mut g = self.stats.lock().unwrap_or_else(|e| e.into_inner());
             g.0 += sse.iter().sum::<f64>();
@@ -1526,7 +1590,7 @@ fn compress_strip<const B: usize, S: Pixel, T: Elem, A: Arith>(
     x: &[S],
     s: usize,
     out: &mut [T],
-    sc: &mut Scratch<B>,
+    sc: &mut Scratch<'_, B>,
 ) -> usize {
     let hw = p.h * p.w;
     let plane = &x[(s / p.nbh) * hw..][..hw];
@@ -1559,11 +1623,11 @@ fn compress_strip<const B: usize, S: Pixel, T: Elem, A: Arith>(
             width / LANES,
             m.ar,
             p.c,
-            &mut sc.tmp,
+            sc.tmp,
             ahead,
             &mut pf,
         );
-        clamped += col_pass::<B, T, A>(p, m, &sc.tmp, width / B, x0 / B, &mut sc.stage, out);
+        clamped += col_pass::<B, T, A>(p, m, sc.tmp, width / B, x0 / B, sc.stage, out);
         x0 += width;
     }
     if p.wd < p.wp {
@@ -1584,11 +1648,11 @@ fn compress_strip<const B: usize, S: Pixel, T: Elem, A: Arith>(
             tw.div_ceil(LANES),
             m.ar,
             p.c,
-            &mut sc.tmp,
+            sc.tmp,
             &[],
             &mut pf,
         );
-        clamped += col_pass::<B, T, A>(p, m, &sc.tmp, tw / B, p.wd / B, &mut sc.stage, out);
+        clamped += col_pass::<B, T, A>(p, m, sc.tmp, tw / B, p.wd / B, sc.stage, out);
     }
     std::hint::black_box(pf.1);
     clamped
@@ -1604,7 +1668,7 @@ fn row_pass<const B: usize, S: Pixel, A: Arith>(
     groups: usize,
     ar: &[[f32; B]; B],
     c: usize,
-    tmp: &mut [[f32; CHUNK]; B],
+    tmp: &mut [[f32; TMP_W]; B],
     ahead: &[S],
     pf: &mut (usize, u32),
 ) {
@@ -1689,7 +1753,7 @@ fn prefetch_l2(p: *const u8) {
 fn col_pass<const B: usize, T: Elem, A: Arith>(
     p: &BlockTransform,
     m: &Mats<'_, B>,
-    tmp: &[[f32; CHUNK]; B],
+    tmp: &[[f32; TMP_W]; B],
     nb: usize,
     bj0: usize,
     stage: &mut [[f32; STAGE_W]; B],
@@ -1750,15 +1814,15 @@ fn decompress_strip<const B: usize, T: Elem, A: Arith>(
     ys: &[T],
     s: usize,
     out: &mut [f32],
-    sc: &mut Scratch<B>,
+    sc: &mut Scratch<'_, B>,
 ) {
     let rows = (p.h - (s % p.nbh) * B).min(B);
     let mut x0 = 0;
     while x0 < p.wd {
         let width = (p.wd - x0).min(p.tune.chunk);
-        width_pass::<B, T, A>(p, m, ys, width / B, x0 / B, &mut sc.stage, &mut sc.tmp);
+        width_pass::<B, T, A>(p, m, ys, width / B, x0 / B, sc.stage, sc.tmp);
         height_pass::<B, A>(
-            &sc.tmp,
+            sc.tmp,
             p.c,
             width / LANES,
             m.brt,
@@ -1772,10 +1836,10 @@ fn decompress_strip<const B: usize, T: Elem, A: Arith>(
     }
     if p.wd < p.wp {
         let tw = p.wp - p.wd;
-        width_pass::<B, T, A>(p, m, ys, tw / B, p.wd / B, &mut sc.stage, &mut sc.tmp);
+        width_pass::<B, T, A>(p, m, ys, tw / B, p.wd / B, sc.stage, sc.tmp);
         let tile = sc.tail.as_flattened_mut();
         height_pass::<B, A>(
-            &sc.tmp,
+            sc.tmp,
             p.c,
             tw.div_ceil(LANES),
             m.brt,
@@ -1802,7 +1866,7 @@ fn width_pass<const B: usize, T: Elem, A: Arith>(
     nb: usize,
     bj0: usize,
     stage: &mut [[f32; STAGE_W]; B],
-    z: &mut [[f32; CHUNK]; B],
+    z: &mut [[f32; TMP_W]; B],
 ) {
     let c = p.c;
     let bm = p.block_major;
@@ -1842,7 +1906,7 @@ fn width_pass<const B: usize, T: Elem, A: Arith>(
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn height_pass<const B: usize, A: Arith>(
-    z: &[[f32; CHUNK]; B],
+    z: &[[f32; TMP_W]; B],
     c: usize,
     groups: usize,
     brt: &[[f32; B]; B],

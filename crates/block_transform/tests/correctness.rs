@@ -4,7 +4,16 @@ mod common;
 use block_transform::{BlockTransform, Error, Isa, Keep, Matrices};
 use common::*;
 
-const SIZES: [(usize, usize); 6] = [(1, 1), (1, 37), (25, 25), (300, 451), (64, 64), (17, 8)];
+// (9, 2100): wider than the widest column chunk, so rows take several chunks plus the edge tile.
+const SIZES: [(usize, usize); 7] = [
+    (1, 1),
+    (1, 37),
+    (25, 25),
+    (300, 451),
+    (64, 64),
+    (17, 8),
+    (9, 2100),
+];
 const REL_TOL: f64 = 1e-6;
 
 fn cfs(b: usize) -> Vec<usize> {
@@ -517,6 +526,80 @@ fn buffer_alignment_does_not_change_results() {
                 assert_eq!(xo, &want_x[..], "decompress off {off}");
             }
         }
+    }
+}
+
+/// The column chunk only partitions the columns: every chunk width gives bitwise the same
+/// output as the default (whole rows up to `CHUNK`), which the reference tests check.
+#[test]
+fn column_chunk_width_does_not_change_results() {
+    let mut rng = Rng(12);
+    for (planes, h, w) in [(2, 20, 451), (1, 17, 2100), (3, 16, 1024)] {
+        let x = rng.vec_f32(planes * h * w, -1.0, 1.0);
+        for (b, c) in [(8, 4), (8, 8), (32, 7), (4, 1)] {
+            for tri in [false, true] {
+                let mut plan = BlockTransform::dct(h, w, b, c, keep(tri, c), 2).unwrap();
+                let run = |plan: &BlockTransform| {
+                    let mut y = vec![0.0f32; planes * plan.plane_coeffs()];
+                    plan.compress(&x, planes, &mut y).unwrap();
+                    let mut xo = vec![0.0f32; x.len()];
+                    plan.decompress(&y, planes, &mut xo).unwrap();
+                    let mut q = vec![0i16; y.len()];
+                    plan.compress_codes(&x, planes, &mut q).unwrap();
+                    (y, xo, q)
+                };
+                let default = plan.tuning();
+                assert!(default.chunk <= block_transform::CHUNK);
+                assert!(
+                    default.chunk * c * 4 <= block_transform::CHUNK_BYTES || default.chunk <= 32
+                );
+                let want = run(&plan);
+                for chunk in [16, 32, 128, 256, 512, block_transform::CHUNK] {
+                    plan.set_tuning(block_transform::Tuning { chunk, ..default });
+                    let got = run(&plan);
+                    let tuned = plan.tuning().chunk;
+                    assert!(
+                        got == want,
+                        "{planes}x{h}x{w} b={b} c={c} tri={tri} chunk={tuned}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Calls made at the same time from several threads on one plan (the pool runs one of them,
+/// the others run inline with scratch of their own) give what a lone call gives.
+#[test]
+fn concurrent_calls_on_one_plan_give_identical_output() {
+    let mut rng = Rng(13);
+    let (planes, h, w) = (6, 96, 600);
+    let x = rng.vec_f32(planes * h * w, -1.0, 1.0);
+    for threads in [1, 2] {
+        let plan = BlockTransform::dct(h, w, 8, 4, Keep::Grid, threads).unwrap();
+        let n = planes * plan.plane_coeffs();
+        let mut want_y = vec![0.0f32; n];
+        plan.compress(&x, planes, &mut want_y).unwrap();
+        let mut want_x = vec![0.0f32; x.len()];
+        plan.decompress(&want_y, planes, &mut want_x).unwrap();
+        std::thread::scope(|s| {
+            let callers: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut y = vec![0.0f32; n];
+                        let mut xo = vec![0.0f32; x.len()];
+                        for _ in 0..10 {
+                            plan.compress(&x, planes, &mut y).unwrap();
+                            plan.decompress(&want_y, planes, &mut xo).unwrap();
+                            assert!(y == want_y && xo == want_x, "threads={threads}");
+                        }
+                    })
+                })
+                .collect();
+            for c in callers {
+                c.join().unwrap();
+            }
+        });
     }
 }
 

@@ -6,7 +6,7 @@
 //! the plan's mirror padding and cropping and the layout's kept coefficients, for the whole image
 //! at once. It reads each input byte once and writes each output byte once, accepts any number
 //! of samples per call, and allocates nothing per call (the kernel plan owns its thread pool and
-//! its scratch lives on the stack).
+//! its scratch buffers are allocated with it).
 //!
 //! Results equal the f64 reference interpreter to about 1e-7 of the data range for f32 specs.
 //! For f16 specs it still computes in f32 (its input and output cross the API as f32 anyway), so
