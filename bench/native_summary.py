@@ -72,7 +72,8 @@ if flat:
     sizes = sorted({side(r) for r in flat})
     print("## Time per pixel at equal bytes, native chop CF 4 (issue 11: flat within 1.3×)\n")
     print("Batches of 79-101 MB at every size (64² × 2000 … 2048² × 2), so that every size streams")
-    print("from memory; the sizes measured in turn, three times over.\n")
+    print(f"from memory; the sizes measured in turn, {len(passes)} passes (ascending, then descending,")
+    print("in turn); the median of the passes is the measure.\n")
     print("| op | " + " | ".join(f"{s}²" for s in sizes) + " | max/min |")
     print("|---|" + "---|" * (len(sizes) + 1))
     for op, key in (("compress", "compress_ns_per_pixel"), ("decompress", "decompress_ns_per_pixel")):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 11's acceptance grid: the native engine beside ONNX Runtime and tract in one run, CF 2/4/7,
 # chop and triangle, 64² to 2048², batches of about 20-100 MB; time per pixel at equal bytes from
-# 64² to 2048² (three passes); one thread against two at 1024²;
+# 64² to 2048² (five passes); one thread against two at 1024²;
 # decompression from int8/int16 codes. CSVs in bench/results/native_*.csv, then a markdown summary
 # (bench/native_summary.py). Usage: bash bench/run_native.sh [--quick]
 set -euo pipefail
@@ -26,12 +26,16 @@ for s in $sizes; do
   run "native_${res}" --res "$res" --batch "$batch" --cf 2,4,7 --variant chop,triangle \
       --engine native,ort,tract
 done
-# Time per pixel from 64² to 2048² at equal bytes (~80-100 MB per batch), native CF 4, three passes
-# over the sizes so that the VM's drift shows beside the size effect.
+# Time per pixel from 64² to 2048² at equal bytes (~80-100 MB per batch), native CF 4, five passes
+# over the sizes, ascending and descending in turn, so that the VM's drift (minutes at a time)
+# shows beside the size effect instead of landing on the same sizes every pass.
 flat="64:2000 128:500 256:100 512:25 1024:8 2048:2"
 if [ "${1:-}" = --quick ]; then flat="64:200 2048:1"; fi
-for pass in 1 2 3; do
-  for s in $flat; do
+rm -f "$out"/native_flat[0-9]_*.csv
+for pass in 1 2 3 4 5; do
+  order=$flat
+  if [ $((pass % 2)) = 0 ]; then order=$(printf '%s\n' $flat | tac | xargs); fi
+  for s in $order; do
     res=${s%%:*}; batch=${s##*:}
     run "native_flat${pass}_${res}" --res "$res" --batch "$batch" --cf 4 --engine native
   done

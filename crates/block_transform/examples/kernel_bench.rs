@@ -1,4 +1,4 @@
-//! Throughput benchmark: `cargo run --release --bin bench [-- options]`.
+//! Throughput benchmark: `cargo run --release -p block_transform --example kernel_bench [-- options]`.
 //!
 //! For each image size the batch is chosen so the uncompressed f32 tensor is
 //! ~64 MiB (3 channels). Every measurement is the median of `--runs` (default 7)
