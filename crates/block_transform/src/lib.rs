@@ -27,9 +27,9 @@
 //! is to touch every input byte once and every output byte once, with nothing
 //! full-size in between. The unit of work is a *strip*: one block row (`b`
 //! image rows × `W`) of one plane. A strip is processed in column chunks: whole
-//! rows up to [`CHUNK`] = 1024 columns, narrower where the `c×chunk`
-//! intermediate would not fit in [`CHUNK_BYTES`] (an L1 data cache; only
-//! `c > 8` needs that). Whole rows matter for memory, not for arithmetic: each
+//! rows up to [`CHUNK`] = 2048 columns, narrower where the `c×chunk`
+//! intermediate would not fit in [`CHUNK_BYTES`] (an L1 data cache: above
+//! 1024 columns for `c > 4`, above 512 for `c > 8`). Whole rows matter for memory, not for arithmetic: each
 //! row of a strip is then read or written as one piece, so the hardware
 //! prefetcher follows one ascending stream per row instead of `b` interleaved
 //! short ones (decompress at 256² was 13–25 % slower with 128-column chunks):
@@ -87,7 +87,7 @@
 //!
 //! # Allocation
 //! `compress*`/`decompress*` allocate nothing: the plan owns one scratch buffer
-//! per pool thread (66 KiB for `b = 8`), lent to each thread of a call and
+//! per pool thread (131 KiB for `b = 8`), lent to each thread of a call and
 //! neither allocated nor zeroed per call, and the pool is created with the plan
 //! (see `tests/alloc.rs`). Only calls made concurrently on one plan from several
 //! threads of the caller can find the buffers lent out; they allocate their own.
@@ -105,7 +105,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// take whole rows up to this width, as far as the `c×chunk` intermediate fits
 /// in [`CHUNK_BYTES`]: fewer, longer row pieces per strip keep the hardware
 /// prefetcher on one stream per row (crates/block_transform/README.md).
-pub const CHUNK: usize = 1024;
+pub const CHUNK: usize = 2048;
 /// Budget of the `c×chunk` intermediate (an L1 data cache).
 pub const CHUNK_BYTES: usize = 32 * 1024;
 /// SIMD lane group: 16 f32 = one AVX-512 register / two AVX2 registers.
@@ -113,7 +113,7 @@ const LANES: usize = 16;
 /// Widest right-edge tile (columns not covered by whole lane groups + padding).
 const TAIL: usize = 32;
 /// Row stride of the `c×chunk` intermediate: one cache line more than
-/// [`CHUNK`], so that its rows (4 KiB apart otherwise) fall in different L1
+/// [`CHUNK`], so that its rows (8 KiB apart otherwise) fall in different L1
 /// sets from each other and from the image rows of a strip.
 const TMP_W: usize = CHUNK + 16;
 /// Row stride of the staging buffer: a chunk's `nb·c ≤ CHUNK` values plus the
@@ -1460,7 +1460,7 @@ fn default_chunk(c: usize, group: usize) -> usize {
     (fits / group * group).clamp(group, CHUNK)
 }
 
-/// Floats of one thread's scratch buffer for block size `b` (2128 per block row).
+/// Floats of one thread's scratch buffer for block size `b` (4176 per block row).
 fn scratch_len(b: usize) -> usize {
     b * (TMP_W + STAGE_W + TAIL) + LINE_F32
 }
