@@ -115,7 +115,7 @@ const TAIL: usize = 32;
 /// Row stride of the `c×chunk` intermediate: one cache line more than
 /// [`CHUNK`], so that its rows (8 KiB apart otherwise) fall in different L1
 /// sets from each other and from the image rows of a strip.
-const TMP_W: usize = CHUNK + 16;
+const TMP_W: usize = CHUNK + LINE_F32;
 /// Row stride of the staging buffer: a chunk's `nb·c ≤ CHUNK` values plus the
 /// `b`-lane overhang of the overlapping stores.
 const STAGE_W: usize = CHUNK + 32;
