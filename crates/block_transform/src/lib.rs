@@ -1887,18 +1887,84 @@ fn width_pass<const B: usize, T: Elem, A: Arith>(
     // Register-resident matrix rows (see `col_pass`).
     let zero = std::hint::black_box(0.0f32);
     let bc: [[f32; B]; B] = std::array::from_fn(|j| std::array::from_fn(|l| m.bc[j][l] + zero));
-    for bj in 0..nb {
-        for (i, zr) in z[..c].iter_mut().enumerate() {
-            let jn = p.row_len[i];
-            let cs = &coef[off + bj * bs + rs[i]..][..jn];
-            let mut acc = [0.0f32; B];
-            for (&v, brow) in cs.iter().zip(bc.iter()) {
-                for l in 0..B {
-                    acc[l] = A::fma(v, brow[l], acc[l]);
-                }
-            }
-            zr[bj * B..][..B].copy_from_slice(&acc);
+    // One coefficient row `i` at a time over the chunk's blocks: its length `jn` is then
+    // fixed for the inner loop, which is compiled per length up to 8 (straight-line FMAs;
+    // a run-time length costs a compare and branch per term and bounds checks per block).
+    for (i, zr) in z[..c].iter_mut().enumerate() {
+        let jn = p.row_len[i];
+        if nb == 0 {
+            break;
         }
+        // Block `bj`'s coefficients of this row start at `row[bj·bs]`.
+        let row = &coef[off + rs[i]..][..(nb - 1) * bs + jn];
+        let zr = &mut zr[..nb * B];
+        // Grid layout in a strip cut into several chunks: each row's run of this chunk is
+        // read in one burst, a page or more from the last one; fetch the next row's run
+        // while this one is computed (the hardware would start each burst with misses).
+        let ahead = if !bm && nb * B < p.wd && i + 1 < c {
+            stride
+        } else {
+            0
+        };
+        match jn {
+            1 => width_row::<B, 1, A>(row, bs, ahead, &bc, zr),
+            2 => width_row::<B, 2, A>(row, bs, ahead, &bc, zr),
+            3 => width_row::<B, 3, A>(row, bs, ahead, &bc, zr),
+            4 => width_row::<B, 4, A>(row, bs, ahead, &bc, zr),
+            5 => width_row::<B, 5, A>(row, bs, ahead, &bc, zr),
+            6 => width_row::<B, 6, A>(row, bs, ahead, &bc, zr),
+            7 => width_row::<B, 7, A>(row, bs, ahead, &bc, zr),
+            8 => width_row::<B, 8, A>(row, bs, ahead, &bc, zr),
+            _ => width_row_any::<B, A>(row, bs, jn, ahead, &bc, zr),
+        }
+    }
+}
+
+/// `zr[bj·b..][..b] = Σ_{j<J} row[bj·bs + j] · bc[j]` for every block of `zr`.
+#[inline(always)]
+fn width_row<const B: usize, const J: usize, A: Arith>(
+    row: &[f32],
+    bs: usize,
+    ahead: usize,
+    bc: &[[f32; B]; B],
+    zr: &mut [f32],
+) {
+    for (zb, cs) in zr.chunks_exact_mut(B).zip(row.chunks(bs)) {
+        if ahead > 0 {
+            prefetch_l2(cs.as_ptr().wrapping_add(ahead).cast());
+        }
+        let cs: &[f32; J] = cs[..J].try_into().unwrap();
+        let mut acc = [0.0f32; B];
+        for (&v, brow) in cs.iter().zip(bc) {
+            for l in 0..B {
+                acc[l] = A::fma(v, brow[l], acc[l]);
+            }
+        }
+        zb.copy_from_slice(&acc);
+    }
+}
+
+/// [`width_row`] for a length known only at run time (`jn > 8`: blocks 16 and 32).
+#[inline(always)]
+fn width_row_any<const B: usize, A: Arith>(
+    row: &[f32],
+    bs: usize,
+    jn: usize,
+    ahead: usize,
+    bc: &[[f32; B]; B],
+    zr: &mut [f32],
+) {
+    for (zb, cs) in zr.chunks_exact_mut(B).zip(row.chunks(bs)) {
+        if ahead > 0 {
+            prefetch_l2(cs.as_ptr().wrapping_add(ahead).cast());
+        }
+        let mut acc = [0.0f32; B];
+        for (&v, brow) in cs[..jn].iter().zip(bc) {
+            for l in 0..B {
+                acc[l] = A::fma(v, brow[l], acc[l]);
+            }
+        }
+        zb.copy_from_slice(&acc);
     }
 }
 
