@@ -12,7 +12,8 @@
 //! `--isa generic|avx2|avx512` `--runs 7` `--mib 64`; the plan's
 //! [`Tuning`](block_transform::Tuning):
 //! `--chunk N` (column chunk), `--read-ahead-max-w N` (0: no read-ahead),
-//! `--read-ahead-bytes N` and `--write-ahead-bytes N` (0: no write-ahead).
+//! `--read-ahead-bytes N` and `--write-ahead-bytes N` (0: no write-ahead),
+//! `--symmetry 0` (the general kernels even for the DCT's mirror-symmetric rows).
 //! Ops: `c`/`d` floats, `ci8`/`di8` int8 codes, `ci16` int16 codes, `cu8i16` int16 codes of
 //! 8-bit samples, `di16` decompress int16 codes, `dci16`/`dci16u8` decompress_compare of int16 codes against the f32 / 8-bit
 //! samples (GB/s and ×copy are of the f32 size in every row).
@@ -20,7 +21,7 @@
 //! `--hot`: instead, a compute-bound table per instruction set: one thread on a
 //! cache-resident 3×128² tensor (minimum of 15 × 20 calls), ns per pixel.
 
-use block_transform::{BlockTransform, Isa, Keep};
+use block_transform::{BlockTransform, Isa, Keep, Tuning};
 use std::time::Instant;
 
 fn arg(name: &str) -> Option<String> {
@@ -106,6 +107,12 @@ fn hot(block: usize, cfs: &[usize]) {
                 let variant = if tri { Keep::triangle(cf) } else { Keep::Grid };
                 let mut p = BlockTransform::dct(s, s, block, cf, variant.clone(), 1).unwrap();
                 p.set_isa(isa).unwrap();
+                if let Some(v) = arg("--symmetry") {
+                    p.set_tuning(Tuning {
+                        symmetry: v != "0",
+                        ..p.tuning()
+                    });
+                }
                 let m = planes * p.plane_coeffs();
                 let (mut y, mut q) = (vec![0f32; m], vec![0i8; m]);
                 let c = min_time(&mut || p.compress(&x, planes, &mut y).unwrap());
@@ -193,6 +200,9 @@ fn main() {
                     }
                     if let Some(v) = arg("--read-ahead-bytes") {
                         tuning.read_ahead_bytes = v.parse().expect("--read-ahead-bytes N");
+                    }
+                    if let Some(v) = arg("--symmetry") {
+                        tuning.symmetry = v != "0";
                     }
                     plan.set_tuning(tuning);
                     let m = planes * plan.plane_coeffs();

@@ -559,6 +559,9 @@ pub struct BlockTransform {
     row_len: Vec<usize>,
     /// `b×b`, zero padded: `ar[i][k] = A_rows[i][k]`.
     ar: Vec<f32>,
+    /// Whether each row of `A_rows` is antisymmetric (`ar[i][b-1-k] = -ar[i][k]`, else it
+    /// is symmetric); `None` unless every row is one or the other, as in the DCT.
+    ar_anti: Option<Vec<bool>>,
     /// `act[l][j] = A_cols[j][l]` (transposed so a block row times it is a broadcast-FMA).
     act: Vec<f32>,
     /// `brt[k][i] = B_rows[i][k]`.
@@ -585,6 +588,8 @@ pub struct Tuning {
     pub read_ahead_bytes: usize,
     /// Decompress prefetches its output this many bytes ahead; 0 disables.
     pub write_ahead_bytes: usize,
+    /// Use the matrices' (anti)symmetry where they have it (see `row_pass`).
+    pub symmetry: bool,
 }
 
 impl std::fmt::Debug for BlockTransform {
@@ -699,6 +704,7 @@ impl BlockTransform {
             tail_cols,
             row_off,
             row_len,
+            ar_anti: parity(m.a_rows, c, b),
             ar,
             act,
             brt,
@@ -709,6 +715,7 @@ impl BlockTransform {
                 read_ahead_max_w: READ_AHEAD_MAX_W,
                 read_ahead_bytes: READ_AHEAD_BYTES,
                 write_ahead_bytes: WRITE_AHEAD_BYTES,
+                symmetry: true,
             },
             scratch: Mutex::new((0..threads).map(|_| vec![0.0; scratch_len(b)]).collect()),
             pool: Pool::new(threads),
@@ -763,6 +770,13 @@ impl BlockTransform {
     #[doc(hidden)]
     pub fn tuning(&self) -> Tuning {
         self.tune
+    }
+
+    /// Whether compress takes the mirror-symmetric path (every row of `A_rows` symmetric or
+    /// antisymmetric, as in the DCT, and [`Tuning::symmetry`] on).
+    #[doc(hidden)]
+    pub fn uses_symmetry(&self) -> bool {
+        self.tune.symmetry && self.ar_anti.is_some()
     }
 
     /// Instruction set the kernels run with.
@@ -1453,6 +1467,28 @@ impl<'a, const B: usize> Mats<'a, B> {
     }
 }
 
+/// For each of the `c` rows of the row-major `c×b` matrix `m`: `Some(true)` if it is
+/// antisymmetric (`m[i][b-1-k] = -m[i][k]`), `Some(false)` if symmetric, within a few f32
+/// ulps of the row's largest entry (the DCT's rows alternate, but its f64 cosines rounded
+/// to f32 need not mirror exactly). `None` if any row is neither.
+fn parity(m: &[f32], c: usize, b: usize) -> Option<Vec<bool>> {
+    (0..c)
+        .map(|i| {
+            let r = &m[i * b..][..b];
+            let tol = 8.0 * f32::EPSILON * r.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let mirrored =
+                |sign: f32| (0..b / 2).all(|k| (r[k] - sign * r[b - 1 - k]).abs() <= tol);
+            if mirrored(1.0) {
+                Some(false)
+            } else if mirrored(-1.0) {
+                Some(true)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
 /// Column chunk of a plan with `c` kept rows: whole rows up to [`CHUNK`],
 /// while the `c×chunk` intermediate fits in [`CHUNK_BYTES`].
 fn default_chunk(c: usize, group: usize) -> usize {
@@ -1611,6 +1647,11 @@ fn compress_strip<const B: usize, S: Pixel, T: Elem, A: Arith>(
     } else {
         &[]
     };
+    let anti = if p.tune.symmetry {
+        p.ar_anti.as_deref()
+    } else {
+        None
+    };
     let mut pf = (0usize, 0u32);
     let mut clamped = 0;
     let mut x0 = 0;
@@ -1623,6 +1664,7 @@ fn compress_strip<const B: usize, S: Pixel, T: Elem, A: Arith>(
             width / LANES,
             m.ar,
             p.c,
+            anti,
             sc.tmp,
             ahead,
             &mut pf,
@@ -1648,6 +1690,7 @@ fn compress_strip<const B: usize, S: Pixel, T: Elem, A: Arith>(
             tw.div_ceil(LANES),
             m.ar,
             p.c,
+            anti,
             sc.tmp,
             &[],
             &mut pf,
@@ -1668,6 +1711,7 @@ fn row_pass<const B: usize, S: Pixel, A: Arith>(
     groups: usize,
     ar: &[[f32; B]; B],
     c: usize,
+    anti: Option<&[bool]>,
     tmp: &mut [[f32; TMP_W]; B],
     ahead: &[S],
     pf: &mut (usize, u32),
@@ -1698,6 +1742,27 @@ fn row_pass<const B: usize, S: Pixel, A: Arith>(
         for (k, v) in xs.iter_mut().enumerate() {
             *v = S::lanes(&src[rows[k] + x..]);
         }
+        if let Some(anti) = anti {
+            // Rows with mirror symmetry (the DCT's): sums and differences of the mirrored
+            // input rows first, then b/2 terms per output instead of b.
+            let h = B / 2;
+            let mut sd = [[0.0f32; LANES]; B];
+            for k in 0..h {
+                for l in 0..LANES {
+                    sd[k][l] = xs[k][l] + xs[B - 1 - k][l];
+                    sd[h + k][l] = xs[k][l] - xs[B - 1 - k][l];
+                }
+            }
+            for ((a, t), &odd) in ar[..c].iter().zip(tmp.iter_mut()).zip(anti) {
+                let acc = if odd {
+                    half_dot::<B, A>(a, &sd, h)
+                } else {
+                    half_dot::<B, A>(a, &sd, 0)
+                };
+                t[g * LANES..][..LANES].copy_from_slice(&acc);
+            }
+            continue;
+        }
         for (a, t) in ar[..c].iter().zip(tmp.iter_mut()) {
             // Two independent FMA chains (even/odd k): halves the latency chain,
             // which otherwise bounds small c.
@@ -1712,6 +1777,23 @@ fn row_pass<const B: usize, S: Pixel, A: Arith>(
             t[g * LANES..][..LANES].copy_from_slice(&acc);
         }
     }
+}
+
+/// `Σ_{k<b/2} a[k] · v[off + k]` in two FMA chains (even/odd k).
+#[inline(always)]
+fn half_dot<const B: usize, A: Arith>(
+    a: &[f32; B],
+    v: &[[f32; LANES]; B],
+    off: usize,
+) -> [f32; LANES] {
+    let (mut e, mut o) = ([0.0f32; LANES], [0.0f32; LANES]);
+    for k in (0..B / 2).step_by(2) {
+        for l in 0..LANES {
+            e[l] = A::fma(a[k], v[off + k][l], e[l]);
+            o[l] = A::fma(a[k + 1], v[off + k + 1][l], o[l]);
+        }
+    }
+    std::array::from_fn(|l| e[l] + o[l])
 }
 
 /// Starts bringing the line holding `v` into the cache: a prefetch into L2 on

@@ -1,7 +1,7 @@
 //! Kernels vs the independent f64 reference in `common/`.
 mod common;
 
-use block_transform::{BlockTransform, Error, Isa, Keep, Matrices};
+use block_transform::{BlockTransform, Error, Isa, Keep, Matrices, Tuning};
 use common::*;
 
 // (9, 2100): wider than the widest column chunk, so rows take several chunks plus the edge tile.
@@ -78,6 +78,27 @@ impl Mats {
             bc: m(),
         }
     }
+    /// Arbitrary rows, each mirror-symmetric or antisymmetric (`m[i][b-1-k] = ±m[i][k]`,
+    /// the sign drawn per row, not alternating as in the DCT): the kernels' symmetric path
+    /// with values that owe nothing to the DCT.
+    fn mirrored(b: usize, c: usize, rng: &mut Rng) -> Self {
+        let mut m = || {
+            let mut v = rng.vec_f32(c * b, -0.6, 0.6);
+            let signs = rng.vec_f32(c, -1.0, 1.0);
+            for (r, s) in v.chunks_exact_mut(b).zip(signs) {
+                for k in 0..b / 2 {
+                    r[b - 1 - k] = if s < 0.0 { -r[k] } else { r[k] };
+                }
+            }
+            v
+        };
+        Mats {
+            ar: m(),
+            ac: m(),
+            br: m(),
+            bc: m(),
+        }
+    }
     fn view(&self) -> Matrices<'_> {
         Matrices {
             a_rows: &self.ar,
@@ -127,23 +148,29 @@ fn check_case(
     );
     let data_range = hi - lo;
     let mut worst: f64 = 0.0;
-    for isa in isas() {
+    // Every instruction set, with and without the mirror-symmetric path (where the
+    // matrices have it; else both runs take the general path).
+    for (isa, symmetry) in isas().into_iter().flat_map(|i| [(i, true), (i, false)]) {
         let mut plan = BlockTransform::new(h, w, b, c, keep(tri, c), &m.view(), 2).unwrap();
         plan.set_isa(isa).unwrap();
+        plan.set_tuning(Tuning {
+            symmetry,
+            ..plan.tuning()
+        });
         assert_eq!(plan.plane_coeffs(), coeffs_per_plane(h, w, b, c, tri));
         let mut y = vec![f32::NAN; yref.len()];
         plan.compress(&x, planes, &mut y).unwrap();
         let e = max_abs_err(&y, &yref) / scale(data_range, if strict { &yref } else { &yabs });
         assert!(
             e <= REL_TOL,
-            "compress {isa:?} {h}x{w} b={b} c={c} tri={tri}: rel err {e:e}"
+            "compress {isa:?} symmetry={symmetry} {h}x{w} b={b} c={c} tri={tri}: rel err {e:e}"
         );
         let mut xo = vec![f32::NAN; x.len()];
         plan.decompress(&yin, planes, &mut xo).unwrap();
         let e2 = max_abs_err(&xo, &xref) / scale(data_range, if strict { &xref } else { &xabs });
         assert!(
             e2 <= REL_TOL,
-            "decompress {isa:?} {h}x{w} b={b} c={c} tri={tri}: rel err {e2:e}"
+            "decompress {isa:?} symmetry={symmetry} {h}x{w} b={b} c={c} tri={tri}: rel err {e2:e}"
         );
         worst = worst.max(e).max(e2);
     }
@@ -210,6 +237,49 @@ fn arbitrary_matrices_match_reference() {
         }
     }
     eprintln!("worst relative error (random matrices): {worst:e}");
+}
+
+#[test]
+fn mirror_symmetric_matrices_match_reference() {
+    let mut rng = Rng(6);
+    let mut worst: f64 = 0.0;
+    for b in [4, 8, 16, 32] {
+        for c in cfs(b) {
+            let m = Mats::mirrored(b, c, &mut rng);
+            let plan = BlockTransform::new(8, 8, b, c, Keep::Grid, &m.view(), 1).unwrap();
+            assert!(
+                plan.uses_symmetry(),
+                "b={b} c={c}: mirrored rows not detected"
+            );
+            for tri in [false, true] {
+                for (h, w) in SIZES {
+                    worst = worst.max(check_case(h, w, b, c, tri, &m, -1.0, 1.0, &mut rng, false));
+                }
+            }
+        }
+    }
+    eprintln!("worst relative error (mirror-symmetric matrices): {worst:e}");
+}
+
+#[test]
+fn symmetric_path_is_taken_only_for_mirrored_rows() {
+    let mut rng = Rng(7);
+    for b in [4, 8, 16, 32] {
+        for c in cfs(b) {
+            let plan =
+                |m: &Mats| BlockTransform::new(8, 8, b, c, Keep::Grid, &m.view(), 1).unwrap();
+            assert!(plan(&Mats::dct(b, c)).uses_symmetry(), "dct b={b} c={c}");
+            assert!(
+                !plan(&Mats::random(b, c, &mut rng)).uses_symmetry(),
+                "random b={b} c={c}"
+            );
+            // One entry of the last row off its mirror image by 1e-4: neither symmetric nor
+            // antisymmetric any more, so the general path must be used.
+            let mut m = Mats::mirrored(b, c, &mut rng);
+            m.ar[c * b - 1] += 1e-4;
+            assert!(!plan(&m).uses_symmetry(), "perturbed b={b} c={c}");
+        }
+    }
 }
 
 #[test]
