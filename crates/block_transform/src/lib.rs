@@ -125,8 +125,8 @@ const STAGE_W: usize = CHUNK + 32;
 /// (crates/block_transform/README.md has the measurements).
 const READ_AHEAD_MAX_W: usize = 1024;
 /// Least distance of the compress read-ahead: it runs whole strips ahead, at
-/// least this many bytes (f32 samples: 8 strips at 64², 2 at 256², one from 512²).
-pub const READ_AHEAD_BYTES: usize = 16 * 1024;
+/// least this many bytes (f32 samples: 4 strips at 64², 2 at 128², one from 256²).
+pub const READ_AHEAD_BYTES: usize = 8 * 1024;
 /// Decompress prefetches the output this many bytes ahead of each store.
 pub const WRITE_AHEAD_BYTES: usize = 4 * 1024;
 /// Target pixels per task: ~5–10 µs of work, far above the ~50 ns claim cost.
