@@ -13,7 +13,8 @@
 //! [`Tuning`](block_transform::Tuning):
 //! `--chunk N` (column chunk), `--read-ahead-max-w N` (0: no read-ahead),
 //! `--read-ahead-bytes N` and `--write-ahead-bytes N` (0: no write-ahead),
-//! `--symmetry 0` (the general kernels even for the DCT's mirror-symmetric rows).
+//! `--symmetry 0` (the general kernels even for the DCT's mirror-symmetric rows),
+//! `--stream 0` (compress stores its coefficients with ordinary stores only).
 //! Ops: `c`/`d` floats, `ci8`/`di8` int8 codes, `ci16` int16 codes, `cu8i16` int16 codes of
 //! 8-bit samples, `di16` decompress int16 codes, `dci16`/`dci16u8` decompress_compare of int16 codes against the f32 / 8-bit
 //! samples (GB/s and ×copy are of the f32 size in every row).
@@ -203,6 +204,9 @@ fn main() {
                     }
                     if let Some(v) = arg("--symmetry") {
                         tuning.symmetry = v != "0";
+                    }
+                    if let Some(v) = arg("--stream") {
+                        tuning.stream = v != "0";
                     }
                     plan.set_tuning(tuning);
                     let m = planes * plan.plane_coeffs();

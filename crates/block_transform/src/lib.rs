@@ -306,6 +306,10 @@ mod sealed {
 pub trait Elem: Copy + Send + Sync + 'static + sealed::Sealed {
     /// Writes `src` converted to `Self` into `dst`; returns how many were clamped.
     fn store(src: &[f32], dst: &mut [Self]) -> usize;
+    /// [`Elem::store`] with streaming (non-temporal) stores where it can.
+    fn store_stream(src: &[f32], dst: &mut [Self]) -> usize {
+        Self::store(src, dst)
+    }
     /// Gives f32 access to `rows` rows of `len` coefficients starting at `off`
     /// (stride `stride`) of `src`: f32 returns `src` itself; codes convert into
     /// `stage` (row stride `STAGE_W`). Returns `(data, offset, stride)`.
@@ -323,6 +327,11 @@ impl Elem for f32 {
     #[inline(always)]
     fn store(src: &[f32], dst: &mut [f32]) -> usize {
         dst.copy_from_slice(src);
+        0
+    }
+    #[inline(always)]
+    fn store_stream(src: &[f32], dst: &mut [f32]) -> usize {
+        stream_f32(src, dst);
         0
     }
     #[inline(always)]
@@ -590,6 +599,8 @@ pub struct Tuning {
     pub write_ahead_bytes: usize,
     /// Use the matrices' (anti)symmetry where they have it (see `row_pass`).
     pub symmetry: bool,
+    /// Compress writes long runs of f32 coefficients with streaming stores (see `col_pass`).
+    pub stream: bool,
 }
 
 impl std::fmt::Debug for BlockTransform {
@@ -716,6 +727,7 @@ impl BlockTransform {
                 read_ahead_bytes: READ_AHEAD_BYTES,
                 write_ahead_bytes: WRITE_AHEAD_BYTES,
                 symmetry: true,
+                stream: true,
             },
             scratch: Mutex::new((0..threads).map(|_| vec![0.0; scratch_len(b)]).collect()),
             pool: Pool::new(threads),
@@ -1496,6 +1508,9 @@ fn default_chunk(c: usize, group: usize) -> usize {
     (fits / group * group).clamp(group, CHUNK)
 }
 
+/// Shortest run of coefficients compress writes with streaming stores.
+const STREAM_MIN_BYTES: usize = 256;
+
 /// Floats of one thread's scratch buffer for block size `b` (4176 per block row).
 fn scratch_len(b: usize) -> usize {
     b * (TMP_W + STAGE_W + TAIL) + LINE_F32
@@ -1573,6 +1588,9 @@ impl<const B: usize, S: Pixel, T: Elem> Kernel for CompressLoop<'_, '_, B, S, T>
             }
         }
         p.give_back_scratch(buf);
+        if p.tune.stream {
+            stream_fence();
+        }
         clamped
     }
 }
@@ -1796,6 +1814,51 @@ fn half_dot<const B: usize, A: Arith>(
     std::array::from_fn(|l| e[l] + o[l])
 }
 
+/// `dst.copy_from_slice(src)` with non-temporal (streaming) stores for the 16-byte aligned
+/// part on x86_64: the lines are written without being read first. Callers that stream
+/// must run [`stream_fence`] before other threads may read `dst`.
+#[inline(always)]
+fn stream_f32(src: &[f32], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_loadu_ps, _mm_stream_ps};
+        let src = &src[..dst.len()];
+        // `align_offset` may answer usize::MAX (never here in practice): then nothing streams.
+        let head = dst.as_ptr().align_offset(16).min(dst.len());
+        let body = (dst.len() - head) / 4 * 4;
+        let (d_head, rest) = dst.split_at_mut(head);
+        let (d_body, d_tail) = rest.split_at_mut(body);
+        let (s_head, rest) = src.split_at(head);
+        let (s_body, s_tail) = rest.split_at(body);
+        d_head.copy_from_slice(s_head);
+        for (d4, s4) in d_body.chunks_exact_mut(4).zip(s_body.chunks_exact(4)) {
+            // SAFETY: SSE is part of every x86_64 CPU. `s4` holds 4 readable floats
+            // (`_mm_loadu_ps` has no alignment requirement); `d4` is 4 writable floats that
+            // start 16-byte aligned (`d_body` starts at an aligned address and every chunk
+            // is 16 bytes on from it), which `_mm_stream_ps` requires.
+            #[allow(unsafe_code)]
+            unsafe {
+                _mm_stream_ps(d4.as_mut_ptr(), _mm_loadu_ps(s4.as_ptr()));
+            }
+        }
+        d_tail.copy_from_slice(s_tail);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    dst.copy_from_slice(src);
+}
+
+/// Orders this thread's streaming stores before its later stores (`sfence`), so that the
+/// pool's completion signal publishes them to the caller like ordinary stores.
+#[inline(always)]
+fn stream_fence() {
+    // SAFETY: `sfence` needs only SSE, which every x86_64 CPU has; it touches no memory.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    }
+}
+
 /// Starts bringing the line holding `v` into the cache: a prefetch into L2 on
 /// x86_64 (L1 stays free for the strip being worked on); elsewhere a plain
 /// load, folded into `sink` so that it is not optimised away.
@@ -1873,15 +1936,21 @@ fn col_pass<const B: usize, T: Elem, A: Arith>(
             st[bj * bs + rs[i]..][..B].copy_from_slice(&acc);
         }
     }
+    // Streaming stores skip the read-for-ownership of each output line, which pays when the
+    // output is a large part of the traffic (a quarter of the input or more) and the runs
+    // are long enough that few lines are shared between runs (see `STREAM_MIN_BYTES`).
+    let run_bytes = nb * if bm { p.per_block } else { c } * std::mem::size_of::<T>();
+    let stream = p.tune.stream && 4 * p.per_block >= B * B && run_bytes >= STREAM_MIN_BYTES;
+    let store = if stream { T::store_stream } else { T::store };
     if bm {
         let n = nb * p.per_block;
-        T::store(&st[..n], &mut out[bj0 * p.per_block..][..n])
+        store(&st[..n], &mut out[bj0 * p.per_block..][..n])
     } else {
         let n = nb * c;
         let row = p.nbw * c;
         let mut clamped = 0;
         for i in 0..c {
-            clamped += T::store(&st[i * STAGE_W..][..n], &mut out[i * row + bj0 * c..][..n]);
+            clamped += store(&st[i * STAGE_W..][..n], &mut out[i * row + bj0 * c..][..n]);
         }
         clamped
     }

@@ -149,12 +149,14 @@ fn check_case(
     let data_range = hi - lo;
     let mut worst: f64 = 0.0;
     // Every instruction set, with and without the mirror-symmetric path (where the
-    // matrices have it; else both runs take the general path).
-    for (isa, symmetry) in isas().into_iter().flat_map(|i| [(i, true), (i, false)]) {
+    // matrices have it; else both runs take the general path) and the streaming stores.
+    let tunings = [(true, true), (false, false), (true, false), (false, true)];
+    for (isa, (symmetry, stream)) in isas().into_iter().flat_map(|i| tunings.map(|t| (i, t))) {
         let mut plan = BlockTransform::new(h, w, b, c, keep(tri, c), &m.view(), 2).unwrap();
         plan.set_isa(isa).unwrap();
         plan.set_tuning(Tuning {
             symmetry,
+            stream,
             ..plan.tuning()
         });
         assert_eq!(plan.plane_coeffs(), coeffs_per_plane(h, w, b, c, tri));
@@ -163,14 +165,14 @@ fn check_case(
         let e = max_abs_err(&y, &yref) / scale(data_range, if strict { &yref } else { &yabs });
         assert!(
             e <= REL_TOL,
-            "compress {isa:?} symmetry={symmetry} {h}x{w} b={b} c={c} tri={tri}: rel err {e:e}"
+            "compress {isa:?} symmetry={symmetry} stream={stream} {h}x{w} b={b} c={c} tri={tri}: rel err {e:e}"
         );
         let mut xo = vec![f32::NAN; x.len()];
         plan.decompress(&yin, planes, &mut xo).unwrap();
         let e2 = max_abs_err(&xo, &xref) / scale(data_range, if strict { &xref } else { &xabs });
         assert!(
             e2 <= REL_TOL,
-            "decompress {isa:?} symmetry={symmetry} {h}x{w} b={b} c={c} tri={tri}: rel err {e2:e}"
+            "decompress {isa:?} symmetry={symmetry} stream={stream} {h}x{w} b={b} c={c} tri={tri}: rel err {e2:e}"
         );
         worst = worst.max(e).max(e2);
     }
