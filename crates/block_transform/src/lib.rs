@@ -39,14 +39,22 @@
 //!   lane group loaded once and kept in registers while the `c` outputs are
 //!   produced. It is the heavy pass (`c` FMAs per input pixel) and goes first
 //!   because it shrinks the data `b/c`-fold along the contiguous axis, where it
-//!   vectorises without shuffles. (2) *column pass* — per block and row `i`:
+//!   vectorises without shuffles. When every row of `A_rows` is mirror-symmetric
+//!   or antisymmetric (the DCT's rows alternate; detected per plan, within a few
+//!   ulps), it first forms the sums and differences of mirrored input rows
+//!   (`X[k] ± X[b-1-k]`) and then needs `b/2` terms per output instead of `b`.
+//!   (2) *column pass* — per block and row `i`:
 //!   `Y[i][·] = Σ_l T[i][bj·b+l]·A_colsᵀ[l][·]`, FMAs of a broadcast `T` value
 //!   with register-resident `b`-lane rows of `A_colsᵀ` (lanes `≥ c` are zero
 //!   padding), `c²/b` FMAs per pixel. Results go to a small staging row with
 //!   overlapping full-width stores (which makes the triangle selection free) and
-//!   are then copied, or rounded to integer codes, into the output.
+//!   are then copied, or rounded to integer codes, into the output — with
+//!   streaming stores (no read of the line first) for long f32 runs when the
+//!   output is at least a quarter of the input.
 //! * **decompress** mirrors it: the cheap *width pass* expands the chunk's
-//!   coefficients to `c×chunk` (broadcast-FMA), then the heavy *height pass*
+//!   coefficients to `c×chunk` (broadcast-FMA), one coefficient row at a time
+//!   so the row's length is a compile-time constant of the inner loop (one
+//!   instance per length up to 8), then the heavy *height pass*
 //!   writes the `b` output rows one row at a time (so the stores form one
 //!   ascending stream per page for the hardware prefetcher), 16 lanes per store,
 //!   straight into the caller's buffer; cropped rows are never computed.
@@ -72,8 +80,9 @@
 //! plan construction ([`Isa::detect`]), so the binary runs on any x86-64
 //! without `-C target-cpu`. The only `unsafe` in the crate is the call into
 //! those `#[target_feature]` functions (after run-time detection), the
-//! prefetch instruction (`prefetch_l2`) and the lifetime erasure in the thread
-//! pool; each is justified where it occurs.
+//! prefetch instruction (`prefetch_l2`), the SSE streaming store and its
+//! `sfence` (`stream_f32`, `stream_fence`) and the lifetime erasure in the
+//! thread pool; each is justified where it occurs.
 //!
 //! # Threading
 //! The strips of all planes form one global list (`planes·nbh` strips), cut into
@@ -1939,7 +1948,8 @@ fn col_pass<const B: usize, T: Elem, A: Arith>(
     // Streaming stores skip the read-for-ownership of each output line, which pays when the
     // output is a large part of the traffic (a quarter of the input or more) and the runs
     // are long enough that few lines are shared between runs (see `STREAM_MIN_BYTES`).
-    let run_bytes = nb * if bm { p.per_block } else { c } * std::mem::size_of::<T>();
+    let run = if bm { nb * p.per_block } else { nb * c };
+    let run_bytes = run * std::mem::size_of::<T>();
     let stream = p.tune.stream && 4 * p.per_block >= B * B && run_bytes >= STREAM_MIN_BYTES;
     let store = if stream { T::store_stream } else { T::store };
     if bm {
@@ -2041,11 +2051,11 @@ fn width_pass<const B: usize, T: Elem, A: Arith>(
     // One coefficient row `i` at a time over the chunk's blocks: its length `jn` is then
     // fixed for the inner loop, which is compiled per length up to 8 (straight-line FMAs;
     // a run-time length costs a compare and branch per term and bounds checks per block).
+    if nb == 0 {
+        return;
+    }
     for (i, zr) in z[..c].iter_mut().enumerate() {
         let jn = p.row_len[i];
-        if nb == 0 {
-            break;
-        }
         // Block `bj`'s coefficients of this row start at `row[bj·bs]`.
         let row = &coef[off + rs[i]..][..(nb - 1) * bs + jn];
         let zr = &mut zr[..nb * B];
