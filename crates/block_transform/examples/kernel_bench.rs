@@ -20,7 +20,8 @@
 //! samples (GB/s and ×copy are of the f32 size in every row).
 //!
 //! `--hot`: instead, a compute-bound table per instruction set: one thread on a
-//! cache-resident 3×128² tensor (minimum of 15 × 20 calls), ns per pixel.
+//! cache-resident 3×128² tensor (minimum of 15 × 20 calls), ns per pixel; compress's
+//! streaming stores are off there unless `--stream 1` is given.
 
 use block_transform::{BlockTransform, Isa, Keep, Tuning};
 use std::time::Instant;
@@ -108,12 +109,13 @@ fn hot(block: usize, cfs: &[usize]) {
                 let variant = if tri { Keep::triangle(cf) } else { Keep::Grid };
                 let mut p = BlockTransform::dct(s, s, block, cf, variant.clone(), 1).unwrap();
                 p.set_isa(isa).unwrap();
-                if let Some(v) = arg("--symmetry") {
-                    p.set_tuning(Tuning {
-                        symmetry: v != "0",
-                        ..p.tuning()
-                    });
-                }
+                // Streaming stores off unless asked for: they send the output to memory,
+                // which is what they are for, but this table measures the arithmetic.
+                p.set_tuning(Tuning {
+                    symmetry: arg("--symmetry").is_none_or(|v| v != "0"),
+                    stream: arg("--stream").is_some_and(|v| v != "0"),
+                    ..p.tuning()
+                });
                 let m = planes * p.plane_coeffs();
                 let (mut y, mut q) = (vec![0f32; m], vec![0i8; m]);
                 let c = min_time(&mut || p.compress(&x, planes, &mut y).unwrap());
