@@ -23,6 +23,13 @@ def fnum(r, k):
     return float(r[k])
 
 
+def kept_fraction(r):
+    """Coefficients kept per pixel: CF² of block² (chop) or the CF(CF+1)/2 of the triangle."""
+    cf, b = int(r["cf"]), int(r["block"])
+    kept = cf * cf if r["variant"] == "chop" else cf * (cf + 1) // 2
+    return kept / (b * b)
+
+
 grid = [r for r in rows if r["file"][len("native_"):-4].isdigit()]
 grid.sort(key=lambda r: (r["variant"], side(r), int(r["cf"]), r["engine"]))
 print("# Native engine against ORT and tract (bench/run_native.sh)\n")
@@ -94,13 +101,22 @@ if flat:
 thr = [r for r in rows if r["file"].startswith("native_threads")]
 if thr:
     print("## One thread against two, 1024², CF 4 (issue 11: 2 threads ≥ 1.7× one)\n")
-    print("Three passes; each pass measures one and two threads back to back.\n")
-    print("| pass | engine | threads | comp GB/s | dec GB/s | c/copy | d/copy |\n|---|---|---|---|---|---|---|")
+    print("Three passes; each pass measures one and two threads back to back. \"copy, T thr\" is the")
+    print("same copy cut into as many parts as the row has threads, copied at once: what the memory")
+    print("delivers to that many cores. \"c / d traffic\" is the bytes a direction reads plus the")
+    print("bytes it writes per second (f32 image and f32 coefficients; stores counted once) over that")
+    print("copy's; near 1, a direction moves data as fast as the machine copies it.\n")
+    print("| pass | engine | threads | comp GB/s | dec GB/s | c/copy | d/copy | copy, 1 thr | copy, T thr "
+          "| c traffic | d traffic |\n|---|---|---|---|---|---|---|---|---|---|---|")
     for r in sorted(thr, key=lambda r: (r["file"], r["engine"], int(r["threads"]))):
         p = r["file"][len("native_threads"):-4]
+        copy_t = fnum(r, "memcpy_threads_gbps") if r.get("memcpy_threads_gbps") else float("nan")
+        k = kept_fraction(r)
+        traffic = lambda op: fnum(r, f"{op}_gbps") * (1 + k) / (2 * copy_t)
         print(f"| {p} | {r['engine']} | {r['threads']} | {fnum(r, 'compress_gbps'):.2f} | "
               f"{fnum(r, 'decompress_gbps'):.2f} | {fnum(r, 'compress_vs_memcpy'):.2f} | "
-              f"{fnum(r, 'decompress_vs_memcpy'):.2f} |")
+              f"{fnum(r, 'decompress_vs_memcpy'):.2f} | {fnum(r, 'memcpy_gbps'):.2f} | {copy_t:.2f} | "
+              f"{traffic('compress'):.2f} | {traffic('decompress'):.2f} |")
     print()
     for e in sorted({r["engine"] for r in thr}):
         ratios = {"compress": [], "decompress": []}

@@ -771,9 +771,11 @@ fn bench_json_and_csv_report_every_configuration_with_baselines() {
             "compress_gbps",
             "decompress_gbps",
             "memcpy_gbps",
+            "memcpy_threads_gbps",
         ] {
             assert!(!p[k].is_null(), "{k} missing in {p}");
         }
+        assert!(p["memcpy_threads_gbps"].as_f64().unwrap() > 0.0, "{p}");
         assert!(p["compress_gbps"].as_f64().unwrap() > 0.0, "{p}");
         // The dense form was measured beside every point: its ratio is filled in, and 1 for itself.
         let r = p["compress_vs_dense"].as_f64().unwrap();

@@ -61,7 +61,7 @@ pub struct BenchArgs {
     force: bool,
 }
 
-const HEADER: [&str; 18] = [
+const HEADER: [&str; 19] = [
     "engine",
     "thr",
     "variant",
@@ -73,6 +73,7 @@ const HEADER: [&str; 18] = [
     "comp GB/s",
     "dec GB/s",
     "copy GB/s",
+    "copyT GB/s",
     "c/cp",
     "d/cp",
     "c/dense",
@@ -83,7 +84,9 @@ const HEADER: [&str; 18] = [
 ];
 
 fn print_row(cells: &[String]) {
-    let widths: [isize; 18] = [-6, 3, -9, -6, -8, 10, 3, 5, 9, 9, 9, 6, 6, 7, 7, 6, 6, -5];
+    let widths: [isize; 19] = [
+        -6, 3, -9, -6, -8, 10, 3, 5, 9, 9, 9, 10, 6, 6, 7, 7, 6, 6, -5,
+    ];
     let line: Vec<String> = cells
         .iter()
         .zip(widths)
@@ -112,6 +115,7 @@ fn row(p: &BenchPoint) -> Vec<String> {
         format!("{:.3}", p.compress_gbps),
         format!("{:.3}", p.decompress_gbps),
         format!("{:.3}", p.memcpy_gbps),
+        format!("{:.3}", p.memcpy_threads_gbps),
         format!("{:.2}", p.compress_vs_memcpy),
         format!("{:.2}", p.decompress_vs_memcpy),
         r(p.compress_vs_dense),

@@ -53,6 +53,10 @@ pub struct BenchPoint {
     /// back to back; `None` when native was not measured beside it.
     pub compress_vs_native: Option<f64>,
     pub decompress_vs_native: Option<f64>,
+    /// The same copy split across `threads` threads: what the memory delivers to that many
+    /// cores, the ceiling of a transform whose traffic is a copy's (the ratios above stay
+    /// against the one-thread copy).
+    pub memcpy_threads_gbps: f64,
 }
 
 /// Fill `*_vs_dense` of every point from the `full` point among them (the forms of one
@@ -92,7 +96,7 @@ pub const CSV_HEADER: &str = "engine,device,threads,form,tile_resolved,variant,r
 channels,dtype,bytes,reps,compress_s,decompress_s,memcpy_s,compress_gbps,decompress_gbps,\
 memcpy_gbps,compress_vs_memcpy,decompress_vs_memcpy,compress_ns_per_pixel,\
 decompress_ns_per_pixel,compress_vs_dense,decompress_vs_dense,compress_vs_native,\
-decompress_vs_native,code";
+decompress_vs_native,code,memcpy_threads_gbps";
 
 impl BenchPoint {
     /// One CSV row (no field holds a comma; an unmeasured ratio is empty).
@@ -100,7 +104,7 @@ impl BenchPoint {
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
         format!(
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6e},{:.6e},{:.6e},{:.4},{:.4},{:.4},{:.4},\
-             {:.4},{:.4},{:.4},{},{},{},{},{}",
+             {:.4},{:.4},{:.4},{},{},{},{},{},{:.4}",
             self.engine,
             self.device,
             self.threads,
@@ -130,6 +134,7 @@ impl BenchPoint {
             opt(self.compress_vs_native),
             opt(self.decompress_vs_native),
             self.code,
+            self.memcpy_threads_gbps,
         )
     }
 }
@@ -189,16 +194,54 @@ fn reps_for(one_run_s: f64, budget_s: f64) -> usize {
 
 /// Median seconds to copy `elems` f32 values between two pre-allocated buffers.
 pub fn memcpy_seconds(elems: usize, reps: usize) -> f64 {
+    memcpy_seconds_threads(elems, reps, 1)
+}
+
+/// [`memcpy_seconds`] with the copy cut into `threads` equal parts copied at the same time
+/// (scoped threads, started before the clock).
+pub fn memcpy_seconds_threads(elems: usize, reps: usize, threads: usize) -> f64 {
     let src: Vec<f32> = (0..elems).map(|i| (i % 251) as f32).collect();
     let mut dst = vec![0f32; elems];
     dst.copy_from_slice(&src); // warm-up: fault in the pages
-    let mut t = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let t0 = std::time::Instant::now();
-        dst.copy_from_slice(std::hint::black_box(&src));
-        std::hint::black_box(&mut dst);
-        t.push(t0.elapsed().as_secs_f64());
+    let part = elems.div_ceil(threads.max(1)).max(1);
+    let parts = elems.div_ceil(part);
+    if parts <= 1 {
+        let mut t = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let t0 = std::time::Instant::now();
+            dst.copy_from_slice(std::hint::black_box(&src));
+            std::hint::black_box(&mut dst);
+            t.push(t0.elapsed().as_secs_f64());
+        }
+        return median(&t);
     }
+    // Every thread, the timing one included, meets at a barrier before each copy and after it;
+    // the time is from the first barrier's release to the second's.
+    let barrier = std::sync::Barrier::new(parts);
+    let mut t = Vec::with_capacity(reps);
+    std::thread::scope(|scope| {
+        let mut parts = src.chunks(part).zip(dst.chunks_mut(part));
+        let (s0, d0) = parts.next().expect("two parts or more");
+        for (s, d) in parts {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                for _ in 0..reps {
+                    barrier.wait();
+                    d.copy_from_slice(std::hint::black_box(s));
+                    std::hint::black_box(&mut *d);
+                    barrier.wait();
+                }
+            });
+        }
+        for _ in 0..reps {
+            barrier.wait();
+            let t0 = std::time::Instant::now();
+            d0.copy_from_slice(std::hint::black_box(s0));
+            std::hint::black_box(&mut *d0);
+            barrier.wait();
+            t.push(t0.elapsed().as_secs_f64());
+        }
+    });
     median(&t)
 }
 
@@ -247,12 +290,18 @@ pub fn measure(spec: &Spec, opts: &EngineOptions, budget_s: f64) -> Result<Bench
     let bytes = elems * elem_bytes;
     // The copy baseline moves the same number of bytes, in f32 units.
     let tm = memcpy_seconds(bytes / 4, reps.max(5));
+    let threads = opts.resolved_threads();
+    let tm_threads = if threads > 1 {
+        memcpy_seconds_threads(bytes / 4, reps.max(5), threads)
+    } else {
+        tm
+    };
     let gbps = |t: f64| bytes as f64 / t / 1e9;
     let pixels = (spec.batch * spec.channels * spec.height * spec.width) as f64;
     Ok(BenchPoint {
         engine: opts.kind.for_plan(opts.device).to_string(),
         device: opts.device.to_string(),
-        threads: opts.resolved_threads(),
+        threads,
         form: spec.tile.to_string(),
         tile_resolved: plan.tile_label(),
         variant: spec.variant.to_string(),
@@ -282,5 +331,23 @@ pub fn measure(spec: &Spec, opts: &EngineOptions, budget_s: f64) -> Result<Bench
         decompress_vs_dense: None,
         compress_vs_native: None,
         decompress_vs_native: None,
+        memcpy_threads_gbps: gbps(tm_threads),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threaded_copy_baseline_handles_more_threads_than_values() {
+        // Fewer values than threads: fewer parts, every part copied, no thread left waiting.
+        for (elems, threads) in [(1, 4), (3, 2), (5, 8), (1000, 3), (4096, 2)] {
+            let t = memcpy_seconds_threads(elems, 3, threads);
+            assert!(
+                t.is_finite() && t >= 0.0,
+                "{elems} values on {threads} threads: {t}"
+            );
+        }
+    }
 }
