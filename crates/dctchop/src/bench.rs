@@ -341,7 +341,8 @@ mod tests {
 
     #[test]
     fn threaded_copy_baseline_handles_more_threads_than_values() {
-        // Fewer values than threads: fewer parts, every part copied, no thread left waiting.
+        // Fewer values than threads: fewer parts. The barrier counts parts, not threads; sized
+        // to the threads it would wait forever here for threads that were never started.
         for (elems, threads) in [(1, 4), (3, 2), (5, 8), (1000, 3), (4096, 2)] {
             let t = memcpy_seconds_threads(elems, 3, threads);
             assert!(
