@@ -204,24 +204,15 @@ pub fn memcpy_seconds_threads(elems: usize, reps: usize, threads: usize) -> f64 
     let mut dst = vec![0f32; elems];
     dst.copy_from_slice(&src); // warm-up: fault in the pages
     let part = elems.div_ceil(threads.max(1)).max(1);
-    let parts = elems.div_ceil(part);
-    if parts <= 1 {
-        let mut t = Vec::with_capacity(reps);
-        for _ in 0..reps {
-            let t0 = std::time::Instant::now();
-            dst.copy_from_slice(std::hint::black_box(&src));
-            std::hint::black_box(&mut dst);
-            t.push(t0.elapsed().as_secs_f64());
-        }
-        return median(&t);
-    }
+    let parts = elems.div_ceil(part).max(1);
     // Every thread, the timing one included, meets at a barrier before each copy and after it;
-    // the time is from the first barrier's release to the second's.
+    // the time is from the first barrier's release to the second's. With one part no thread
+    // is started and the barrier returns at once.
     let barrier = std::sync::Barrier::new(parts);
     let mut t = Vec::with_capacity(reps);
     std::thread::scope(|scope| {
         let mut parts = src.chunks(part).zip(dst.chunks_mut(part));
-        let (s0, d0) = parts.next().expect("two parts or more");
+        let (s0, d0) = parts.next().unwrap_or((&[], &mut []));
         for (s, d) in parts {
             let barrier = &barrier;
             scope.spawn(move || {
@@ -343,7 +334,7 @@ mod tests {
     fn threaded_copy_baseline_handles_more_threads_than_values() {
         // Fewer values than threads: fewer parts. The barrier counts parts, not threads; sized
         // to the threads it would wait forever here for threads that were never started.
-        for (elems, threads) in [(1, 4), (3, 2), (5, 8), (1000, 3), (4096, 2)] {
+        for (elems, threads) in [(0, 2), (1, 1), (1, 4), (3, 2), (5, 8), (1000, 3), (4096, 2)] {
             let t = memcpy_seconds_threads(elems, 3, threads);
             assert!(
                 t.is_finite() && t >= 0.0,
